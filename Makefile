@@ -1,0 +1,31 @@
+# Entry points. `make deploy` and `make test` work on a bare machine: they
+# install what they need and bring up the local cluster when no kubeconfig
+# points at a reachable one.
+.PHONY: setup deploy test lint unit e2e molecule benchmark cluster-up cluster-down
+
+setup:
+	scripts/setup
+
+deploy: setup
+	scripts/with-cluster ansible-playbook deploy.yml
+
+test: lint unit e2e molecule
+
+lint: setup
+	.venv/bin/yamllint --strict .
+	cd .venv/collections/ansible_collections/mariadb_k8s/cluster && PATH=$(CURDIR)/.venv/bin:$$PATH ansible-lint --offline --profile production
+
+unit: setup
+	.venv/bin/pytest -q tests/unit
+
+e2e: setup
+	scripts/with-cluster pytest -v tests/e2e
+
+molecule: setup
+	scripts/with-cluster molecule test
+
+cluster-up:
+	scripts/cluster up
+
+cluster-down:
+	scripts/cluster down

@@ -1,0 +1,53 @@
+"""Run a command in a pod's container through the Kubernetes exec API."""
+
+try:
+    from kubernetes.client import CoreV1Api
+    from kubernetes.stream import stream
+except ImportError:
+    # Reported by AnsibleK8SModule when the module starts.
+    pass
+
+
+class ExecError(Exception):
+    """The command could not be run, or it failed."""
+
+
+class PodExec:
+    """Runs commands in containers of one namespace.
+
+    Output is collected until the command exits; `timeout` bounds the wait.
+    """
+
+    def __init__(self, api_client, namespace, container):
+        self._api = CoreV1Api(api_client)
+        self._namespace = namespace
+        self._container = container
+
+    def run(self, pod, command, timeout=30):
+        try:
+            resp = stream(
+                self._api.connect_get_namespaced_pod_exec,
+                pod,
+                self._namespace,
+                container=self._container,
+                command=command,
+                stdin=False,
+                stdout=True,
+                stderr=True,
+                tty=False,
+                _preload_content=False,
+            )
+            resp.run_forever(timeout=timeout)
+            stdout = resp.read_stdout() or ""
+            stderr = resp.read_stderr() or ""
+            if resp.is_open():
+                resp.close()
+                raise ExecError("timed out after %ss" % timeout)
+            rc = resp.returncode
+        except ExecError:
+            raise
+        except Exception as exc:  # the client raises many types: report them all alike
+            raise ExecError("exec failed: %s" % exc)
+        if rc != 0:
+            raise ExecError("exit code %s: %s" % (rc, stderr.strip() or stdout.strip()))
+        return stdout

@@ -1,0 +1,147 @@
+"""Pure logic of the replication check: SQL to run, output parsing, verdicts.
+
+Nothing here talks to Kubernetes, so it is unit-tested on captured output of
+real MariaDB 10.11 and 11.8 servers.
+"""
+
+import re
+
+# One exec per pod: server identity, then the replica status (no row on a
+# server that replicates from nobody). Vertical output parses the same way
+# for both statements.
+STATUS_SQL = (
+    "SELECT @@server_id AS server_id, @@read_only AS read_only, @@version AS version, "
+    "@@gtid_current_pos AS gtid_current_pos, @@gtid_binlog_pos AS gtid_binlog_pos, "
+    "@@gtid_slave_pos AS gtid_slave_pos\\G "
+    "SHOW SLAVE STATUS\\G"
+)
+
+SENTINEL_DATABASE = "mariadb_k8s"
+SENTINEL_TABLE = SENTINEL_DATABASE + ".sentinel"
+
+_ROW_SEPARATOR = re.compile(r"^\*+ \d+\. row \*+$")
+_FIELD = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*): ?(.*)$")
+_TOKEN = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+def parse_vertical(text):
+    """Parse the output of `mariadb` for statements ended by \\G into a list of dicts.
+
+    A line that does not start a field continues the previous field's value
+    (error messages may span lines).
+    """
+    rows = []
+    row = None
+    last = None
+    for line in text.splitlines():
+        if _ROW_SEPARATOR.match(line.strip()):
+            row = {}
+            rows.append(row)
+            last = None
+            continue
+        if row is None:
+            continue
+        match = _FIELD.match(line)
+        if match:
+            last = match.group(1)
+            row[last] = match.group(2)
+        elif last is not None:
+            row[last] += "\n" + line
+    return rows
+
+
+def _int_or_none(value):
+    if value in (None, "", "NULL"):
+        return None
+    return int(value)
+
+
+def pod_state(output):
+    """Turn the STATUS_SQL output of one pod into the reported state."""
+    rows = parse_vertical(output)
+    if not rows or "server_id" not in rows[0]:
+        raise ValueError("no server variables in the output: %r" % output[:200])
+    server = rows[0]
+    replica = rows[1] if len(rows) > 1 else None
+    state = {
+        "server_id": int(server["server_id"]),
+        "read_only": server["read_only"] in ("1", "ON"),
+        "version": server["version"],
+        "gtid_current_pos": server["gtid_current_pos"],
+        "gtid_binlog_pos": server["gtid_binlog_pos"],
+        "gtid_slave_pos": server["gtid_slave_pos"],
+        "replicating": replica is not None,
+        "primary_host": None,
+        "io_running": None,
+        "sql_running": None,
+        "seconds_behind_primary": None,
+        "last_io_error": "",
+        "last_sql_error": "",
+        "using_gtid": None,
+    }
+    if replica is not None:
+        state.update({
+            "primary_host": replica.get("Master_Host"),
+            "io_running": replica.get("Slave_IO_Running"),
+            "sql_running": replica.get("Slave_SQL_Running"),
+            "seconds_behind_primary": _int_or_none(replica.get("Seconds_Behind_Master")),
+            "last_io_error": replica.get("Last_IO_Error", ""),
+            "last_sql_error": replica.get("Last_SQL_Error", ""),
+            "using_gtid": replica.get("Using_Gtid"),
+        })
+    return state
+
+
+def problems(pod, state, is_primary, primary_host, max_lag=None):
+    """Why this pod is not a healthy member of the cluster (empty when it is)."""
+    found = []
+    if is_primary:
+        if state["read_only"]:
+            found.append("the primary is read-only")
+        if state["replicating"]:
+            found.append("the primary is configured as a replica of %s" % state["primary_host"])
+        return ["%s: %s" % (pod, p) for p in found]
+    if not state["read_only"]:
+        found.append("the replica is not read-only")
+    if not state["replicating"]:
+        found.append("replication is not configured")
+    else:
+        if state["primary_host"] != primary_host:
+            found.append("replicates from %s instead of %s" % (state["primary_host"], primary_host))
+        if state["io_running"] != "Yes":
+            found.append("IO thread %s%s" % (state["io_running"], _error(state["last_io_error"])))
+        if state["sql_running"] != "Yes":
+            found.append("SQL thread %s%s" % (state["sql_running"], _error(state["last_sql_error"])))
+        lag = state["seconds_behind_primary"]
+        if max_lag is not None and lag is not None and lag > max_lag:
+            found.append("lag %ds exceeds %ds" % (lag, max_lag))
+    return ["%s: %s" % (pod, p) for p in found]
+
+
+def _error(message):
+    return ": " + message.strip() if message and message.strip() else ""
+
+
+def sentinel_write_sql(token):
+    """SQL that records a new sentinel token on the primary (one row, replaced)."""
+    _check_token(token)
+    return (
+        "CREATE DATABASE IF NOT EXISTS %s; "
+        "CREATE TABLE IF NOT EXISTS %s (id TINYINT PRIMARY KEY, token VARCHAR(64) NOT NULL, "
+        "written_at TIMESTAMP(6) NOT NULL); "
+        "REPLACE INTO %s VALUES (1, '%s', NOW(6));" % (SENTINEL_DATABASE, SENTINEL_TABLE, SENTINEL_TABLE, token)
+    )
+
+
+def sentinel_read_sql():
+    return "SELECT token FROM %s WHERE id = 1" % SENTINEL_TABLE
+
+
+def sentinel_seen(output, token):
+    """Whether the batch output of sentinel_read_sql shows the token."""
+    return token in output.split()
+
+
+def _check_token(token):
+    if not _TOKEN.match(token):
+        raise ValueError("sentinel token must be 1-64 letters, digits or '-': %r" % token)

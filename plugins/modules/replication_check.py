@@ -1,0 +1,240 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: replication_check
+short_description: Check replication of a MariaDB StatefulSet by running SQL in its pods
+version_added: 1.0.0
+description:
+  - Runs SQL in every pod of the StatefulSet through the Kubernetes exec API and reports, per
+    pod, its role, server_id, read_only, replication threads, lag, last errors and GTID position.
+  - Writes a sentinel row on the primary (ordinal 0) and waits until every replica has it.
+  - Fails with a message naming each broken pod and the reason.
+  - SQL runs as the pods' local admin account over the unix socket, so no password is used.
+  - Changes nothing in the cluster's configuration and reports C(changed=false); the sentinel row
+    lives in its own database C(mariadb_k8s), one row, replaced each run.
+author:
+  - mariadb_k8s contributors
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    support: full
+    details: In check mode no sentinel row is written; only the status is read.
+options:
+  namespace:
+    description: Namespace of the StatefulSet.
+    type: str
+    required: true
+  name:
+    description: Name of the StatefulSet; its pods are C(<name>-0) to C(<name>-<replicas - 1>).
+    type: str
+    default: mysql
+  replicas:
+    description: Number of pods to check; defaults to the StatefulSet's C(spec.replicas).
+    type: int
+  container:
+    description: Container running the server.
+    type: str
+    default: mariadb
+  sentinel:
+    description: Write a sentinel row on the primary and wait for it on every replica.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds the sentinel may take to reach every replica.
+    type: float
+    default: 30
+  max_lag:
+    description: Fail when a replica reports more seconds behind the primary than this.
+    type: int
+requirements:
+  - kubernetes >= 24.2.0
+"""
+
+EXAMPLES = r"""
+- name: Check the cluster in namespace mysql.
+  mariadb_k8s.cluster.replication_check:
+    namespace: mysql
+
+- name: Check five pods with a kubeconfig, allowing 10 s of lag, without a sentinel write.
+  mariadb_k8s.cluster.replication_check:
+    namespace: shop
+    name: orders
+    replicas: 5
+    max_lag: 10
+    sentinel: false
+    kubeconfig: ~/.kube/shop
+"""
+
+RETURN = r"""
+primary:
+  description: Name of the primary pod.
+  returned: always
+  type: str
+  sample: mysql-0
+pods:
+  description: State of each pod, by pod name.
+  returned: always
+  type: dict
+  sample:
+    mysql-1:
+      role: replica
+      server_id: 101
+      read_only: true
+      version: 10.11.14-MariaDB-0+deb12u2
+      io_running: "Yes"
+      sql_running: "Yes"
+      seconds_behind_primary: 0
+      last_io_error: ""
+      last_sql_error: ""
+      primary_host: mysql-0.mysql
+      using_gtid: Slave_Pos
+      gtid_current_pos: 0-100-12
+      gtid_binlog_pos: 0-100-12
+      gtid_slave_pos: 0-100-12
+      replicating: true
+sentinel:
+  description: The sentinel written on the primary and the seconds until each replica had it.
+  returned: when I(sentinel=true) and not in check mode
+  type: dict
+  sample: {token: 5c8e0f7e-5d1b-4f0c-9a52-0c0a3e0f1b7a, seconds: {mysql-1: 0.12, mysql-2: 0.15}}
+problems:
+  description: One line per problem found, naming the pod.
+  returned: always
+  type: list
+  elements: str
+  sample: ["mysql-2: IO thread No: Got fatal error 1236 from master"]
+"""
+
+import copy
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import replication
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError, PodExec
+
+# The pods' own client config: unix socket as the OS user mysql (see the
+# pod scripts), so no password is ever passed.
+CLIENT = ["mariadb", "--defaults-file=/etc/mysql/cluster/my.cnf", "--protocol=socket", "--user=mysql"]
+
+
+def argspec():
+    spec = copy.deepcopy(AUTH_ARG_SPEC)
+    spec.update(
+        namespace=dict(type="str", required=True),
+        name=dict(type="str", default="mysql"),
+        replicas=dict(type="int"),
+        container=dict(type="str", default="mariadb"),
+        sentinel=dict(type="bool", default=True),
+        timeout=dict(type="float", default=30),
+        max_lag=dict(type="int"),
+    )
+    return spec
+
+
+def _replica_count(module, client):
+    if module.params["replicas"] is not None:
+        return module.params["replicas"]
+    from kubernetes.client import AppsV1Api
+
+    sts = AppsV1Api(client).read_namespaced_stateful_set(module.params["name"], module.params["namespace"])
+    return sts.spec.replicas
+
+
+def _read_states(pod_exec, pods):
+    def read(pod):
+        try:
+            return pod, replication.pod_state(pod_exec.run(pod, CLIENT + ["-e", replication.STATUS_SQL])), None
+        except (ExecError, ValueError) as exc:
+            return pod, None, "%s: cannot read its state (%s)" % (pod, exc)
+
+    with ThreadPoolExecutor(max_workers=min(8, len(pods))) as pool:
+        return list(pool.map(read, pods))
+
+
+def _wait_for_sentinel(pod_exec, primary, replicas, timeout):
+    token = str(uuid.uuid4())
+    pod_exec.run(primary, CLIENT + ["-e", replication.sentinel_write_sql(token)])
+    started = time.monotonic()
+    deadline = started + timeout
+
+    def wait(pod):
+        while True:
+            try:
+                out = pod_exec.run(pod, CLIENT + ["--batch", "--skip-column-names", "-e", replication.sentinel_read_sql()])
+                if replication.sentinel_seen(out, token):
+                    return pod, round(time.monotonic() - started, 3)
+            except ExecError:
+                pass  # the table may not have replicated yet
+            if time.monotonic() >= deadline:
+                return pod, None
+            time.sleep(0.1)
+
+    seconds = {}
+    if replicas:
+        with ThreadPoolExecutor(max_workers=min(8, len(replicas))) as pool:
+            seconds = dict(pool.map(wait, replicas))
+    return token, seconds
+
+
+def execute_module(module, client):
+    params = module.params
+    names = ["%s-%d" % (params["name"], i) for i in range(_replica_count(module, client))]
+    primary = names[0]
+    primary_host = "%s.%s" % (primary, params["name"])
+    pod_exec = PodExec(client, params["namespace"], params["container"])
+
+    pods, found = {}, []
+    for pod, state, error in _read_states(pod_exec, names):
+        if error:
+            found.append(error)
+            continue
+        is_primary = pod == primary
+        state["role"] = "primary" if is_primary else "replica"
+        pods[pod] = state
+        found.extend(replication.problems(pod, state, is_primary, primary_host, params["max_lag"]))
+
+    result = dict(changed=False, primary=primary, pods=pods, problems=found)
+    if not found and params["sentinel"] and not module.check_mode:
+        try:
+            token, seconds = _wait_for_sentinel(pod_exec, primary, names[1:], params["timeout"])
+        except ExecError as exc:
+            found.append("%s: cannot write the sentinel row (%s)" % (primary, exc))
+        else:
+            result["sentinel"] = dict(token=token, seconds=seconds)
+            found.extend(
+                "%s: the sentinel row written on %s did not arrive within %ss" % (pod, primary, params["timeout"])
+                for pod, elapsed in sorted(seconds.items()) if elapsed is None
+            )
+    if found:
+        module.fail_json(msg="Replication check failed: " + "; ".join(found), **result)
+    module.exit_json(**result)
+
+
+def main():
+    module = AnsibleK8SModule(
+        module_class=AnsibleModule,
+        argument_spec=argspec(),
+        supports_check_mode=True,
+    )
+    try:
+        client = get_api_client(module)
+        execute_module(module, client.client.client)
+    except CoreException as exc:
+        module.fail_from_exception(exc)
+
+
+if __name__ == "__main__":
+    main()

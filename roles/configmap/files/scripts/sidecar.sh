@@ -1,0 +1,66 @@
+#!/bin/bash
+# Sidecar: once the server answers, bring system tables up to date after a
+# version step, point a freshly cloned replica at the primary from the cloned
+# GTID position, then serve backups to the next ordinal on the clone port.
+. "$(dirname "$0")/common.sh"
+
+BACKUP_CNF=/tmp/backup.cnf
+
+write_backup_credentials() {
+  umask 077
+  cat > "$BACKUP_CNF" <<CNF
+!include $CNF
+[client]
+user = backup
+password = $BACKUP_PASSWORD
+socket = $SOCKET
+CNF
+}
+
+upgrade_system_tables() {
+  # mariadb-upgrade records the version it ran for in mysql_upgrade_info and
+  # does nothing on later starts of the same version. It does not binlog.
+  mariadb-upgrade --defaults-file="$CNF" --protocol=socket --user=mysql --silent >/dev/null \
+    || die "mariadb-upgrade failed"
+}
+
+configure_replication() {
+  if [ -n "$(sql -e 'SHOW SLAVE STATUS')" ]; then
+    sql -e 'START SLAVE' 2>/dev/null || true
+    log "replication already configured; ensured it is started"
+  elif [ -f "$DATADIR/clone-position" ]; then
+    local position
+    position=$(cat "$DATADIR/clone-position")
+    sql <<SQL
+SET GLOBAL gtid_slave_pos = '$(sql_quote "$position")';
+CHANGE MASTER TO MASTER_HOST = '$PRIMARY_HOST', MASTER_PORT = 3306, MASTER_USER = 'repl',
+  MASTER_PASSWORD = '$(sql_quote "$REPLICATION_PASSWORD")', MASTER_USE_GTID = slave_pos,
+  MASTER_CONNECT_RETRY = 5;
+START SLAVE;
+SQL
+    rm -f "$DATADIR/clone-position"
+    log "replicating from $PRIMARY_HOST starting at GTID '$position'"
+  else
+    die "replica has data but neither a replication setup nor a clone position"
+  fi
+}
+
+serve_backups() {
+  local pid
+  trap 'kill "$pid" 2>/dev/null; exit 0' TERM INT
+  log "serving backups on port $CLONE_PORT"
+  # bash stays PID 1 and restarts the listener if it ever exits.
+  while true; do
+    socat "TCP-LISTEN:$CLONE_PORT,reuseaddr,fork" "EXEC:$(dirname "$0")/serve-backup.sh" &
+    pid=$!
+    wait "$pid" || true
+    log "listener exited; restarting"
+    sleep 1
+  done
+}
+
+write_backup_credentials
+wait_for_server
+upgrade_system_tables
+is_primary || configure_replication
+serve_backups

@@ -1,0 +1,47 @@
+# Shared helpers for the local-cluster scripts: paths, logging, progress.
+# shellcheck shell=bash
+set -euo pipefail
+
+SCRIPTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=versions.sh
+. "$SCRIPTS_DIR/lib/versions.sh"
+
+# Build cache outside the clone, keyed by version below it.
+CACHE_DIR=${MARIADB_K8S_CACHE:-/var/cache/mariadb-k8s}
+# Cluster state: config, PKI and data (etc/var), pids (run), logs.
+STATE_DIR=${MARIADB_K8S_STATE:-/var/lib/mariadb-k8s}
+RUN_DIR=/run/mariadb-k8s
+LOG_DIR=/var/log/mariadb-k8s
+KUBECONFIG_PATH=${MARIADB_K8S_KUBECONFIG:-$STATE_DIR/admin.kubeconfig}
+K8S_BIN=$CACHE_DIR/kubernetes-$K8S_VERSION/bin
+TOOLS_BIN=$CACHE_DIR/tools/bin
+DNS_IP=169.254.20.10
+
+_START_TS=${_START_TS:-$(date +%s)}
+export _START_TS
+
+elapsed() {
+  local s=$(( $(date +%s) - _START_TS ))
+  printf '%02d:%02d' $((s / 60)) $((s % 60))
+}
+
+log() { printf '[cluster %s] %s\n' "$(elapsed)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# Run a long command, printing a heartbeat every 30 s so CI logs show life.
+with_heartbeat() {
+  local label=$1; shift
+  "$@" &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    for _ in $(seq 30); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 1
+    done
+    kill -0 "$pid" 2>/dev/null && log "  ... still $label"
+  done
+  wait "$pid"
+}
+
+# Atomically publish a build directory: build into DIR.tmp, then rename.
+publish_dir() { rm -rf "$2"; mv "$1" "$2"; }

@@ -1,0 +1,236 @@
+# Configuration and lifecycle of the cluster's host processes.
+# shellcheck shell=bash
+# shellcheck source=common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+# Start order; `down` stops them in reverse.
+COMPONENTS=(containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy coredns)
+CONF_DIR=$STATE_DIR/etc
+POD_CIDR=10.88.0.0/16
+SERVICE_CIDR=10.0.0.0/24
+
+pid_of() { local f=$RUN_DIR/$1.pid; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; }
+
+start_process() {
+  local name=$1; shift
+  pid_of "$name" >/dev/null && return
+  mkdir -p "$RUN_DIR" "$LOG_DIR"
+  setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 < /dev/null &
+  echo $! > "$RUN_DIR/$name.pid"
+}
+
+# wait_for LABEL SECONDS COMMAND...: poll until COMMAND succeeds.
+wait_for() {
+  local label=$1 timeout=$2; shift 2
+  local deadline=$(( $(date +%s) + timeout ))
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || die "timed out after ${timeout}s waiting for $label (logs: $LOG_DIR)"
+    sleep 1
+  done
+}
+
+kubectl_admin() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+write_configs() {
+  local node=$1 node_ip=$2 pki=$STATE_DIR/pki
+  mkdir -p "$CONF_DIR" /etc/containerd /etc/cni/net.d "$STATE_DIR/manifests"
+  cat > /etc/containerd/config.toml <<EOF_CT
+version = 2
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  # Mandatory on this VM type: without CAP_SYS_RESOURCE runc cannot set a
+  # negative oom_score_adj and every pod sandbox fails.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "/etc/cni/net.d"
+EOF_CT
+  cat > /etc/cni/net.d/10-mariadb-k8s.conflist <<EOF_CNI
+{ "cniVersion": "1.0.0", "name": "mariadb-k8s",
+  "plugins": [
+    { "type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+      "ipam": { "type": "host-local", "ranges": [[{ "subnet": "$POD_CIDR" }]], "routes": [{ "dst": "0.0.0.0/0" }] } },
+    { "type": "portmap", "capabilities": { "portMappings": true } },
+    { "type": "firewall" } ] }
+EOF_CNI
+  cat > "$CONF_DIR/scheduler.yaml" <<EOF_S
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection: {kubeconfig: $pki/scheduler.kubeconfig}
+leaderElection: {leaderElect: false}
+EOF_S
+  cat > "$CONF_DIR/kubelet.yaml" <<EOF_K
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
+cgroupDriver: cgroupfs
+failCgroupV1: false
+failSwapOn: false
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $pki/ca.crt}
+authorization: {mode: Webhook}
+tlsCertFile: $pki/kubelet-serving.crt
+tlsPrivateKeyFile: $pki/kubelet-serving.key
+clusterDNS: ["$DNS_IP"]
+clusterDomain: cluster.local
+resolvConf: /etc/resolv.conf
+readOnlyPort: 0
+# Images cannot be pulled again here, so never garbage-collect them.
+imageGCHighThresholdPercent: 100
+evictionHard: {imagefs.available: "0%", nodefs.available: "0%", nodefs.inodesFree: "0%"}
+# The VM lacks CAP_SYS_RESOURCE: no negative oom_score_adj, NOFILE capped at 20000.
+oomScoreAdj: 0
+maxOpenFiles: 20000
+staticPodPath: $STATE_DIR/manifests
+EOF_K
+  cat > "$CONF_DIR/kube-proxy.yaml" <<EOF_P
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: $pki/kube-proxy.kubeconfig}
+hostnameOverride: $node
+mode: iptables
+clusterCIDR: $POD_CIDR
+# The conntrack hash size is read-only on this kernel.
+conntrack: {maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+EOF_P
+  cat > "$CONF_DIR/Corefile" <<EOF_D
+.:53 {
+    bind $DNS_IP
+    errors
+    health 127.0.0.1:8089
+    ready 127.0.0.1:8181
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig $KUBECONFIG_PATH
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 5
+    }
+    forward . /etc/resolv.conf
+    cache 5
+}
+EOF_D
+}
+
+start_components() {
+  local node=$1 node_ip=$2 pki=$STATE_DIR/pki i=0 n=${#COMPONENTS[@]} c
+  for c in "${COMPONENTS[@]}"; do
+    i=$((i + 1))
+    if pid_of "$c" >/dev/null; then continue; fi
+    log "start [$i/$n] $c"
+    case $c in
+      containerd)
+        start_process containerd containerd --config /etc/containerd/config.toml
+        wait_for containerd 60 ctr version ;;
+      etcd)
+        start_process etcd "$CACHE_DIR/etcd-$ETCD_DEB_VERSION/usr/bin/etcd" --name default \
+          --data-dir "$STATE_DIR/etcd" --listen-client-urls http://127.0.0.1:2379 \
+          --advertise-client-urls http://127.0.0.1:2379 --listen-peer-urls http://127.0.0.1:2380 \
+          --initial-advertise-peer-urls http://127.0.0.1:2380 \
+          --initial-cluster default=http://127.0.0.1:2380 --log-level warn ;;
+      kube-apiserver)
+        start_process kube-apiserver "$K8S_BIN/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \
+          --advertise-address="$node_ip" --bind-address=0.0.0.0 --secure-port=6443 \
+          --service-cluster-ip-range="$SERVICE_CIDR" --allow-privileged=true \
+          --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
+          --client-ca-file="$pki/ca.crt" \
+          --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" \
+          --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
+          --kubelet-certificate-authority="$pki/ca.crt" \
+          --service-account-issuer=https://kubernetes.default.svc \
+          --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
+          --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction --v=1
+        wait_for "kube-apiserver /readyz" 120 kubectl_admin get --raw /readyz ;;
+      kube-controller-manager)
+        start_process kube-controller-manager "$K8S_BIN/kube-controller-manager" \
+          --kubeconfig="$pki/controller-manager.kubeconfig" \
+          --authentication-kubeconfig="$pki/controller-manager.kubeconfig" \
+          --authorization-kubeconfig="$pki/controller-manager.kubeconfig" \
+          --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
+          --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
+          --use-service-account-credentials --controllers='*' --leader-elect=false \
+          --enable-hostpath-provisioner=true --v=1 ;;
+      kube-scheduler)
+        start_process kube-scheduler "$K8S_BIN/kube-scheduler" --config="$CONF_DIR/scheduler.yaml" \
+          --authentication-kubeconfig="$pki/scheduler.kubeconfig" \
+          --authorization-kubeconfig="$pki/scheduler.kubeconfig" ;;
+      kubelet)
+        mkdir -p /var/lib/kubelet
+        start_process kubelet "$K8S_BIN/kubelet" --config="$CONF_DIR/kubelet.yaml" \
+          --kubeconfig="$pki/kubelet.kubeconfig" --hostname-override="$node" --node-ip="$node_ip" --v=1 ;;
+      kube-proxy)
+        start_process kube-proxy "$K8S_BIN/kube-proxy" --config="$CONF_DIR/kube-proxy.yaml" ;;
+      coredns)
+        start_process coredns "$CACHE_DIR/coredns-$COREDNS_VERSION/coredns" -conf "$CONF_DIR/Corefile" ;;
+    esac
+  done
+}
+
+# Cluster-level objects every start needs: a default StorageClass.
+apply_addons() {
+  kubectl_admin apply -f - >/dev/null <<'EOF_SC'
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: kubernetes.io/host-path
+reclaimPolicy: Delete
+volumeBindingMode: Immediate
+EOF_SC
+}
+
+stop_components() {
+  local i c pid
+  if pid_of kube-apiserver >/dev/null; then
+    log "stop: deleting pods"
+    kubectl_admin delete pods --all -A --wait=false --grace-period=5 >/dev/null 2>&1 || true
+  fi
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
+    c=${COMPONENTS[$i]}
+    if [ "$c" = containerd ] && pid_of containerd >/dev/null; then kill_containers; fi
+    pid=$(pid_of "$c") || continue
+    log "stop: $c (pid $pid)"
+    kill "$pid"
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$RUN_DIR/$c.pid"
+  done
+  clean_network
+}
+
+# Containers outlive the kubelet: kill and remove every task and container.
+kill_containers() {
+  local t c
+  for t in $(ctr -n k8s.io tasks ls -q 2>/dev/null); do ctr -n k8s.io tasks kill -s KILL "$t" >/dev/null 2>&1 || true; done
+  sleep 2
+  for c in $(ctr -n k8s.io containers ls -q 2>/dev/null); do
+    ctr -n k8s.io tasks delete "$c" >/dev/null 2>&1 || true
+    ctr -n k8s.io containers rm "$c" >/dev/null 2>&1 || true
+  done
+}
+
+clean_network() {
+  [ -x "$K8S_BIN/kube-proxy" ] && "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+  grep -o ' /var/lib/kubelet/[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  grep -o ' /run/containerd/[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  local ns
+  for ns in $(ip netns list 2>/dev/null | awk '/^cni-/ {print $1}'); do ip netns delete "$ns" 2>/dev/null || true; done
+  ip link delete cni0 2>/dev/null || true
+  rm -rf /var/lib/cni/networks/mariadb-k8s
+  ip addr del "$DNS_IP/32" dev lo 2>/dev/null || true
+  local chain
+  for chain in $(iptables-save 2>/dev/null | awk -F'[: ]' '/^:CNI-/ {print $2}'); do
+    iptables -t nat -F "$chain" 2>/dev/null; iptables -t nat -X "$chain" 2>/dev/null
+    iptables -F "$chain" 2>/dev/null; iptables -X "$chain" 2>/dev/null
+  done
+  true
+}

@@ -1,0 +1,55 @@
+# Host preparation: Debian packages, etcd, CoreDNS, kernel settings, configs.
+# shellcheck shell=bash
+# shellcheck source=common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+HOST_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack debootstrap socat
+  iproute2 openssl gcc libc6-dev)
+
+install_packages() {
+  local missing=() p
+  for p in "${HOST_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  log "host: installing Debian packages: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# etcd 3.5 from trixie's package: bookworm's 3.4.23 is older than Kubernetes
+# supports. Extracted, not installed: its postinst would start a second etcd.
+install_etcd() {
+  local dir=$CACHE_DIR/etcd-$ETCD_DEB_VERSION
+  [ -x "$dir/usr/bin/etcd" ] && return
+  log "host: fetching etcd $ETCD_DEB_VERSION from Debian trixie"
+  local apt; apt=$(mktemp -d)
+  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial"
+  echo "deb ${DEBIAN_MIRROR:-http://deb.debian.org/debian} trixie main" > "$apt/sources.list"
+  local opts=(-o "Dir::Etc::sourcelist=$apt/sources.list" -o Dir::Etc::sourceparts=-
+    -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache")
+  apt-get "${opts[@]}" update -q >/dev/null
+  (cd "$apt" && apt-get "${opts[@]}" download "etcd-server=$ETCD_DEB_VERSION" >/dev/null)
+  rm -rf "$dir.tmp"; dpkg-deb -x "$apt"/etcd-server_*.deb "$dir.tmp"
+  publish_dir "$dir.tmp" "$dir"
+  rm -rf "$apt"
+}
+
+install_coredns() {
+  local bin=$CACHE_DIR/coredns-$COREDNS_VERSION/coredns
+  [ -x "$bin" ] && return
+  log "host: building CoreDNS $COREDNS_VERSION from the Go module proxy"
+  with_heartbeat "building CoreDNS" \
+    env GOBIN="$CACHE_DIR/coredns-$COREDNS_VERSION" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
+    "github.com/coredns/coredns@$COREDNS_VERSION"
+}
+
+tune_kernel() {
+  sysctl -qw fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=524288
+  sysctl -qw net.ipv4.ip_forward=1
+  modprobe br_netfilter 2>/dev/null || true
+  sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || true
+  ip addr show dev lo | grep -q "$DNS_IP/32" || ip addr add "$DNS_IP/32" dev lo
+}
+
+node_ip() { ip -4 -o route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p'; }

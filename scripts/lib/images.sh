@@ -1,0 +1,101 @@
+# Build the cluster's images from Debian packages (no registry) and load them
+# into containerd's k8s.io namespace.
+# shellcheck shell=bash
+# shellcheck source=common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+IMAGE_DIR=$CACHE_DIR/images
+# Same uid/gid as the official mariadb image, so one pod spec (runAsUser 999)
+# fits both the official and the locally built images.
+MYSQL_UID=999
+
+archive_path() { local ref=$1; echo "$IMAGE_DIR/$(echo "$ref" | tr '/:' '__').tar"; }
+
+build_pause_image() {
+  local out; out=$(archive_path "$PAUSE_IMAGE")
+  [ -f "$out" ] && return
+  log "image $PAUSE_IMAGE: building"
+  local root; root=$(mktemp -d)
+  cat > "$root/pause.c" <<'C'
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void on_term(int s) { (void)s; _exit(0); }
+static void on_chld(int s) { (void)s; while (waitpid(-1, NULL, WNOHANG) > 0) {} }
+int main(void) {
+  struct sigaction term = {0}, chld = {0};
+  term.sa_handler = on_term;
+  sigaction(SIGINT, &term, NULL);
+  sigaction(SIGTERM, &term, NULL);
+  chld.sa_handler = on_chld;
+  chld.sa_flags = SA_NOCLDSTOP;
+  sigaction(SIGCHLD, &chld, NULL);
+  for (;;) pause();
+}
+C
+  mkdir -p "$root/rootfs"
+  gcc -Os -static -o "$root/rootfs/pause" "$root/pause.c"
+  strip "$root/rootfs/pause"
+  python3 "$SCRIPTS_DIR/lib/oci_archive.py" --rootfs "$root/rootfs" --ref "$PAUSE_IMAGE" \
+    --entrypoint '["/pause"]' --cmd '[]' --user 65535:65535 --out "$out.tmp"
+  mv "$out.tmp" "$out"
+  rm -rf "$root"
+}
+
+# MariaDB server image from a Debian suite: server, client, backup, socat,
+# bash and coreutils, and nothing that depends on an entrypoint.
+build_mariadb_image() {
+  local ref=$1 suite=$2 out rootfs
+  out=$(archive_path "$ref")
+  [ -f "$out" ] && return
+  rootfs=$IMAGE_DIR/rootfs-$suite
+  rm -rf "$rootfs"
+  log "image $ref: debootstrap $suite (about 1 min)"
+  with_heartbeat "debootstrapping $suite" \
+    debootstrap --variant=minbase "$suite" "$rootfs" "$DEBIAN_MIRROR" > "$IMAGE_DIR/debootstrap-$suite.log" 2>&1 \
+    || die "debootstrap $suite failed, see $IMAGE_DIR/debootstrap-$suite.log"
+  log "image $ref: installing MariaDB packages"
+  cat > "$rootfs/etc/dpkg/dpkg.cfg.d/01-slim" <<'CFG'
+path-exclude /usr/share/doc/*
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+CFG
+  chroot "$rootfs" /bin/sh -euc "
+    groupadd --system --gid $MYSQL_UID mysql
+    useradd --system --uid $MYSQL_UID --gid mysql --home-dir /var/lib/mysql --shell /usr/sbin/nologin mysql
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      mariadb-server mariadb-client mariadb-backup socat bash coreutils procps
+    apt-get clean; rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d
+    rm -rf /var/lib/mysql/* && mkdir -p /run/mysqld && chown mysql:mysql /var/lib/mysql /run/mysqld
+  " > "$IMAGE_DIR/apt-$suite.log" 2>&1 || die "package install for $ref failed, see $IMAGE_DIR/apt-$suite.log"
+  python3 "$SCRIPTS_DIR/lib/oci_archive.py" --rootfs "$rootfs" --ref "$ref" --cmd '["/bin/bash"]' --out "$out.tmp"
+  mv "$out.tmp" "$out"
+  rm -rf "$rootfs"
+  log "image $ref: built ($(du -h "$out" | cut -f1))"
+}
+
+build_images() {
+  mkdir -p "$IMAGE_DIR"
+  build_pause_image
+  local spec
+  for spec in "${MARIADB_IMAGES[@]}"; do
+    build_mariadb_image "${spec%%=*}" "${spec#*=}"
+  done
+}
+
+# Import every cached archive that containerd does not hold yet.
+load_images() {
+  local have ref spec
+  have=$(ctr -n k8s.io images ls -q)
+  for spec in "$PAUSE_IMAGE" "${MARIADB_IMAGES[@]}"; do
+    ref=${spec%%=*}
+    grep -qxF "$ref" <<<"$have" && continue
+    log "image $ref: loading into containerd"
+    ctr -n k8s.io images import "$(archive_path "$ref")" >/dev/null
+  done
+}

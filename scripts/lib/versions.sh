@@ -1,0 +1,7 @@
+# Pinned versions of everything the local cluster is built from. The build
+# cache is keyed by these, so bumping one rebuilds only that component.
+K8S_VERSION=v1.34.4
+COREDNS_VERSION=v1.14.7
+ETCD_DEB_VERSION=3.5.16-4
+PAUSE_IMAGE=registry.k8s.io/pause:3.10
+MARIADB_IMAGES=("localhost/mariadb:10.11=bookworm" "localhost/mariadb:11.8=trixie")
