@@ -18,7 +18,7 @@ is_primary() { [ "$ORDINAL" -eq 0 ]; }
 
 # SQL as the local admin account: unix socket authentication as the OS user
 # mysql, so no password is needed or exposed.
-sql() { mariadb --defaults-file="$CNF" --protocol=socket --user=mysql --batch --skip-column-names "$@"; }
+sql() { mariadb --defaults-file="$CNF" --protocol=socket --user=mysql --batch "$@"; }
 
 # Quote a value for a single-quoted SQL string literal.
 sql_quote() { local v=${1//\\/\\\\}; printf '%s' "${v//\'/\\\'}"; }
