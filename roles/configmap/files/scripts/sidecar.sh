@@ -24,25 +24,26 @@ upgrade_system_tables() {
     || die "mariadb-upgrade failed"
 }
 
+# Every start re-asserts host, user and password (a changed Secret takes
+# effect on the next restart); a fresh clone first sets the GTID position it
+# was taken at. Safe to repeat after a crash at any point.
 configure_replication() {
-  if [ -n "$(sql -e 'SHOW SLAVE STATUS')" ]; then
-    sql -e 'START SLAVE' 2>/dev/null || true
-    log "replication already configured; ensured it is started"
-  elif [ -f "$DATADIR/clone-position" ]; then
+  if [ -z "$(sql -e 'SHOW SLAVE STATUS')" ]; then
+    [ -f "$DATADIR/clone-position" ] || die "replica has data but neither a replication setup nor a clone position"
     local position
     position=$(cat "$DATADIR/clone-position")
-    sql <<SQL
-SET GLOBAL gtid_slave_pos = '$(sql_quote "$position")';
+    sql -e "SET GLOBAL gtid_slave_pos = '$(sql_quote "$position")'"
+    log "fresh clone: replication starts at GTID '$position'"
+  fi
+  sql <<SQL
+STOP SLAVE;
 CHANGE MASTER TO MASTER_HOST = '$PRIMARY_HOST', MASTER_PORT = 3306, MASTER_USER = 'repl',
   MASTER_PASSWORD = '$(sql_quote "$REPLICATION_PASSWORD")', MASTER_USE_GTID = slave_pos,
   MASTER_CONNECT_RETRY = 5;
 START SLAVE;
 SQL
-    rm -f "$DATADIR/clone-position"
-    log "replicating from $PRIMARY_HOST starting at GTID '$position'"
-  else
-    die "replica has data but neither a replication setup nor a clone position"
-  fi
+  rm -f "$DATADIR/clone-position"
+  log "replicating from $PRIMARY_HOST"
 }
 
 serve_backups() {

@@ -1,0 +1,83 @@
+"""Shared helpers for the end-to-end tests: they run against the cluster that
+scripts/with-cluster selected (KUBECONFIG, ANSIBLE_INVENTORY), never a mock."""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, ".venv", "collections"))
+
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import PodExec  # noqa: E402
+
+
+def inventory_vars():
+    """The group_vars of the inventory in use (local cluster or the user's)."""
+    path = os.path.join(os.path.dirname(os.environ["ANSIBLE_INVENTORY"]), "group_vars", "all.yml")
+    with open(path) as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def image(version):
+    repository = inventory_vars().get("mariadb_image_repository", "docker.io/library/mariadb")
+    return "%s:%s" % (repository, version)
+
+
+@pytest.fixture(scope="session")
+def api():
+    if not os.environ.get("KUBECONFIG") or not os.environ.get("ANSIBLE_INVENTORY"):
+        pytest.fail("run the e2e tests through scripts/with-cluster (make e2e): no cluster selected")
+    config.load_kube_config()
+    return client.ApiClient()
+
+
+@pytest.fixture(scope="session")
+def core(api):
+    return client.CoreV1Api(api)
+
+
+class Playbook:
+    """Runs a playbook from the repository root and keeps its output."""
+
+    def __init__(self, name, extra_vars=None, verbosity=0):
+        cmd = ["ansible-playbook", name]
+        if extra_vars:
+            cmd += ["-e", json.dumps(extra_vars)]
+        if verbosity:
+            cmd.append("-" + "v" * verbosity)
+        started = time.monotonic()
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        self.seconds = time.monotonic() - started
+        self.rc = proc.returncode
+        self.output = proc.stdout + proc.stderr
+        recap = re.search(r"localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", self.output)
+        self.changed = int(recap.group(2)) if recap else None
+
+    def check(self):
+        assert self.rc == 0, self.output[-6000:]
+        return self
+
+
+def run_playbook(name, extra_vars=None, verbosity=0):
+    return Playbook(name, extra_vars, verbosity)
+
+
+def wait_until(what, predicate, timeout=300, interval=2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def pod_exec(api, namespace, container):
+    return PodExec(api, namespace, container)

@@ -1,0 +1,114 @@
+"""The replication check's logic, on output captured from real MariaDB servers."""
+import os
+
+import pytest
+
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import replication
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def fixture(name):
+    with open(os.path.join(FIXTURES, name)) as handle:
+        return handle.read()
+
+
+def primary_fixtures():
+    return sorted(f for f in os.listdir(FIXTURES) if f.endswith("-mysql-0.txt"))
+
+
+def replica_fixtures():
+    return sorted(f for f in os.listdir(FIXTURES) if f.endswith("-mysql-1.txt"))
+
+
+def test_fixtures_cover_both_engine_versions():
+    versions = {name.split("-")[1] for name in primary_fixtures() + replica_fixtures()}
+    assert versions == {"10.11", "11.8"}
+
+
+@pytest.mark.parametrize("name", primary_fixtures())
+def test_primary_state(name):
+    state = replication.pod_state(fixture(name))
+    assert state["server_id"] == 100
+    assert state["read_only"] is False
+    assert state["replicating"] is False
+    assert state["io_running"] is None
+    assert replication.problems("mysql-0", state, True, "mysql-0.mysql") == []
+
+
+@pytest.mark.parametrize("name", replica_fixtures())
+def test_healthy_replica_state(name):
+    state = replication.pod_state(fixture(name))
+    assert state["server_id"] == 101
+    assert state["read_only"] is True
+    assert state["replicating"] is True
+    assert (state["io_running"], state["sql_running"]) == ("Yes", "Yes")
+    assert state["primary_host"] == "mysql-0.mysql"
+    assert state["using_gtid"] == "Slave_Pos"
+    assert state["seconds_behind_primary"] == 0
+    assert state["gtid_slave_pos"] and state["gtid_slave_pos"].startswith("0-100-")
+    assert state["version"].startswith(name.split("-")[1] + ".")
+    assert replication.problems("mysql-1", state, False, "mysql-0.mysql") == []
+
+
+def test_replica_with_wrong_password_is_reported_with_its_error():
+    state = replication.pod_state(fixture("status-10.11-replica-auth-error.txt"))
+    assert state["io_running"] == "Connecting"
+    assert state["seconds_behind_primary"] is None
+    [problem] = replication.problems("mysql-2", state, False, "mysql-0.mysql")
+    assert problem.startswith("mysql-2: IO thread Connecting: error connecting to master")
+    assert "Access denied for user 'repl'" in problem
+
+
+def test_primary_that_is_read_only_or_replicating_is_reported():
+    state = replication.pod_state(fixture("status-10.11-mysql-1.txt"))
+    assert replication.problems("mysql-0", state, True, "mysql-0.mysql") == [
+        "mysql-0: the primary is read-only",
+        "mysql-0: the primary is configured as a replica of mysql-0.mysql",
+    ]
+
+
+def test_replica_problems_wrong_primary_lag_and_writable():
+    state = replication.pod_state(fixture("status-10.11-mysql-1.txt"))
+    state.update(read_only=False, primary_host="mysql-1.mysql", seconds_behind_primary=42)
+    assert replication.problems("mysql-2", state, False, "mysql-0.mysql", max_lag=10) == [
+        "mysql-2: the replica is not read-only",
+        "mysql-2: replicates from mysql-1.mysql instead of mysql-0.mysql",
+        "mysql-2: lag 42s exceeds 10s",
+    ]
+
+
+def test_unconfigured_replica():
+    state = replication.pod_state(fixture("status-10.11-mysql-0.txt"))
+    state["read_only"] = True
+    assert replication.problems("mysql-3", state, False, "mysql-0.mysql") == [
+        "mysql-3: replication is not configured"
+    ]
+
+
+def test_multiline_values_are_joined():
+    rows = replication.parse_vertical(
+        "*************************** 1. row ***************************\n"
+        "  Last_SQL_Error: Error 'Duplicate entry'\n"
+        "on query. Default database: 'test'\n"
+        "  Using_Gtid: Slave_Pos\n"
+    )
+    assert rows == [{"Last_SQL_Error": "Error 'Duplicate entry'\non query. Default database: 'test'",
+                     "Using_Gtid": "Slave_Pos"}]
+
+
+def test_output_without_server_variables_is_an_error():
+    with pytest.raises(ValueError):
+        replication.pod_state("ERROR 2002 (HY000): Can't connect to local server")
+
+
+def test_sentinel_sql_and_detection():
+    sql = replication.sentinel_write_sql("5c8e0f7e-5d1b")
+    assert "REPLACE INTO mariadb_k8s.sentinel VALUES (1, '5c8e0f7e-5d1b', NOW(6))" in sql
+    assert replication.sentinel_seen("5c8e0f7e-5d1b\n", "5c8e0f7e-5d1b")
+    assert not replication.sentinel_seen("older-token\n", "5c8e0f7e-5d1b")
+
+
+def test_sentinel_token_cannot_inject_sql():
+    with pytest.raises(ValueError):
+        replication.sentinel_write_sql("x'); DROP DATABASE test; --")
