@@ -1,0 +1,141 @@
+"""The collection on the real cluster, in one ordered story sharing one
+deployment: deploy, data through every endpoint, idempotence, scale out,
+canary upgrade 10.11 -> 11.8, scale in, teardown with and without data."""
+import base64
+
+import pytest
+from kubernetes import client
+
+from conftest import image, pod_exec, run_playbook, wait_until
+
+NS = "mysql"
+OLD, NEW = "10.11", "11.8"
+CLIENT_CNF = "/tmp/client.cnf"
+
+
+def sql(runner, host, query):
+    """Run SQL as root from the client pod against host (a Service or pod DNS name)."""
+    return runner.run("client", ["mariadb", "--defaults-file=" + CLIENT_CNF, "-h", host, "-N", "-B", "-e", query]).strip()
+
+
+@pytest.fixture(scope="module")
+def deployed(api, core):
+    run_playbook("teardown.yml", {"delete_data": True}).check()
+    result = run_playbook("deploy.yml", {"version": OLD}).check()
+    yield result
+
+
+@pytest.fixture(scope="module")
+def runner(api, core, deployed):
+    """A client pod with the root password in a defaults file, never in argv."""
+    core.create_namespaced_pod(NS, client.V1Pod(
+        metadata=client.V1ObjectMeta(name="client", labels={"mariadb-client": "true"}),
+        spec=client.V1PodSpec(
+            termination_grace_period_seconds=1,
+            containers=[client.V1Container(
+                name="client", image=image(OLD), image_pull_policy="IfNotPresent",
+                command=["bash", "-c", 'printf "[client]\\nuser=root\\npassword=%s\\n" "$ROOT_PASSWORD" > '
+                         + CLIENT_CNF + "; exec sleep infinity"],
+                env=[client.V1EnvVar(name="ROOT_PASSWORD", value_from=client.V1EnvVarSource(
+                    secret_key_ref=client.V1SecretKeySelector(name="mysql-credentials", key="root-password")))],
+            )])))
+    wait_until("client pod running", lambda: core.read_namespaced_pod("client", NS).status.phase == "Running")
+    yield pod_exec(api, NS, "client")
+    core.delete_namespaced_pod("client", NS, grace_period_seconds=0)
+
+
+def table_state(runner, host):
+    return sql(runner, host, "SELECT COUNT(*) FROM shop.orders; CHECKSUM TABLE shop.orders").split()
+
+
+def test_deploy_reports_every_pod_replicating(deployed):
+    assert "mysql-2: replica, server_id 102" in deployed.output
+    assert "IO Yes, SQL Yes" in deployed.output
+
+
+def test_rows_written_through_primary_are_read_everywhere(runner):
+    sql(runner, "mysql-primary", "CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY, item VARCHAR(40));"
+        "INSERT INTO shop.orders SELECT seq, CONCAT('item ', seq) FROM shop.seq_1_to_500")
+    expected = table_state(runner, "mysql-0.mysql")
+    assert expected[0] == "500"
+    for host in ("mysql-read", "mysql-1.mysql", "mysql-2.mysql"):
+        wait_until("rows on " + host, lambda: table_state(runner, host) == expected, timeout=30, interval=0.5)
+
+
+def test_root_cannot_write_on_a_replica(runner):
+    with pytest.raises(Exception, match="read-only|1290"):
+        sql(runner, "mysql-1.mysql", "INSERT INTO shop.orders VALUES (9999, 'diverged')")
+
+
+def test_secret_passwords_are_generated_and_not_in_output(core, deployed):
+    secret = core.read_namespaced_secret("mysql-credentials", NS)
+    values = [base64.b64decode(v).decode() for v in secret.data.values()]
+    assert len(values) == 4 and all(len(v) == 32 for v in values)
+    assert not any(v in deployed.output for v in values)
+
+
+def test_redeploy_changes_nothing(deployed):
+    assert run_playbook("deploy.yml", {"version": OLD}).check().changed == 0
+
+
+def test_scale_out_to_five_clones_the_data(runner):
+    result = run_playbook("deploy.yml", {"version": OLD, "replicas": 5}).check()
+    assert "mysql-4: replica, server_id 104" in result.output
+    expected = table_state(runner, "mysql-0.mysql")
+    for host in ("mysql-3.mysql", "mysql-4.mysql"):
+        assert table_state(runner, host) == expected
+
+
+def server_versions(runner):
+    return {pod: sql(runner, pod + ".mysql", "SELECT VERSION()") for pod in ("mysql-%d" % i for i in range(5))}
+
+
+def test_canary_upgrade_moves_only_ordinals_from_the_partition(runner):
+    result = run_playbook("upgrade.yml", {"version": NEW, "replicas": 5, "partition": 2}).check()
+    versions = server_versions(runner)
+    assert [p for p, v in sorted(versions.items()) if v.startswith(NEW + ".")] == ["mysql-2", "mysql-3", "mysql-4"]
+    assert [p for p, v in sorted(versions.items()) if v.startswith(OLD + ".")] == ["mysql-0", "mysql-1"]
+    assert "mysql-2: " + image(NEW) in result.output and "mysql-1: " + image(OLD) in result.output
+    sql(runner, "mysql-primary", "INSERT INTO shop.orders VALUES (1001, 'during canary')")
+    expected = table_state(runner, "mysql-0.mysql")
+    for pod in ("mysql-2", "mysql-4"):
+        wait_until("canary row on " + pod, lambda: table_state(runner, pod + ".mysql") == expected, timeout=30)
+
+
+def test_partition_zero_completes_the_rollout(runner):
+    run_playbook("upgrade.yml", {"version": NEW, "replicas": 5, "partition": 0}).check()
+    assert all(v.startswith(NEW + ".") for v in server_versions(runner).values())
+    # The system tables were brought up to date once on the new version.
+    assert sql(runner, "mysql-0.mysql", "SELECT COUNT(*) FROM information_schema.tables"
+               " WHERE table_schema = 'mysql' AND table_name = 'gtid_slave_pos'") == "1"
+
+
+def test_scale_in_keeps_the_volumes(core, runner):
+    result = run_playbook("deploy.yml", {"version": NEW, "replicas": 3}).check()
+    assert "Kept data-mysql-3, data-mysql-4" in result.output
+    claims = {c.metadata.name for c in core.list_namespaced_persistent_volume_claim(NS).items}
+    assert {"data-mysql-3", "data-mysql-4"} <= claims
+
+
+def objects(core, api):
+    apps = client.AppsV1Api(api)
+    return {
+        "statefulsets": [s.metadata.name for s in apps.list_namespaced_stateful_set(NS).items],
+        "services": sorted(s.metadata.name for s in core.list_namespaced_service(NS).items),
+        "configmaps": sorted(c.metadata.name for c in core.list_namespaced_config_map(NS).items
+                             if c.metadata.name.startswith("mysql")),
+        "secrets": [s.metadata.name for s in core.list_namespaced_secret(NS).items],
+        "claims": sorted(c.metadata.name for c in core.list_namespaced_persistent_volume_claim(NS).items),
+    }
+
+
+def test_teardown_keeps_data_unless_asked(api, core, runner):
+    run_playbook("teardown.yml", {"version": NEW}).check()
+    kept = objects(core, api)
+    assert kept["statefulsets"] == [] and kept["services"] == [] and kept["configmaps"] == []
+    assert kept["secrets"] == ["mysql-credentials"]
+    assert kept["claims"] == ["data-mysql-%d" % i for i in range(5)]
+    run_playbook("teardown.yml", {"version": NEW}).check()  # twice is fine
+    run_playbook("teardown.yml", {"version": NEW, "delete_data": True}).check()
+    gone = objects(core, api)
+    assert gone["secrets"] == [] and gone["claims"] == []
