@@ -110,6 +110,15 @@ def test_partition_zero_completes_the_rollout(runner):
                " WHERE table_schema = 'mysql' AND table_name = 'gtid_slave_pos'") == "1"
 
 
+def test_downgrade_is_refused_before_anything_changes(api):
+    apps = client.AppsV1Api(api)
+    before = apps.read_namespaced_stateful_set("mysql", NS).metadata.resource_version
+    result = run_playbook("deploy.yml", {"version": OLD, "replicas": 5})
+    assert result.rc != 0
+    assert "cannot be downgraded" in result.output
+    assert apps.read_namespaced_stateful_set("mysql", NS).metadata.resource_version == before
+
+
 def test_scale_in_keeps_the_volumes(core, runner):
     result = run_playbook("deploy.yml", {"version": NEW, "replicas": 3}).check()
     assert "Kept data-mysql-3, data-mysql-4" in result.output
