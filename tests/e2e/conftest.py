@@ -24,6 +24,10 @@ def inventory_vars():
         return yaml.safe_load(handle) or {}
 
 
+def is_local_cluster():
+    return os.path.basename(os.path.dirname(os.environ["ANSIBLE_INVENTORY"])) == "local"
+
+
 def image(version):
     repository = inventory_vars().get("mariadb_image_repository", "docker.io/library/mariadb")
     return "%s:%s" % (repository, version)
@@ -81,3 +85,38 @@ def wait_until(what, predicate, timeout=300, interval=2):
 
 def pod_exec(api, namespace, container):
     return PodExec(api, namespace, container)
+
+
+@pytest.fixture(scope="session")
+def report():
+    from report import Report
+
+    collected = Report()
+    yield collected
+    collected.write()
+
+
+CLIENT_CNF = "/tmp/client.cnf"
+
+
+def start_client(core, api, namespace, secret="mysql-credentials"):
+    """A client pod (labelled for the NetworkPolicy) holding the root password in
+    a defaults file, never in an argv. Returns a PodExec on it."""
+    core.create_namespaced_pod(namespace, client.V1Pod(
+        metadata=client.V1ObjectMeta(name="client", labels={"mariadb-client": "true"}),
+        spec=client.V1PodSpec(
+            termination_grace_period_seconds=1,
+            containers=[client.V1Container(
+                name="client", image=image("10.11"), image_pull_policy="IfNotPresent",
+                command=["bash", "-c", 'printf "[client]\\nuser=root\\npassword=%s\\n" "$ROOT_PASSWORD" > '
+                         + CLIENT_CNF + "; exec sleep infinity"],
+                env=[client.V1EnvVar(name="ROOT_PASSWORD", value_from=client.V1EnvVarSource(
+                    secret_key_ref=client.V1SecretKeySelector(name=secret, key="root-password")))],
+            )])))
+    wait_until("client pod running", lambda: core.read_namespaced_pod("client", namespace).status.phase == "Running")
+    return pod_exec(api, namespace, "client")
+
+
+def sql(runner, host, query):
+    """Run SQL as root from the client pod against host (a Service or pod DNS name)."""
+    return runner.run("client", ["mariadb", "--defaults-file=" + CLIENT_CNF, "-h", host, "-N", "-B", "-e", query]).strip()

@@ -6,16 +6,10 @@ import base64
 import pytest
 from kubernetes import client
 
-from conftest import image, pod_exec, run_playbook, wait_until
+from conftest import image, pod_exec, run_playbook, sql, start_client, wait_until
 
 NS = "mysql"
 OLD, NEW = "10.11", "11.8"
-CLIENT_CNF = "/tmp/client.cnf"
-
-
-def sql(runner, host, query):
-    """Run SQL as root from the client pod against host (a Service or pod DNS name)."""
-    return runner.run("client", ["mariadb", "--defaults-file=" + CLIENT_CNF, "-h", host, "-N", "-B", "-e", query]).strip()
 
 
 @pytest.fixture(scope="module")
@@ -27,20 +21,7 @@ def deployed(api, core):
 
 @pytest.fixture(scope="module")
 def runner(api, core, deployed):
-    """A client pod with the root password in a defaults file, never in argv."""
-    core.create_namespaced_pod(NS, client.V1Pod(
-        metadata=client.V1ObjectMeta(name="client", labels={"mariadb-client": "true"}),
-        spec=client.V1PodSpec(
-            termination_grace_period_seconds=1,
-            containers=[client.V1Container(
-                name="client", image=image(OLD), image_pull_policy="IfNotPresent",
-                command=["bash", "-c", 'printf "[client]\\nuser=root\\npassword=%s\\n" "$ROOT_PASSWORD" > '
-                         + CLIENT_CNF + "; exec sleep infinity"],
-                env=[client.V1EnvVar(name="ROOT_PASSWORD", value_from=client.V1EnvVarSource(
-                    secret_key_ref=client.V1SecretKeySelector(name="mysql-credentials", key="root-password")))],
-            )])))
-    wait_until("client pod running", lambda: core.read_namespaced_pod("client", NS).status.phase == "Running")
-    yield pod_exec(api, NS, "client")
+    yield start_client(core, api, NS)
     core.delete_namespaced_pod("client", NS, grace_period_seconds=0)
 
 
@@ -65,6 +46,28 @@ def test_rows_written_through_primary_are_read_everywhere(runner):
 def test_root_cannot_write_on_a_replica(runner):
     with pytest.raises(Exception, match="read-only|1290"):
         sql(runner, "mysql-1.mysql", "INSERT INTO shop.orders VALUES (9999, 'diverged')")
+
+
+def test_clone_port_streams_nothing_without_the_token(runner):
+    for probe in ("</dev/null", "<<<wrong-token"):
+        received = runner.run("client", ["bash", "-c", "socat -T5 - TCP:mysql-1.mysql:3307 %s | wc -c" % probe])
+        assert received.strip() == "0", "the clone port sent %s bytes to a peer without the token" % received.strip()
+
+
+def test_containers_run_as_mysql_without_privileges(api):
+    for container in ("mariadb", "sidecar"):
+        status = pod_exec(api, NS, container).run("mysql-1", ["bash", "-c", "id -u; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status"])
+        uid, cap_eff, no_new_privs = status.split("\n")[:3]
+        assert uid == "999"
+        assert cap_eff.split()[1] == "0000000000000000"
+        assert no_new_privs.split()[1] == "1"
+
+
+def test_network_policy_limits_the_clone_port_to_the_cluster(api):
+    policy = client.NetworkingV1Api(api).read_namespaced_network_policy("mysql", NS)
+    rules = {rule.ports[0].port: rule for rule in policy.spec.ingress}
+    assert [peer.pod_selector.match_labels for peer in rules[3307]._from] == [{"app": "mysql"}]
+    assert {"mariadb-client": "true"} in [peer.pod_selector.match_labels for peer in rules[3306]._from]
 
 
 def test_secret_passwords_are_generated_and_not_in_output(core, deployed):

@@ -1,0 +1,83 @@
+"""Bad input is rejected before anything in the cluster changes, with a
+message naming the variable."""
+import os
+import tempfile
+
+import pytest
+from kubernetes import client
+
+from conftest import run_playbook
+
+NS = "inputs"
+BASE = {"mariadb_namespace": NS, "replicas": 1}
+
+UNREACHABLE_KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: gone, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: nobody, user: {token: none}}]
+contexts: [{name: gone, context: {cluster: gone, user: nobody}}]
+current-context: gone
+"""
+
+# (playbook, extra vars, text the error must contain)
+CASES = [
+    ("deploy.yml", {"replicas": 0}, "mariadb_replicas (-e replicas) must be an integer from 1 to 64"),
+    ("deploy.yml", {"replicas": -1}, "mariadb_replicas (-e replicas) must be an integer from 1 to 64"),
+    ("deploy.yml", {"replicas": "abc"}, "mariadb_replicas"),
+    ("deploy.yml", {"replicas": 100000}, "mariadb_replicas (-e replicas) must be an integer from 1 to 64"),
+    ("deploy.yml", {"partition": -1}, "mariadb_partition (-e partition) must be an integer from 0"),
+    ("deploy.yml", {"partition": "half"}, "mariadb_partition"),
+    ("deploy.yml", {"partition": 3}, "mariadb_partition (-e partition) must be an integer from 0 to mariadb_replicas - 1"),
+    ("deploy.yml", {"image": "Not A/Valid::Image"}, "mariadb_image (-e image) must be an image reference"),
+    ("deploy.yml", {"mariadb_storage_size": "10 GB"}, "mariadb_storage_size must be a positive Kubernetes quantity"),
+    ("deploy.yml", {"mariadb_storage_size": "0"}, "mariadb_storage_size must be a positive Kubernetes quantity"),
+    ("deploy.yml", {"mariadb_namespace": "Bad_Namespace"}, "mariadb_namespace must be a DNS-1123 label"),
+    ("deploy.yml", {"mariadb_name": "x" * 60}, "mariadb_name must be a DNS-1123 label of at most 40 characters"),
+    ("deploy.yml", {"version": "9.9"}, "mariadb_version"),
+    ("deploy.yml", {"mariadb_kubeconfig": "/nonexistent/kubeconfig"}, "mariadb_kubeconfig points at '/nonexistent/kubeconfig', which does not exist"),
+    ("deploy.yml", {"mariadb_kubeconfig": "UNREACHABLE"}, "Cannot reach the Kubernetes API (mariadb_kubeconfig="),
+    ("teardown.yml", {"delete_data": "maybe"}, "teardown_delete_data (-e delete_data) must be a boolean"),
+    ("rebuild.yml", {"pod": "mysql-0"}, "rebuild_pod (-e pod) must name a replica"),
+    ("upgrade.yml", {"mariadb_namespace": "nowhere"}, "No StatefulSet mysql in namespace nowhere (mariadb_name"),
+]
+
+
+@pytest.fixture(scope="module")
+def deployed(api):
+    run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+    run_playbook("deploy.yml", BASE).check()
+    with tempfile.NamedTemporaryFile("w", suffix=".kubeconfig", delete=False) as handle:
+        handle.write(UNREACHABLE_KUBECONFIG)
+    yield handle.name
+    os.unlink(handle.name)
+    run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+
+
+def snapshot(api):
+    """Every object of the cluster this collection could touch, with its version."""
+    core, apps, net = client.CoreV1Api(api), client.AppsV1Api(api), client.NetworkingV1Api(api)
+    objects = {("Namespace", n.metadata.name): n.metadata.resource_version for n in core.list_namespace().items}
+    for kind, items in (
+        ("StatefulSet", apps.list_stateful_set_for_all_namespaces().items),
+        ("Service", core.list_service_for_all_namespaces().items),
+        ("ConfigMap", core.list_config_map_for_all_namespaces().items),
+        ("Secret", core.list_secret_for_all_namespaces().items),
+        ("PersistentVolumeClaim", core.list_persistent_volume_claim_for_all_namespaces().items),
+        ("NetworkPolicy", net.list_network_policy_for_all_namespaces().items),
+        ("Pod", core.list_pod_for_all_namespaces().items),
+    ):
+        objects.update({(kind, o.metadata.namespace, o.metadata.name): o.metadata.resource_version for o in items})
+    return objects
+
+
+@pytest.mark.parametrize("playbook, extra, message", CASES, ids=["%s %s" % (c[0], c[1]) for c in CASES])
+def test_bad_input_is_rejected_before_any_change(api, deployed, report, playbook, extra, message):
+    extra = {k: (deployed if v == "UNREACHABLE" else v) for k, v in extra.items()}
+    before = snapshot(api)
+    result = run_playbook(playbook, dict(BASE, **extra))
+    after = snapshot(api)
+    assert result.rc != 0
+    assert message in " ".join(result.output.split()), result.output[-3000:]
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    report.bad_input("%s -e %s" % (playbook, extra), message, not changed)
+    assert not changed, "the cluster changed: %s" % sorted(changed)

@@ -1,0 +1,218 @@
+"""Faults on the local cluster under a concurrent writer: every write the
+primary acknowledged must survive on the primary and on every replica."""
+import base64
+import re
+import subprocess
+import time
+
+import pytest
+from kubernetes import client
+
+from conftest import is_local_cluster, run_playbook, sql, start_client, wait_until
+
+NS = "faults"
+BASE = {"mariadb_namespace": NS, "version": "10.11"}
+
+
+def deploy(**extra):
+    return run_playbook("deploy.yml", dict(BASE, **extra))
+
+
+@pytest.fixture(scope="module")
+def cluster(api, core):
+    if not is_local_cluster():
+        pytest.fail("the fault tests need the local cluster: they act on the node's containerd")
+    run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+    first = deploy(replicas=3, verbosity=3).check()
+    runner = start_client(core, api, NS)
+    sql(runner, "mysql-primary", "CREATE DATABASE app; CREATE TABLE app.events "
+        "(scenario VARCHAR(40), seq INT, PRIMARY KEY (scenario, seq))")
+    yield {"runner": runner, "first_output": first.output}
+    core.delete_namespaced_pod("client", NS, grace_period_seconds=0)
+    run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+
+
+class Writer:
+    """Inserts rows through mysql-primary from the client pod, recording each
+    insert the primary acknowledged (the client exited 0)."""
+
+    def __init__(self, runner, scenario):
+        self.runner, self.scenario = runner, scenario
+
+    def __enter__(self):
+        self.runner.run("client", ["bash", "-c", (
+            "rm -f /tmp/stop /tmp/done-{s} /tmp/acked-{s}; setsid bash -c 'i=0; "
+            "while [ ! -f /tmp/stop ]; do i=$((i+1)); "
+            "mariadb --defaults-file=/tmp/client.cnf -h mysql-primary --connect-timeout=2 "
+            "-e \"INSERT INTO app.events VALUES (\\\"{s}\\\", $i)\" 2>/dev/null && echo $i >> /tmp/acked-{s}; "
+            "sleep 0.05; done; touch /tmp/done-{s}' </dev/null >/dev/null 2>&1 &"
+        ).format(s=self.scenario)])
+        time.sleep(2)
+        return self
+
+    def __exit__(self, *exc):
+        self.runner.run("client", ["touch", "/tmp/stop"])
+        wait_until("writer stopped", lambda: self._done(), timeout=30, interval=0.5)
+
+    def _done(self):
+        return self.runner.run("client", ["bash", "-c", "test -f /tmp/done-%s && echo yes || true" % self.scenario]).strip()
+
+    def acknowledged(self):
+        return {int(x) for x in self.runner.run("client", ["cat", "/tmp/acked-" + self.scenario]).split()}
+
+
+def rows(runner, pod, scenario):
+    return {int(x) for x in sql(runner, pod + ".mysql",
+                                "SELECT seq FROM app.events WHERE scenario = '%s'" % scenario).split()}
+
+
+def checksum(runner, pod):
+    return sql(runner, pod + ".mysql", "CHECKSUM TABLE app.events").split()[-1]
+
+
+def check_nothing_lost(report, runner, scenario, writer, replicas, recovery, outcome):
+    acked = writer.acknowledged()
+    assert len(acked) > 20, "the writer barely ran: %d acknowledged writes" % len(acked)
+    pods = ["mysql-%d" % i for i in range(replicas)]
+    on_primary = rows(runner, "mysql-0", scenario)
+    assert acked <= on_primary, "acknowledged writes missing on the primary: %s" % sorted(acked - on_primary)[:10]
+    wait_until("replicas caught up", lambda: all(checksum(runner, p) == checksum(runner, "mysql-0") for p in pods[1:]),
+               timeout=60, interval=1)
+    found = {p: len(rows(runner, p, scenario)) for p in pods}
+    assert all(rows(runner, p, scenario) == on_primary for p in pods[1:])
+    run_playbook("verify.yml", dict(BASE, replicas=replicas)).check()
+    report.fault(scenario, len(acked), found, recovery, outcome)
+
+
+def pod_uid(core, name):
+    try:
+        return core.read_namespaced_pod(name, NS).metadata.uid
+    except client.ApiException:
+        return None
+
+
+def ready(core, name):
+    try:
+        pod = core.read_namespaced_pod(name, NS)
+    except client.ApiException:
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+def recreate(core, name):
+    """Delete a pod and wait for its replacement to be Ready; returns seconds."""
+    old = pod_uid(core, name)
+    started = time.monotonic()
+    core.delete_namespaced_pod(name, NS)
+    wait_until(name + " back and Ready", lambda: pod_uid(core, name) not in (None, old) and ready(core, name), timeout=300)
+    return time.monotonic() - started
+
+
+def clone_log(core, name):
+    return core.read_namespaced_pod_log(name, NS, container="clone")
+
+
+def test_no_password_in_verbose_output(core, cluster):
+    secret = core.read_namespaced_secret("mysql-credentials", NS)
+    for key, encoded in secret.data.items():
+        plain = base64.b64decode(encoded).decode()
+        assert plain not in cluster["first_output"], key + " appears in the -vvv output"
+        assert encoded not in cluster["first_output"], key + " (base64) appears in the -vvv output"
+
+
+def test_delete_primary_under_load(core, cluster, report):
+    runner = cluster["runner"]
+    with Writer(runner, "delete-primary") as writer:
+        seconds = recreate(core, "mysql-0")
+        time.sleep(3)
+    check_nothing_lost(report, runner, "delete-primary", writer, 3, seconds, "same identity and data, replicas reconnected")
+
+
+def test_delete_each_replica_rejoins_from_its_volume(core, cluster, report):
+    runner = cluster["runner"]
+    with Writer(runner, "delete-replicas") as writer:
+        seconds = max(recreate(core, "mysql-1"), recreate(core, "mysql-2"))
+    for pod in ("mysql-1", "mysql-2"):
+        assert "data present: no clone needed" in clone_log(core, pod)
+    check_nothing_lost(report, runner, "delete-replicas", writer, 3, seconds, "rejoined from their PVCs without re-cloning")
+
+
+def test_hung_server_is_restarted_by_its_liveness_probe(core, cluster, report):
+    runner = cluster["runner"]
+    status = [c for c in core.read_namespaced_pod("mysql-1", NS).status.container_statuses if c.name == "mariadb"][0]
+    container_id = status.container_id.split("://")[1]
+    tasks = subprocess.run(["ctr", "-n", "k8s.io", "tasks", "ls"], capture_output=True, text=True, check=True).stdout
+    pid = re.search(r"^%s\s+(\d+)" % container_id, tasks, re.M).group(1)
+    with Writer(runner, "hung-server") as writer:
+        started = time.monotonic()
+        subprocess.run(["kill", "-STOP", pid], check=True)  # from the node: mariadbd stops answering
+        wait_until("mysql-1 restarted", lambda: [c.restart_count for c in core.read_namespaced_pod("mysql-1", NS)
+                                                 .status.container_statuses if c.name == "mariadb"][0] > status.restart_count,
+                   timeout=120)
+        wait_until("mysql-1 Ready", lambda: ready(core, "mysql-1"), timeout=120)
+        seconds = time.monotonic() - started
+    check_nothing_lost(report, runner, "hung-server", writer, 3, seconds, "liveness probe restarted mariadbd")
+
+
+def test_scale_in_and_out_resumes_from_volumes(core, cluster, report):
+    runner = cluster["runner"]
+    deploy(replicas=5).check()
+    with Writer(runner, "scale-5-3-5") as writer:
+        deploy(replicas=3).check()
+        started = time.monotonic()
+        deploy(replicas=5).check()
+        seconds = time.monotonic() - started
+    for pod in ("mysql-3", "mysql-4"):
+        assert "data present: no clone needed" in clone_log(core, pod)
+    check_nothing_lost(report, runner, "scale 5 -> 3 -> 5", writer, 5, seconds, "mysql-3 and mysql-4 resumed from their PVCs")
+
+
+def test_purged_binlogs_are_named_and_rebuilt(core, cluster, report):
+    runner = cluster["runner"]
+    deploy(replicas=3).check()
+    with Writer(runner, "purged-binlogs") as writer:
+        time.sleep(3)
+        sql(runner, "mysql-primary", "FLUSH BINARY LOGS; FLUSH BINARY LOGS")
+        sql(runner, "mysql-primary", "PURGE BINARY LOGS BEFORE NOW() + INTERVAL 1 SECOND")
+        failed = deploy(replicas=5, mariadb_wait_timeout=60)
+        assert failed.rc != 0
+        verify = run_playbook("verify.yml", dict(BASE, replicas=4))
+        assert verify.rc != 0
+        assert re.search(r"mysql-3: IO thread No: .*1236", verify.output), verify.output[-3000:]
+        started = time.monotonic()
+        run_playbook("rebuild.yml", dict(BASE, replicas=5, pod="mysql-3")).check()
+        run_playbook("rebuild.yml", dict(BASE, replicas=5, pod="mysql-4")).check()
+        seconds = time.monotonic() - started
+    for pod in ("mysql-3", "mysql-4"):
+        assert "cloning from" in clone_log(core, pod)
+    check_nothing_lost(report, runner, "purged binlogs", writer, 5, seconds,
+                       "verify named mysql-3 (error 1236); rebuild.yml re-cloned mysql-3 and mysql-4")
+
+
+def test_clone_survives_its_donor_dying(core, api, cluster, report):
+    runner = cluster["runner"]
+    deploy(replicas=3).check()
+    # mysql-3 is not running now: without its volume it must clone again.
+    core.delete_namespaced_persistent_volume_claim("data-mysql-3", NS)
+    wait_until("data-mysql-3 gone", lambda: "data-mysql-3" not in [
+        c.metadata.name for c in core.list_namespaced_persistent_volume_claim(NS).items])
+    # Enough data that the stream takes a while.
+    sql(runner, "mysql-primary", "CREATE TABLE app.bulk (id INT PRIMARY KEY, pad CHAR(255))"
+        " SELECT seq AS id, REPEAT('x', 255) AS pad FROM app.seq_1_to_400000")
+    def streams():
+        return core.read_namespaced_pod_log("mysql-2", NS, container="sidecar").count("streaming a backup")
+
+    before = streams()
+    with Writer(runner, "donor-dies") as writer:
+        apps = client.AppsV1Api(api)
+        apps.patch_namespaced_stateful_set("mysql", NS, {"spec": {"replicas": 4}})
+        wait_until("mysql-2 streaming to mysql-3", lambda: streams() > before, timeout=120, interval=0.2)
+        started = time.monotonic()
+        core.delete_namespaced_pod("mysql-2", NS, grace_period_seconds=0)
+        wait_until("mysql-3 Ready", lambda: ready(core, "mysql-3"), timeout=600)
+        seconds = time.monotonic() - started
+    clone = [c for c in core.read_namespaced_pod("mysql-3", NS).status.init_container_statuses if c.name == "clone"][0]
+    assert clone.restart_count >= 1, "the clone was not interrupted; nothing was proven"
+    deploy(replicas=4).check()
+    check_nothing_lost(report, runner, "donor killed during a clone", writer, 4, seconds,
+                       "clone retried from scratch after %d failed attempt(s)" % clone.restart_count)
