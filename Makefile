@@ -24,6 +24,9 @@ e2e: setup
 molecule: setup
 	scripts/with-cluster molecule test
 
+benchmark: setup
+	scripts/with-cluster python benchmarks/run.py
+
 cluster-up:
 	scripts/cluster up
 

@@ -1,36 +1,14 @@
-"""Shared helpers for the end-to-end tests: they run against the cluster that
+"""Fixtures of the end-to-end tests: they run against the cluster that
 scripts/with-cluster selected (KUBECONFIG, ANSIBLE_INVENTORY), never a mock."""
-import json
 import os
-import re
-import subprocess
 import sys
-import time
 
 import pytest
-import yaml
 from kubernetes import client, config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, ".venv", "collections"))
+# The helpers shared with the benchmarks live in tests/harness.py.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import PodExec  # noqa: E402
-
-
-def inventory_vars():
-    """The group_vars of the inventory in use (local cluster or the user's)."""
-    path = os.path.join(os.path.dirname(os.environ["ANSIBLE_INVENTORY"]), "group_vars", "all.yml")
-    with open(path) as handle:
-        return yaml.safe_load(handle) or {}
-
-
-def is_local_cluster():
-    return os.path.basename(os.path.dirname(os.environ["ANSIBLE_INVENTORY"])) == "local"
-
-
-def image(version):
-    repository = inventory_vars().get("mariadb_image_repository", "docker.io/library/mariadb")
-    return "%s:%s" % (repository, version)
 
 
 @pytest.fixture(scope="session")
@@ -46,47 +24,6 @@ def core(api):
     return client.CoreV1Api(api)
 
 
-class Playbook:
-    """Runs a playbook from the repository root and keeps its output."""
-
-    def __init__(self, name, extra_vars=None, verbosity=0):
-        cmd = ["ansible-playbook", name]
-        if extra_vars:
-            cmd += ["-e", json.dumps(extra_vars)]
-        if verbosity:
-            cmd.append("-" + "v" * verbosity)
-        started = time.monotonic()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        self.seconds = time.monotonic() - started
-        self.rc = proc.returncode
-        self.output = proc.stdout + proc.stderr
-        recap = re.search(r"localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", self.output)
-        self.changed = int(recap.group(2)) if recap else None
-
-    def check(self):
-        assert self.rc == 0, self.output[-6000:]
-        return self
-
-
-def run_playbook(name, extra_vars=None, verbosity=0):
-    return Playbook(name, extra_vars, verbosity)
-
-
-def wait_until(what, predicate, timeout=300, interval=2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
-
-def pod_exec(api, namespace, container):
-    return PodExec(api, namespace, container)
-
-
 @pytest.fixture(scope="session")
 def report():
     from report import Report
@@ -94,29 +31,3 @@ def report():
     collected = Report()
     yield collected
     collected.write()
-
-
-CLIENT_CNF = "/tmp/client.cnf"
-
-
-def start_client(core, api, namespace, secret="mysql-credentials"):
-    """A client pod (labelled for the NetworkPolicy) holding the root password in
-    a defaults file, never in an argv. Returns a PodExec on it."""
-    core.create_namespaced_pod(namespace, client.V1Pod(
-        metadata=client.V1ObjectMeta(name="client", labels={"mariadb-client": "true"}),
-        spec=client.V1PodSpec(
-            termination_grace_period_seconds=1,
-            containers=[client.V1Container(
-                name="client", image=image("10.11"), image_pull_policy="IfNotPresent",
-                command=["bash", "-c", 'printf "[client]\\nuser=root\\npassword=%s\\n" "$ROOT_PASSWORD" > '
-                         + CLIENT_CNF + "; exec sleep infinity"],
-                env=[client.V1EnvVar(name="ROOT_PASSWORD", value_from=client.V1EnvVarSource(
-                    secret_key_ref=client.V1SecretKeySelector(name=secret, key="root-password")))],
-            )])))
-    wait_until("client pod running", lambda: core.read_namespaced_pod("client", namespace).status.phase == "Running")
-    return pod_exec(api, namespace, "client")
-
-
-def sql(runner, host, query):
-    """Run SQL as root from the client pod against host (a Service or pod DNS name)."""
-    return runner.run("client", ["mariadb", "--defaults-file=" + CLIENT_CNF, "-h", host, "-N", "-B", "-e", query]).strip()

@@ -5,7 +5,7 @@ import datetime
 import os
 import platform
 
-from conftest import ROOT
+from harness import ROOT
 
 PATH = os.path.join(ROOT, "docs", "reliability.md")
 

@@ -7,7 +7,7 @@ import time
 import pytest
 from kubernetes import client, utils
 
-from conftest import ROOT, image, pod_exec, wait_until
+from harness import ROOT, image, pod_exec, wait_until
 
 NS = "cluster-e2e"
 

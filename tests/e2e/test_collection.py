@@ -6,7 +6,7 @@ import base64
 import pytest
 from kubernetes import client
 
-from conftest import image, pod_exec, run_playbook, sql, start_client, wait_until
+from harness import image, pod_exec, run_playbook, sql, start_client, wait_until
 
 NS = "mysql"
 OLD, NEW = "10.11", "11.8"

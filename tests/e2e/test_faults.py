@@ -8,7 +8,7 @@ import time
 import pytest
 from kubernetes import client
 
-from conftest import is_local_cluster, run_playbook, sql, start_client, wait_until
+from harness import is_local_cluster, run_playbook, sql, start_client, wait_until
 
 NS = "faults"
 BASE = {"mariadb_namespace": NS, "version": "10.11"}
@@ -70,7 +70,8 @@ def checksum(runner, pod):
     return sql(runner, pod + ".mysql", "CHECKSUM TABLE app.events").split()[-1]
 
 
-def check_nothing_lost(report, runner, scenario, writer, replicas, recovery, outcome):
+def check_nothing_lost(report, runner, label, writer, replicas, recovery, outcome):
+    scenario = writer.scenario
     acked = writer.acknowledged()
     assert len(acked) > 20, "the writer barely ran: %d acknowledged writes" % len(acked)
     pods = ["mysql-%d" % i for i in range(replicas)]
@@ -81,7 +82,7 @@ def check_nothing_lost(report, runner, scenario, writer, replicas, recovery, out
     found = {p: len(rows(runner, p, scenario)) for p in pods}
     assert all(rows(runner, p, scenario) == on_primary for p in pods[1:])
     run_playbook("verify.yml", dict(BASE, replicas=replicas)).check()
-    report.fault(scenario, len(acked), found, recovery, outcome)
+    report.fault(label, len(acked), found, recovery, outcome)
 
 
 def pod_uid(core, name):
@@ -125,7 +126,7 @@ def test_delete_primary_under_load(core, cluster, report):
     with Writer(runner, "delete-primary") as writer:
         seconds = recreate(core, "mysql-0")
         time.sleep(3)
-    check_nothing_lost(report, runner, "delete-primary", writer, 3, seconds, "same identity and data, replicas reconnected")
+    check_nothing_lost(report, runner, "primary pod deleted under load", writer, 3, seconds, "same identity and data, replicas reconnected")
 
 
 def test_delete_each_replica_rejoins_from_its_volume(core, cluster, report):
@@ -134,7 +135,7 @@ def test_delete_each_replica_rejoins_from_its_volume(core, cluster, report):
         seconds = max(recreate(core, "mysql-1"), recreate(core, "mysql-2"))
     for pod in ("mysql-1", "mysql-2"):
         assert "data present: no clone needed" in clone_log(core, pod)
-    check_nothing_lost(report, runner, "delete-replicas", writer, 3, seconds, "rejoined from their PVCs without re-cloning")
+    check_nothing_lost(report, runner, "each replica pod deleted", writer, 3, seconds, "rejoined from their PVCs without re-cloning")
 
 
 def test_hung_server_is_restarted_by_its_liveness_probe(core, cluster, report):
@@ -151,7 +152,7 @@ def test_hung_server_is_restarted_by_its_liveness_probe(core, cluster, report):
                    timeout=120)
         wait_until("mysql-1 Ready", lambda: ready(core, "mysql-1"), timeout=120)
         seconds = time.monotonic() - started
-    check_nothing_lost(report, runner, "hung-server", writer, 3, seconds, "liveness probe restarted mariadbd")
+    check_nothing_lost(report, runner, "mariadbd hung (SIGSTOP from the node)", writer, 3, seconds, "liveness probe restarted mariadbd")
 
 
 def test_scale_in_and_out_resumes_from_volumes(core, cluster, report):

@@ -17,14 +17,15 @@ stage=$DATADIR/$STAGE_PREFIX-clone
 clear_incomplete_datadir
 mkdir -p "$stage"
 log "cloning from $donor:$CLONE_PORT"
-started=$SECONDS
+started=$(date +%s.%N)
+since_start() { awk -v s="$started" -v n="$(date +%s.%N)" 'BEGIN { printf "%.2f", n - s }'; }
 # The donor streams only after reading the clone token. socat keeps reading
 # after our side's EOF (-t) until the donor closes the stream.
 printf '%s\n' "$CLONE_TOKEN" \
   | socat -t 86400 - "TCP:$donor:$CLONE_PORT,connect-timeout=10" \
   | mbstream -x -C "$stage"
 ls "$stage"/*_checkpoints >/dev/null 2>&1 || die "the stream from $donor was empty or cut short"
-log "stream received in $((SECONDS - started))s ($(du -sh "$stage" | cut -f1)); preparing"
+log "stream received in $(since_start)s ($(du -sh "$stage" | cut -f1)); preparing"
 mariadb-backup --prepare --target-dir="$stage" --use-memory="${PREPARE_MEMORY:-256M}" 2>"$stage.prepare.log" \
   || { cat "$stage.prepare.log" >&2; die "prepare failed"; }
 rm -f "$stage.prepare.log"
@@ -44,4 +45,4 @@ if [ -z "$position" ]; then
 fi
 printf '%s\n' "$position" > "$stage/clone-position"
 move_into_datadir "$stage"
-log "clone complete in $((SECONDS - started))s; replication will start at GTID '${position}'"
+log "clone complete in $(since_start)s; replication will start at GTID '${position}'"

@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""Benchmarks on the selected cluster (run through scripts/with-cluster; see
+`make benchmark`). Every figure is the median of --runs runs; results go to
+docs/benchmarks.md and docs/benchmarks-scale-out.png."""
+import argparse
+import datetime
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+
+from kubernetes import client, config  # noqa: E402
+
+from harness import ROOT, pod_exec, run_playbook, sql, start_client, wait_until  # noqa: E402
+
+NS = "bench"
+BASE = {"mariadb_namespace": NS, "version": "10.11"}
+SIZES_MIB = (256, 512, 1024)
+ROW_BYTES = 2048
+
+
+def log(message):
+    print("[benchmark %s] %s" % (time.strftime("%H:%M:%S"), message), flush=True)
+
+
+def kubectl(*args, **kwargs):
+    binary = shutil.which("kubectl") or next(iter(sorted(
+        p for p in (os.path.join("/var/cache/mariadb-k8s", d, "bin", "kubectl")
+                    for d in os.listdir("/var/cache/mariadb-k8s") if d.startswith("kubernetes-"))
+        if os.path.exists(p))), None)
+    return subprocess.run([binary, "-n", NS] + list(args), check=True, capture_output=True, text=True, **kwargs)
+
+
+def timed(function, *args):
+    started = time.monotonic()
+    function(*args)
+    return time.monotonic() - started
+
+
+def playbook(name, **extra):
+    return run_playbook(name, dict(BASE, **extra)).check()
+
+
+class Bench:
+    def __init__(self, runs):
+        config.load_kube_config()
+        self.api = client.ApiClient()
+        self.core = client.CoreV1Api(self.api)
+        self.runs = runs
+        self.results = {}
+        self.runner = None
+
+    def fresh(self):
+        if self.runner:
+            self.core.delete_namespaced_pod("client", NS, grace_period_seconds=0)
+            wait_until("client gone", lambda: not self.core.list_namespaced_pod(NS, field_selector="metadata.name=client").items)
+            self.runner = None
+        playbook("teardown.yml", delete_data=True)
+
+    def client(self):
+        if not self.runner:
+            self.runner = start_client(self.core, self.api, NS)
+        return self.runner
+
+    def record(self, name, samples, unit="s"):
+        self.results[name] = (samples, unit)
+        log("%s: median %.2f%s of %s" % (name, statistics.median(samples), unit, ["%.2f" % s for s in samples]))
+
+    # 1. deploy.yml against the same manifests applied with kubectl.
+    def deploy_vs_plain(self):
+        manifests = tempfile.mkdtemp(prefix="manifests-")
+        playbook("render.yml", render_dir=manifests)
+        ours, plain = [], []
+        for run in range(self.runs):
+            log("deploy run %d/%d" % (run + 1, self.runs))
+            self.fresh()
+            ours.append(timed(playbook, "deploy.yml"))
+            self.fresh()
+            plain.append(timed(self.plain_deploy, manifests))
+        self.record("deploy 3 pods: deploy.yml", ours)
+        self.record("deploy 3 pods: kubectl apply", plain)
+        shutil.rmtree(manifests)
+
+    def plain_deploy(self, manifests):
+        kubectl("apply", "-f", os.path.join(manifests, "namespace.yml"))
+        with tempfile.NamedTemporaryFile("w") as env:
+            for key in ("root-password", "replication-password", "backup-password", "clone-token"):
+                env.write("%s=%s\n" % (key, os.urandom(16).hex()))
+            env.flush()
+            kubectl("create", "secret", "generic", "mysql-credentials", "--from-env-file=" + env.name)
+        kubectl("apply", "-f", manifests)
+        kubectl("rollout", "status", "statefulset/mysql", "--timeout=600s")
+        admin = pod_exec(self.api, NS, "mariadb")
+        cli = ["mariadb", "--defaults-file=/etc/mysql/cluster/my.cnf", "--protocol=socket", "--user=mysql", "-N", "-e"]
+        admin.run("mysql-0", cli + ["CREATE DATABASE plain; CREATE TABLE plain.t (id INT PRIMARY KEY); INSERT INTO plain.t VALUES (1)"])
+        for pod in ("mysql-1", "mysql-2"):
+            wait_until("row on " + pod, lambda: admin.run(pod, cli + ["SELECT COUNT(*) FROM plain.t"]).strip() == "1",
+                       timeout=60, interval=0.1)
+
+    # 2. A no-op re-run on 5 pods, and 6. the verify module on 5 pods.
+    def noop_and_verify(self):
+        self.fresh()
+        first = timed(playbook, "deploy.yml", replicas=5)
+        self.record("first deploy, 5 pods", [first])
+        self.record("no-op re-run, 5 pods", [timed(playbook, "deploy.yml", replicas=5) for _ in range(self.runs)])
+        module = []
+        for _ in range(self.runs):
+            out = run_playbook("verify.yml", dict(BASE, replicas=5)).check().output
+            module.append(float(re.search(r"Check replication on every pod\. -+ (\d+\.\d+)s", out).group(1)))
+        self.record("verify module, 5 pods", module)
+
+    # 5. Catch-up after a burst of 100,000 rows (100 transactions of 1,000).
+    def catch_up(self):
+        runner = self.client()
+        samples = []
+        for run in range(self.runs):
+            sql(runner, "mysql-primary", "CREATE DATABASE IF NOT EXISTS burst; DROP TABLE IF EXISTS burst.t%d; "
+                "CREATE TABLE burst.t%d (id INT PRIMARY KEY, v VARCHAR(64))" % (run, run))
+            body = " ".join("INSERT INTO burst.t%d SELECT seq, MD5(seq) FROM burst.seq_%d_to_%d;" % (run, i * 1000 + 1, (i + 1) * 1000)
+                            for i in range(100))
+            sql(runner, "mysql-primary", body)
+            burst_end = time.monotonic()
+            target = sql(runner, "mysql-0.mysql", "SELECT @@gtid_binlog_pos")
+            wait_until("replicas caught up", lambda: all(
+                sql(runner, "mysql-%d.mysql" % i, "SELECT @@gtid_slave_pos") == target and
+                sql(runner, "mysql-%d.mysql" % i, "SELECT COUNT(*) FROM burst.t%d" % run) == "100000"
+                for i in range(1, 5)), timeout=300, interval=0.05)
+            samples.append(time.monotonic() - burst_end)
+        self.record("catch-up after 100,000 rows", samples)
+
+    # 3. and 4. Scale-out 3 -> 5 by data size; clone vs raw copy at 1 GiB.
+    def scale_out(self):
+        self.fresh()
+        playbook("deploy.yml", replicas=3)
+        runner = self.client()
+        sql(runner, "mysql-primary", "CREATE DATABASE fill; CREATE TABLE fill.t (id INT PRIMARY KEY, pad VARCHAR(%d))" % ROW_BYTES)
+        rows = 0
+        for size in SIZES_MIB:
+            target = size * 1024 * 1024 // ROW_BYTES
+            log("filling to %d MiB" % size)
+            while rows < target:
+                upto = min(target, rows + 20000)
+                sql(runner, "mysql-primary", "INSERT INTO fill.t SELECT seq, REPEAT(MD5(seq), %d) FROM fill.seq_%d_to_%d"
+                    % (ROW_BYTES // 32, rows + 1, upto))
+                rows = upto
+            samples, clones = [], []
+            for run in range(self.runs):
+                log("scale-out at %d MiB, run %d/%d" % (size, run + 1, self.runs))
+                samples.append(timed(playbook, "deploy.yml", replicas=5))
+                clones.append(float(re.search(r"clone complete in ([\d.]+)s",
+                                              self.core.read_namespaced_pod_log("mysql-3", NS, container="clone")).group(1)))
+                if size == SIZES_MIB[-1] and run == self.runs - 1:
+                    self.record("raw copy mysql-2 -> mysql-3 (tar | socat), %d MiB" % size,
+                                [self.raw_copy() for _ in range(self.runs)])
+                playbook("deploy.yml", replicas=3)
+                for pod in ("mysql-3", "mysql-4"):
+                    self.core.delete_namespaced_persistent_volume_claim("data-" + pod, NS)
+                wait_until("claims gone", lambda: len(self.core.list_namespaced_persistent_volume_claim(NS).items) == 3)
+            self.record("scale-out 3 -> 5, %d MiB" % size, samples)
+            self.record("clone of mysql-3 (stream + prepare), %d MiB" % size, clones)
+
+    def raw_copy(self):
+        """tar of mysql-2's datadir through socat into mysql-3, the same TCP path as the clone."""
+        donor, receiver = pod_exec(self.api, NS, "sidecar"), pod_exec(self.api, NS, "sidecar")
+        donor.run("mysql-2", ["bash", "-c", "setsid bash -c 'tar -C /var/lib/mysql -cf - . | socat -u - TCP-LISTEN:3399,reuseaddr' "
+                              "</dev/null >/dev/null 2>&1 &"])
+        time.sleep(1)
+        started = time.monotonic()
+        receiver.run("mysql-3", ["bash", "-c", "rm -rf /var/lib/mysql/.raw && mkdir /var/lib/mysql/.raw && "
+                                 "socat -u TCP:mysql-2.mysql:3399 - | tar -C /var/lib/mysql/.raw -xf - && sync"], timeout=900)
+        seconds = time.monotonic() - started
+        receiver.run("mysql-3", ["rm", "-rf", "/var/lib/mysql/.raw"])
+        return seconds
+
+    def write(self):
+        md = ["# Benchmarks", "",
+              "Generated by `make benchmark` (benchmarks/run.py) on %s: %s, %d CPUs, %s. Median of %d runs "
+              "unless noted; min and max beside it." % (
+                  datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), platform.node(),
+                  os.cpu_count(), platform.platform(), self.runs), "",
+              "| measurement | median | min | max | runs |", "|---|---|---|---|---|"]
+        for name, (samples, unit) in self.results.items():
+            md.append("| %s | %.2f %s | %.2f | %.2f | %d |" % (name, statistics.median(samples), unit,
+                                                              min(samples), max(samples), len(samples)))
+        md += ["", "## Ratios and targets", "", "| ratio | measured | target |", "|---|---|---|"]
+        for name, measured, target in self.ratios():
+            md.append("| %s | %.2f | %s |" % (name, measured, target))
+        md += ["", "![scale-out time by data size](benchmarks-scale-out.png)", ""]
+        with open(os.path.join(ROOT, "docs", "benchmarks.md"), "w") as handle:
+            handle.write("\n".join(md) + "\n" + NOTES)
+        self.plot()
+
+    def median(self, name):
+        return statistics.median(self.results[name][0])
+
+    def ratios(self):
+        big = SIZES_MIB[-1]
+        return [
+            ("deploy.yml / kubectl apply (3 pods, verified)",
+             self.median("deploy 3 pods: deploy.yml") / self.median("deploy 3 pods: kubectl apply"), "≤ 1.15"),
+            ("no-op re-run / first deploy (5 pods)",
+             self.median("no-op re-run, 5 pods") / self.median("first deploy, 5 pods"), "≤ 0.15"),
+            ("clone / raw copy (%d MiB)" % big,
+             self.median("clone of mysql-3 (stream + prepare), %d MiB" % big)
+             / self.median("raw copy mysql-2 -> mysql-3 (tar | socat), %d MiB" % big), "≤ 1.1"),
+            ("verify module, 5 pods (seconds)", self.median("verify module, 5 pods"), "≤ 3"),
+        ]
+
+    def plot(self):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        medians = [self.median("scale-out 3 -> 5, %d MiB" % s) for s in SIZES_MIB]
+        clones = [self.median("clone of mysql-3 (stream + prepare), %d MiB" % s) for s in SIZES_MIB]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(SIZES_MIB, medians, "o-", label="scale-out 3 → 5, both verified")
+        ax.plot(SIZES_MIB, clones, "s--", label="one clone (stream + prepare)")
+        ax.set_xlabel("data on the primary (MiB)")
+        ax.set_ylabel("seconds (median)")
+        ax.set_xticks(SIZES_MIB)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(ROOT, "docs", "benchmarks-scale-out.png"), dpi=100)
+
+
+NOTES = """
+## Notes
+
+- deploy.yml does more than `kubectl apply`: it validates every input, checks the cluster, and its
+  verify step runs the replication check with a sentinel row on every replica. The kubectl baseline
+  applies the manifests rendered once by `render.yml`, waits for `rollout status` and checks one row.
+- The no-op re-run is mostly Ansible's own start-up and one API round trip per object.
+- Scale-out includes waiting for both new pods, one after the other (OrderedReady): mysql-4 clones
+  mysql-3 only once mysql-3 is Ready.
+"""
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    bench = Bench(args.runs)
+    started = time.monotonic()
+    try:
+        bench.deploy_vs_plain()
+        bench.noop_and_verify()
+        bench.catch_up()
+        bench.scale_out()
+        bench.write()
+    finally:
+        bench.fresh()
+    log("done in %.0f s; wrote docs/benchmarks.md" % (time.monotonic() - started))
+
+
+if __name__ == "__main__":
+    main()
