@@ -125,6 +125,12 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions imp
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import replication
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError, PodExec
 
+try:
+    from kubernetes.client import AppsV1Api
+except ImportError:
+    # Reported by AnsibleK8SModule when the module starts.
+    pass
+
 # The pods' own client config: unix socket as the OS user mysql (see the
 # pod scripts), so no password is ever passed.
 CLIENT = ["mariadb", "--defaults-file=/etc/mysql/cluster/my.cnf", "--protocol=socket", "--user=mysql"]
@@ -144,12 +150,10 @@ def argspec():
     return spec
 
 
-def _replica_count(module, client):
+def _replica_count(module, api_client):
     if module.params["replicas"] is not None:
         return module.params["replicas"]
-    from kubernetes.client import AppsV1Api
-
-    sts = AppsV1Api(client).read_namespaced_stateful_set(module.params["name"], module.params["namespace"])
+    sts = AppsV1Api(api_client).read_namespaced_stateful_set(module.params["name"], module.params["namespace"])
     return sts.spec.replicas
 
 
@@ -189,12 +193,16 @@ def _wait_for_sentinel(pod_exec, primary, replicas, timeout):
     return token, seconds
 
 
-def execute_module(module, client):
+def execute_module(module, api_client):
     params = module.params
-    names = ["%s-%d" % (params["name"], i) for i in range(_replica_count(module, client))]
+    try:
+        count = _replica_count(module, api_client)
+    except Exception as exc:  # ApiException or a connection error alike
+        module.fail_json(msg="Cannot read StatefulSet %s in namespace %s: %s" % (params["name"], params["namespace"], exc))
+    names = ["%s-%d" % (params["name"], i) for i in range(count)]
     primary = names[0]
     primary_host = "%s.%s" % (primary, params["name"])
-    pod_exec = PodExec(client, params["namespace"], params["container"])
+    pod_exec = PodExec(api_client, params["namespace"], params["container"])
 
     pods, found = {}, []
     for pod, state, error in _read_states(pod_exec, names):

@@ -1,0 +1,103 @@
+"""The module's flow with a fake exec: which pods it reads, what it reports, when it fails."""
+import os
+
+import pytest
+
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
+from ansible_collections.mariadb_k8s.cluster.plugins.modules import replication_check
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def fixture(name):
+    with open(os.path.join(FIXTURES, name)) as handle:
+        return handle.read()
+
+
+class Exit(Exception):
+    pass
+
+
+class FakeModule:
+    def __init__(self, check_mode=False, **params):
+        self.params = dict(namespace="mysql", name="mysql", replicas=3, container="mariadb",
+                           sentinel=True, timeout=1, max_lag=None)
+        self.params.update(params)
+        self.check_mode = check_mode
+
+    def exit_json(self, **result):
+        raise Exit(dict(result, failed=False))
+
+    def fail_json(self, msg, **result):
+        raise Exit(dict(result, failed=True, msg=msg))
+
+
+class FakeExec:
+    """Answers the status SQL from fixtures; remembers the sentinel token."""
+
+    outputs = {}
+    broken = set()
+    token = None
+
+    def __init__(self, api_client, namespace, container):
+        pass
+
+    def run(self, pod, command, timeout=30):
+        sql = command[-1]
+        if pod in self.broken:
+            raise ExecError("exit code 1: ERROR 2002 (HY000): Can't connect to local server")
+        if sql.startswith("SELECT @@server_id"):
+            return self.outputs[pod]
+        if "REPLACE INTO" in sql:
+            FakeExec.token = sql.split("'")[1]
+            return ""
+        return FakeExec.token + "\n"
+
+
+@pytest.fixture
+def fake_exec(monkeypatch):
+    monkeypatch.setattr(replication_check, "PodExec", FakeExec)
+    FakeExec.outputs = {
+        "mysql-0": fixture("status-11.8-mysql-0.txt"),
+        "mysql-1": fixture("status-11.8-mysql-1.txt"),
+        "mysql-2": fixture("status-10.11-mysql-1.txt"),
+    }
+    FakeExec.broken = set()
+    FakeExec.token = None
+    return FakeExec
+
+
+def run(module):
+    with pytest.raises(Exit) as result:
+        replication_check.execute_module(module, api_client=None)
+    return result.value.args[0]
+
+
+def test_healthy_cluster_reports_every_pod_and_the_sentinel(fake_exec):
+    result = run(FakeModule())
+    assert result["failed"] is False and result["changed"] is False
+    assert result["primary"] == "mysql-0"
+    assert {p: s["role"] for p, s in result["pods"].items()} == {"mysql-0": "primary", "mysql-1": "replica", "mysql-2": "replica"}
+    assert set(result["sentinel"]["seconds"]) == {"mysql-1", "mysql-2"}
+    assert all(seconds is not None for seconds in result["sentinel"]["seconds"].values())
+
+
+def test_check_mode_writes_no_sentinel(fake_exec):
+    result = run(FakeModule(check_mode=True))
+    assert result["failed"] is False
+    assert "sentinel" not in result and fake_exec.token is None
+
+
+def test_broken_replica_is_named_with_its_error(fake_exec):
+    fake_exec.outputs["mysql-2"] = fixture("status-10.11-replica-auth-error.txt")
+    result = run(FakeModule())
+    assert result["failed"] is True
+    assert "mysql-2: IO thread Connecting" in result["msg"] and "Access denied" in result["msg"]
+    assert "sentinel" not in result
+
+
+def test_unreachable_pod_is_named(fake_exec):
+    fake_exec.broken = {"mysql-1"}
+    result = run(FakeModule())
+    assert result["failed"] is True
+    assert "mysql-1: cannot read its state (exit code 1: ERROR 2002" in result["msg"]
