@@ -36,14 +36,14 @@ def image(version):
 class Playbook:
     """Runs a playbook from the repository root and keeps its output."""
 
-    def __init__(self, name, extra_vars=None, verbosity=0):
+    def __init__(self, name, extra_vars=None, verbosity=0, env=None):
         cmd = ["ansible-playbook", name]
         if extra_vars:
             cmd += ["-e", json.dumps(extra_vars)]
         if verbosity:
             cmd.append("-" + "v" * verbosity)
         started = time.monotonic()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, **(env or {})))
         self.seconds = time.monotonic() - started
         self.rc = proc.returncode
         self.output = proc.stdout + proc.stderr
@@ -55,8 +55,8 @@ class Playbook:
         return self
 
 
-def run_playbook(name, extra_vars=None, verbosity=0):
-    return Playbook(name, extra_vars, verbosity)
+def run_playbook(name, extra_vars=None, verbosity=0, env=None):
+    return Playbook(name, extra_vars, verbosity, env)
 
 
 def wait_until(what, predicate, timeout=300, interval=2):
@@ -79,7 +79,12 @@ CLIENT_CNF = "/tmp/client.cnf"
 
 def start_client(core, api, namespace, secret="mysql-credentials"):
     """A client pod (labelled for the NetworkPolicy) holding the root password in
-    a defaults file, never in an argv. Returns a PodExec on it."""
+    a defaults file, never in an argv. Returns a PodExec on it. A client left
+    over from an interrupted run is replaced."""
+    if core.list_namespaced_pod(namespace, field_selector="metadata.name=client").items:
+        core.delete_namespaced_pod("client", namespace, grace_period_seconds=0)
+        wait_until("old client pod gone",
+                   lambda: not core.list_namespaced_pod(namespace, field_selector="metadata.name=client").items)
     core.create_namespaced_pod(namespace, client.V1Pod(
         metadata=client.V1ObjectMeta(name="client", labels={"mariadb-client": "true"}),
         spec=client.V1PodSpec(

@@ -170,13 +170,15 @@ def test_scale_in_and_out_resumes_from_volumes(core, cluster, report):
 
 def test_purged_binlogs_are_named_and_rebuilt(core, cluster, report):
     runner = cluster["runner"]
-    deploy(replicas=3).check()
+    deploy(replicas=5).check()
+    deploy(replicas=3).check()  # mysql-3 and mysql-4 stop; their volumes stay
     with Writer(runner, "purged-binlogs") as writer:
         time.sleep(3)
         sql(runner, "mysql-primary", "FLUSH BINARY LOGS; FLUSH BINARY LOGS")
         sql(runner, "mysql-primary", "PURGE BINARY LOGS BEFORE NOW() + INTERVAL 1 SECOND")
+        assert sql(runner, "mysql-primary", "SHOW BINARY LOGS").count("mysql-bin.") == 1
         failed = deploy(replicas=5, mariadb_wait_timeout=60)
-        assert failed.rc != 0
+        assert failed.rc != 0, failed.output[-3000:]
         verify = run_playbook("verify.yml", dict(BASE, replicas=4))
         assert verify.rc != 0
         assert re.search(r"mysql-3: IO thread No: .*1236", verify.output), verify.output[-3000:]

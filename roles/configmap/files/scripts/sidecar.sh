@@ -52,7 +52,10 @@ serve_backups() {
   log "serving backups on port $CLONE_PORT"
   # bash stays PID 1 and restarts the listener if it ever exits.
   while true; do
-    socat "TCP-LISTEN:$CLONE_PORT,reuseaddr,fork" "EXEC:$(dirname "$0")/serve-backup.sh" &
+    # -t: after the peer has sent its token and half-closed, keep the
+    # connection until the backup has been streamed (socat's default 0.5 s
+    # would cut every stream longer than that).
+    socat -t 86400 "TCP-LISTEN:$CLONE_PORT,reuseaddr,fork" "EXEC:$(dirname "$0")/serve-backup.sh" &
     pid=$!
     wait "$pid" || true
     log "listener exited; restarting"
