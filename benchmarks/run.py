@@ -38,9 +38,9 @@ def kubectl(*args, **kwargs):
     return subprocess.run([binary, "-n", NS] + list(args), check=True, capture_output=True, text=True, **kwargs)
 
 
-def timed(function, *args):
+def timed(function, *args, **kwargs):
     started = time.monotonic()
-    function(*args)
+    function(*args, **kwargs)
     return time.monotonic() - started
 
 
