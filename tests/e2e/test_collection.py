@@ -109,10 +109,12 @@ def test_partition_zero_completes_the_rollout(api, runner):
     run_playbook("upgrade.yml", {"version": NEW, "replicas": 5, "partition": 0}).check()
     assert all(v.startswith(NEW + ".") for v in server_versions(runner).values())
 
-    # mariadb-upgrade ran on every pod for the new version and recorded it.
+    # mariadb-upgrade ran on every pod for the new version and recorded it
+    # (11.x names the file mariadb_upgrade_info, 10.11 mysql_upgrade_info).
     server = pod_exec(api, NS, "mariadb")
     for pod in ("mysql-%d" % i for i in range(5)):
-        assert server.run(pod, ["cat", "/var/lib/mysql/mysql_upgrade_info"]).startswith(NEW + ".")
+        recorded = server.run(pod, ["bash", "-c", "cat /var/lib/mysql/mariadb_upgrade_info"])
+        assert recorded.startswith(NEW + "."), "%s: system tables recorded for %r" % (pod, recorded)
 
 
 def test_downgrade_is_refused_before_anything_changes(api):
