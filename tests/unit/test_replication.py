@@ -1,24 +1,16 @@
 """The replication check's logic, on output captured from real MariaDB servers."""
-import os
-
 import pytest
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import replication
-
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
-
-
-def fixture(name):
-    with open(os.path.join(FIXTURES, name)) as handle:
-        return handle.read()
+from captured import names, read as fixture
 
 
 def primary_fixtures():
-    return sorted(f for f in os.listdir(FIXTURES) if f.endswith("-mysql-0.txt"))
+    return names("-mysql-0.txt")
 
 
 def replica_fixtures():
-    return sorted(f for f in os.listdir(FIXTURES) if f.endswith("-mysql-1.txt"))
+    return names("-mysql-1.txt")
 
 
 def test_fixtures_cover_both_engine_versions():

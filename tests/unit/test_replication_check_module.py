@@ -1,17 +1,9 @@
 """The module's flow with a fake exec: which pods it reads, what it reports, when it fails."""
-import os
-
 import pytest
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 from ansible_collections.mariadb_k8s.cluster.plugins.modules import replication_check
-
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
-
-
-def fixture(name):
-    with open(os.path.join(FIXTURES, name)) as handle:
-        return handle.read()
+from captured import read as fixture
 
 
 class Exit(Exception):
