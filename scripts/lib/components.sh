@@ -174,8 +174,17 @@ start_components() {
   done
 }
 
-# Cluster-level objects every start needs: a default StorageClass.
+# Cluster-level objects every start needs: a default StorageClass. Volumes bind
+# when their pod is scheduled: with Immediate binding the scheduler parks a new
+# StatefulSet pod as unschedulable until its claim binds and at times misses
+# the bind event, leaving the pod pending for the 5-minute requeue.
 apply_addons() {
+  local binding
+  binding=$(kubectl_admin get storageclass standard -o 'jsonpath={.volumeBindingMode}' 2>/dev/null || true)
+  if [ -n "$binding" ] && [ "$binding" != WaitForFirstConsumer ]; then
+    # The binding mode is immutable; volumes already provisioned stay as they are.
+    kubectl_admin delete storageclass standard >/dev/null
+  fi
   kubectl_admin apply -f - >/dev/null <<'EOF_SC'
 apiVersion: storage.k8s.io/v1
 kind: StorageClass
@@ -184,7 +193,7 @@ metadata:
   annotations: {storageclass.kubernetes.io/is-default-class: "true"}
 provisioner: kubernetes.io/host-path
 reclaimPolicy: Delete
-volumeBindingMode: Immediate
+volumeBindingMode: WaitForFirstConsumer
 EOF_SC
 }
 
