@@ -1,0 +1,207 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: statefulset_wait
+short_description: Wait until a StatefulSet's rollout is complete, partition included
+version_added: 1.0.0
+description:
+  - Waits until the StatefulSet controller has seen the current spec, every ordinal below
+    C(spec.replicas) has a Ready pod, and the pods at or above the rolling update partition run
+    the update revision.
+  - Unlike the StatefulSet wait of M(kubernetes.core.k8s), it completes under a partition.
+  - Watches the pods, so it returns as soon as the last pod is Ready instead of at the next poll.
+  - Reads only; reports C(changed=false).
+author:
+  - mariadb_k8s contributors
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    support: full
+    details: Reads only, so it behaves the same in check mode.
+options:
+  namespace:
+    description: Namespace of the StatefulSet.
+    type: str
+    required: true
+  name:
+    description: Name of the StatefulSet.
+    type: str
+    default: mysql
+  replicas:
+    description:
+      - Wait only for the pods with an ordinal below this, e.g. after rebuilding one replica
+        while a later one is still broken. Defaults to the StatefulSet's C(spec.replicas).
+    type: int
+  container:
+    description: Container whose image is reported for each pod.
+    type: str
+    default: mariadb
+  timeout:
+    description: Seconds to wait before failing with the pods still pending.
+    type: float
+    default: 900
+requirements:
+  - kubernetes >= 24.2.0
+"""
+
+EXAMPLES = r"""
+- name: Wait for the rollout of StatefulSet mysql, for up to 15 minutes.
+  mariadb_k8s.cluster.statefulset_wait:
+    namespace: mysql
+
+- name: Wait at most 2 minutes for StatefulSet orders with a kubeconfig.
+  mariadb_k8s.cluster.statefulset_wait:
+    namespace: shop
+    name: orders
+    timeout: 120
+    kubeconfig: ~/.kube/shop
+
+- name: Wait for mysql-0 to mysql-2 only.
+  mariadb_k8s.cluster.statefulset_wait:
+    namespace: mysql
+    replicas: 3
+"""
+
+RETURN = r"""
+images:
+  description: Image of I(container) in each pod, by pod name.
+  returned: success
+  type: dict
+  sample: {mysql-0: docker.io/library/mariadb:10.11, mysql-1: docker.io/library/mariadb:11.8}
+seconds:
+  description: Seconds spent waiting.
+  returned: always
+  type: float
+  sample: 12.4
+pending:
+  description: One line per pod the rollout still waits for, naming the pod and why; empty on success.
+  returned: always
+  type: list
+  elements: str
+  sample: ["mysql-2: not Ready"]
+"""
+
+import copy
+import time
+
+from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import rollout
+
+try:
+    from kubernetes.client import AppsV1Api, CoreV1Api
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.watch import Watch
+except ImportError:
+    pass
+
+# The StatefulSet's own status (observedGeneration, updateRevision) changes
+# without a pod event, so no watch lasts longer than this.
+WATCH_SECONDS = 2
+
+
+def argspec():
+    spec = copy.deepcopy(AUTH_ARG_SPEC)
+    spec.update(
+        namespace=dict(type="str", required=True),
+        name=dict(type="str", default="mysql"),
+        replicas=dict(type="int"),
+        container=dict(type="str", default="mariadb"),
+        timeout=dict(type="float", default=900),
+    )
+    return spec
+
+
+class Cluster:
+    """The reads the wait needs, as plain dicts."""
+
+    def __init__(self, api_client, namespace, name):
+        self._api = api_client
+        self._apps = AppsV1Api(api_client)
+        self._core = CoreV1Api(api_client)
+        self._namespace = namespace
+        self._name = name
+
+    def read(self):
+        """The StatefulSet, its pods, and the resource version to watch the pods from."""
+        sts = self._api.sanitize_for_serialization(self._apps.read_namespaced_stateful_set(self._name, self._namespace))
+        pods = self._core.list_namespaced_pod(self._namespace, label_selector=rollout.label_selector(sts))
+        return sts, self._api.sanitize_for_serialization(pods.items), pods.metadata.resource_version
+
+    def next_pod_event(self, statefulset, resource_version, seconds):
+        """Return at the first pod change after resource_version, or after seconds."""
+        watch = Watch()
+        for _event in watch.stream(self._core.list_namespaced_pod, self._namespace,
+                                   label_selector=rollout.label_selector(statefulset),
+                                   resource_version=resource_version, timeout_seconds=max(1, int(seconds)),
+                                   _request_timeout=seconds + 5):
+            watch.stop()
+
+
+def wait(cluster, timeout, replicas=None):
+    """Return (statefulset, pods, pending, error) once nothing is pending or timeout passed."""
+    deadline = time.monotonic() + timeout
+    sts, pods, waiting, error = None, [], [], None
+    while True:
+        try:
+            sts, pods, resource_version = cluster.read()
+            waiting, error = rollout.pending(pods, sts, replicas), None
+        except ApiException as exc:
+            if exc.status == 404:
+                raise
+            error = "%s %s" % (exc.status, exc.reason)
+        except Exception as exc:  # connection errors: the API may come back before the deadline
+            error = str(exc)
+        remaining = deadline - time.monotonic()
+        if (not waiting and error is None) or remaining <= 0:
+            return sts, pods, waiting, error
+        try:
+            if error is None:
+                cluster.next_pod_event(sts, resource_version, min(remaining, WATCH_SECONDS))
+            else:
+                time.sleep(min(remaining, 1))
+        except Exception:  # an expired resource version or a dropped watch: read again
+            time.sleep(min(remaining, 0.2))
+
+
+def execute_module(module, cluster):
+    params = module.params
+    started = time.monotonic()
+    try:
+        sts, pods, waiting, error = wait(cluster, params["timeout"], params["replicas"])
+    except ApiException:
+        module.fail_json(msg="StatefulSet %s not found in namespace %s." % (params["name"], params["namespace"]),
+                         pending=[], seconds=0.0)
+    seconds = round(time.monotonic() - started, 3)
+    if error is not None or waiting:
+        reasons = waiting + ([error] if error else [])
+        module.fail_json(msg="StatefulSet %s not rolled out after %ss: %s" % (params["name"], params["timeout"], "; ".join(reasons)),
+                         pending=waiting, seconds=seconds)
+    module.exit_json(changed=False, images=rollout.images(pods, params["container"]), pending=[], seconds=seconds)
+
+
+def main():
+    module = AnsibleK8SModule(
+        module_class=AnsibleModule,
+        argument_spec=argspec(),
+        supports_check_mode=True,
+    )
+    try:
+        client = get_api_client(module)
+        execute_module(module, Cluster(client.client.client, module.params["namespace"], module.params["name"]))
+    except CoreException as exc:
+        module.fail_from_exception(exc)
+
+
+if __name__ == "__main__":
+    main()

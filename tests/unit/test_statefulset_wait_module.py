@@ -1,0 +1,94 @@
+"""The wait's flow with a scripted cluster: when it returns, what it reports, when it fails."""
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from ansible_collections.mariadb_k8s.cluster.plugins.modules import statefulset_wait
+from k8s_objects import pod, sts
+
+DONE = (sts(), [pod(0), pod(1), pod(2, image="img:2")])
+STARTING = (sts(), [pod(0), pod(1, ready=False)])
+
+
+class Exit(Exception):
+    pass
+
+
+class FakeModule:
+    def __init__(self, **params):
+        self.params = dict(namespace="mysql", name="mysql", replicas=None, container="mariadb", timeout=5)
+        self.params.update(params)
+
+    def exit_json(self, **result):
+        raise Exit(dict(result, failed=False))
+
+    def fail_json(self, msg, **result):
+        raise Exit(dict(result, failed=True, msg=msg))
+
+
+class ScriptedCluster:
+    """Each read returns the next state (the last one repeats); an exception in
+    the script is raised instead. Pod events and watch errors likewise."""
+
+    def __init__(self, states, watch_errors=()):
+        self.states = list(states)
+        self.watch_errors = list(watch_errors)
+        self.reads = 0
+
+    def read(self):
+        self.reads += 1
+        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        if isinstance(state, Exception):
+            raise state
+        return state[0], state[1], "42"
+
+    def next_pod_event(self, statefulset, resource_version, seconds):
+        assert resource_version == "42" and 0 < seconds <= statefulset_wait.WATCH_SECONDS
+        if self.watch_errors:
+            raise self.watch_errors.pop(0)
+
+
+def run(cluster, **params):
+    with pytest.raises(Exit) as result:
+        statefulset_wait.execute_module(FakeModule(**params), cluster)
+    return result.value.args[0]
+
+
+def test_returns_once_every_pod_is_ready_and_reports_images():
+    cluster = ScriptedCluster([STARTING, STARTING, DONE])
+    result = run(cluster)
+    assert result["failed"] is False and result["changed"] is False
+    assert result["images"] == {"mysql-0": "img:1", "mysql-1": "img:1", "mysql-2": "img:2"}
+    assert cluster.reads == 3
+
+
+def test_times_out_naming_the_pending_pods(monkeypatch):
+    monkeypatch.setattr(statefulset_wait.time, "sleep", lambda seconds: None)
+    result = run(ScriptedCluster([STARTING]), timeout=0.05)
+    assert result["failed"] is True
+    assert result["pending"] == ["mysql-1: not Ready", "mysql-2: not created yet"]
+    assert "mysql-1: not Ready; mysql-2: not created yet" in result["msg"]
+
+
+def test_missing_statefulset_is_named():
+    result = run(ScriptedCluster([ApiException(status=404, reason="Not Found")]))
+    assert result["failed"] is True
+    assert result["msg"] == "StatefulSet mysql not found in namespace mysql."
+
+
+def test_transient_api_and_watch_errors_are_retried(monkeypatch):
+    monkeypatch.setattr(statefulset_wait.time, "sleep", lambda seconds: None)
+    cluster = ScriptedCluster([ApiException(status=503, reason="Service Unavailable"), STARTING, DONE],
+                              watch_errors=[ApiException(status=410, reason="Gone")])
+    result = run(cluster)
+    assert result["failed"] is False and cluster.reads == 3
+
+
+def test_api_error_until_the_deadline_is_reported(monkeypatch):
+    monkeypatch.setattr(statefulset_wait.time, "sleep", lambda seconds: None)
+    result = run(ScriptedCluster([ConnectionRefusedError("connection refused")]), timeout=0.05)
+    assert result["failed"] is True and "connection refused" in result["msg"]
+
+
+def test_replicas_waits_only_for_the_first_ordinals():
+    result = run(ScriptedCluster([STARTING]), replicas=1)
+    assert result["failed"] is False and list(result["images"]) == ["mysql-0", "mysql-1"]
