@@ -24,6 +24,9 @@ NS = "bench"
 BASE = {"mariadb_namespace": NS, "version": "10.11"}
 SIZES_MIB = (256, 512, 1024)
 ROW_BYTES = 2048
+# profile_tasks prints each task's time in its recap: "<role> : <task> ---- 1.23s".
+PROFILED = {"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks", "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "200"}
+PROFILE_LINE = re.compile(r"^mariadb_k8s\.cluster\.(\w+) : (.+?) -+ (\d+\.\d+)s$", re.M)
 
 
 def log(message):
@@ -48,6 +51,12 @@ def playbook(name, **extra):
     return run_playbook(name, dict(BASE, **extra)).check()
 
 
+def profiled(name, **extra):
+    """Run a playbook; return its wall time and {"role: task": seconds}."""
+    result = run_playbook(name, dict(BASE, **extra), env=PROFILED).check()
+    return result.seconds, {"%s: %s" % (role, task): float(seconds) for role, task, seconds in PROFILE_LINE.findall(result.output)}
+
+
 class Bench:
     def __init__(self, runs):
         config.load_kube_config()
@@ -55,6 +64,7 @@ class Bench:
         self.core = client.CoreV1Api(self.api)
         self.runs = runs
         self.results = {}
+        self.profiles = {}
         self.runner = None
 
     def fresh(self):
@@ -73,6 +83,12 @@ class Bench:
         self.results[name] = (samples, unit)
         log("%s: median %.2f%s of %s" % (name, statistics.median(samples), unit, ["%.2f" % s for s in samples]))
 
+    def record_profiled(self, name, runs):
+        """Record (seconds, profile) runs; keep the profile of the median run."""
+        runs = sorted(runs)
+        self.record(name, [seconds for seconds, _ in runs])
+        self.profiles[name] = runs[len(runs) // 2]
+
     # 1. deploy.yml against the same manifests applied with kubectl.
     def deploy_vs_plain(self):
         manifests = tempfile.mkdtemp(prefix="manifests-")
@@ -81,10 +97,10 @@ class Bench:
         for run in range(self.runs):
             log("deploy run %d/%d" % (run + 1, self.runs))
             self.fresh()
-            ours.append(timed(playbook, "deploy.yml"))
+            ours.append(profiled("deploy.yml"))
             self.fresh()
             plain.append(timed(self.plain_deploy, manifests))
-        self.record("deploy 3 pods: deploy.yml", ours)
+        self.record_profiled("deploy 3 pods: deploy.yml", ours)
         self.record("deploy 3 pods: kubectl apply", plain)
         shutil.rmtree(manifests)
 
@@ -109,13 +125,9 @@ class Bench:
         self.fresh()
         first = timed(playbook, "deploy.yml", replicas=5)
         self.record("first deploy, 5 pods", [first])
-        self.record("no-op re-run, 5 pods", [timed(playbook, "deploy.yml", replicas=5) for _ in range(self.runs)])
-        module = []
-        for _ in range(self.runs):
-            out = run_playbook("verify.yml", dict(BASE, replicas=5),
-                               env={"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"}).check().output
-            module.append(float(re.search(r"Check replication on every pod\. -+ (\d+\.\d+)s", out).group(1)))
-        self.record("verify module, 5 pods", module)
+        self.record_profiled("no-op re-run, 5 pods", [profiled("deploy.yml", replicas=5) for _ in range(self.runs)])
+        self.record("verify module, 5 pods", [profiled("verify.yml", replicas=5)[1]["verify: Check replication on every pod."]
+                                              for _ in range(self.runs)])
 
     # 5. Catch-up after a burst of 100,000 rows (100 transactions of 1,000).
     def catch_up(self):
@@ -194,9 +206,23 @@ class Bench:
         for name, measured, target in self.ratios():
             md.append("| %s | %.2f | %s |" % (name, measured, target))
         md += ["", "![scale-out time by data size](benchmarks-scale-out.png)", ""]
+        for name, (seconds, profile) in self.profiles.items():
+            md += self.profile_table(name, seconds, profile)
         with open(os.path.join(ROOT, "docs", "benchmarks.md"), "w") as handle:
             handle.write("\n".join(md) + "\n" + NOTES)
         self.plot()
+
+    @staticmethod
+    def profile_table(name, seconds, profile, shown=0.3):
+        """Where the time of one run went: the tasks over `shown` seconds, the rest summed."""
+        md = ["## Where the time goes: %s (the median run, %.2f s)" % (name, seconds), "",
+              "| task (role: name) | seconds |", "|---|---|"]
+        big = sorted(((t, s) for t, s in profile.items() if s >= shown), key=lambda item: -item[1])
+        md += ["| %s | %.2f |" % (task, task_seconds) for task, task_seconds in big]
+        small = [s for s in profile.values() if s < shown]
+        md += ["| %d other tasks (assertions, facts, reports) | %.2f |" % (len(small), sum(small)),
+               "| ansible-playbook start-up, inventory, plugin loading | %.2f |" % (seconds - sum(profile.values())), ""]
+        return md
 
     def median(self, name):
         return statistics.median(self.results[name][0])
