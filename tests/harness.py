@@ -36,8 +36,8 @@ def image(version):
 class Playbook:
     """Runs a playbook from the repository root and keeps its output."""
 
-    def __init__(self, name, extra_vars=None, verbosity=0, env=None):
-        cmd = ["ansible-playbook", name]
+    def __init__(self, name, extra_vars=None, verbosity=0, env=None, check=False):
+        cmd = ["ansible-playbook", name] + (["--check"] if check else [])
         if extra_vars:
             cmd += ["-e", json.dumps(extra_vars)]
         if verbosity:
@@ -55,8 +55,8 @@ class Playbook:
         return self
 
 
-def run_playbook(name, extra_vars=None, verbosity=0, env=None):
-    return Playbook(name, extra_vars, verbosity, env)
+def run_playbook(name, extra_vars=None, verbosity=0, env=None, check=False):
+    return Playbook(name, extra_vars, verbosity, env, check)
 
 
 def wait_until(what, predicate, timeout=300, interval=2):

@@ -81,6 +81,15 @@ def test_redeploy_changes_nothing(deployed):
     assert run_playbook("deploy.yml", {"version": OLD}).check().changed == 0
 
 
+def test_check_mode_previews_changes_without_making_them(api):
+    apps = client.AppsV1Api(api)
+    before = apps.read_namespaced_stateful_set("mysql", NS).metadata.resource_version
+    preview = run_playbook("deploy.yml", {"version": OLD, "replicas": 5}, check=True).check()
+    assert preview.changed > 0
+    assert "mysql-2: replica" in preview.output  # the pods running now were checked
+    assert apps.read_namespaced_stateful_set("mysql", NS).metadata.resource_version == before
+
+
 def test_scale_out_to_five_clones_the_data(runner):
     result = run_playbook("deploy.yml", {"version": OLD, "replicas": 5}).check()
     assert "mysql-4: replica, server_id 104" in result.output
