@@ -112,17 +112,11 @@ problems:
   sample: ["mysql-2: IO thread No: Got fatal error 1236 from master"]
 """
 
-import copy
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import replication
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import k8s_module, replication
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError, PodExec
 
 try:
@@ -136,18 +130,15 @@ except ImportError:
 CLIENT = ["mariadb", "--defaults-file=/etc/mysql/cluster/my.cnf", "--protocol=socket", "--user=mysql"]
 
 
-def argspec():
-    spec = copy.deepcopy(AUTH_ARG_SPEC)
-    spec.update(
-        namespace=dict(type="str", required=True),
-        name=dict(type="str", default="mysql"),
-        replicas=dict(type="int"),
-        container=dict(type="str", default="mariadb"),
-        sentinel=dict(type="bool", default=True),
-        timeout=dict(type="float", default=30),
-        max_lag=dict(type="int"),
-    )
-    return spec
+OPTIONS = dict(
+    namespace=dict(type="str", required=True),
+    name=dict(type="str", default="mysql"),
+    replicas=dict(type="int"),
+    container=dict(type="str", default="mariadb"),
+    sentinel=dict(type="bool", default=True),
+    timeout=dict(type="float", default=30),
+    max_lag=dict(type="int"),
+)
 
 
 def _replica_count(module, api_client):
@@ -197,8 +188,9 @@ def execute_module(module, api_client):
     params = module.params
     try:
         count = _replica_count(module, api_client)
-    except Exception as exc:  # ApiException or a connection error alike
-        module.fail_json(msg="Cannot read StatefulSet %s in namespace %s: %s" % (params["name"], params["namespace"], exc))
+    except Exception as exc:  # ApiException (status and reason say it all) or a connection error
+        reason = "%s %s" % (exc.status, exc.reason) if getattr(exc, "status", None) else exc
+        module.fail_json(msg="Cannot read StatefulSet %s in namespace %s: %s" % (params["name"], params["namespace"], reason))
     names = ["%s-%d" % (params["name"], i) for i in range(count)]
     primary = names[0]
     primary_host = "%s.%s" % (primary, params["name"])
@@ -232,16 +224,7 @@ def execute_module(module, api_client):
 
 
 def main():
-    module = AnsibleK8SModule(
-        module_class=AnsibleModule,
-        argument_spec=argspec(),
-        supports_check_mode=True,
-    )
-    try:
-        client = get_api_client(module)
-        execute_module(module, client.client.client)
-    except CoreException as exc:
-        module.fail_from_exception(exc)
+    k8s_module.run(OPTIONS, execute_module)
 
 
 if __name__ == "__main__":

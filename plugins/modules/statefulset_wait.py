@@ -88,15 +88,9 @@ pending:
   sample: ["mysql-2: not Ready"]
 """
 
-import copy
 import time
 
-from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import rollout
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import k8s_module, rollout
 
 try:
     from kubernetes.client import AppsV1Api, CoreV1Api
@@ -110,16 +104,13 @@ except ImportError:
 WATCH_SECONDS = 2
 
 
-def argspec():
-    spec = copy.deepcopy(AUTH_ARG_SPEC)
-    spec.update(
-        namespace=dict(type="str", required=True),
-        name=dict(type="str", default="mysql"),
-        replicas=dict(type="int"),
-        container=dict(type="str", default="mariadb"),
-        timeout=dict(type="float", default=900),
-    )
-    return spec
+OPTIONS = dict(
+    namespace=dict(type="str", required=True),
+    name=dict(type="str", default="mysql"),
+    replicas=dict(type="int"),
+    container=dict(type="str", default="mariadb"),
+    timeout=dict(type="float", default=900),
+)
 
 
 class Cluster:
@@ -191,16 +182,8 @@ def execute_module(module, cluster):
 
 
 def main():
-    module = AnsibleK8SModule(
-        module_class=AnsibleModule,
-        argument_spec=argspec(),
-        supports_check_mode=True,
-    )
-    try:
-        client = get_api_client(module)
-        execute_module(module, Cluster(client.client.client, module.params["namespace"], module.params["name"]))
-    except CoreException as exc:
-        module.fail_from_exception(exc)
+    k8s_module.run(OPTIONS, lambda module, api_client: execute_module(
+        module, Cluster(api_client, module.params["namespace"], module.params["name"])))
 
 
 if __name__ == "__main__":

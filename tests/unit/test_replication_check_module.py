@@ -1,5 +1,6 @@
 """The module's flow with a fake exec: which pods it reads, what it reports, when it fails."""
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 from ansible_collections.mariadb_k8s.cluster.plugins.modules import replication_check
@@ -93,3 +94,17 @@ def test_unreachable_pod_is_named(fake_exec):
     result = run(FakeModule())
     assert result["failed"] is True
     assert "mysql-1: cannot read its state (exit code 1: ERROR 2002" in result["msg"]
+
+
+def test_missing_statefulset_is_named_in_one_line(monkeypatch):
+    class NoStatefulSet:
+        def __init__(self, api_client):
+            pass
+
+        def read_namespaced_stateful_set(self, name, namespace):
+            raise ApiException(status=404, reason="Not Found")
+
+    monkeypatch.setattr(replication_check, "AppsV1Api", NoStatefulSet)
+    result = run(FakeModule(replicas=None))
+    assert result["failed"] is True
+    assert result["msg"] == "Cannot read StatefulSet mysql in namespace mysql: 404 Not Found"
