@@ -19,6 +19,11 @@ STATUS_SQL = (
 SENTINEL_DATABASE = "mariadb_k8s"
 SENTINEL_TABLE = SENTINEL_DATABASE + ".sentinel"
 
+# A replica's IO thread retries these errors on its own (the primary is
+# unreachable or restarting); 0 means it has not tried yet. probe.sh keeps
+# such a replica Ready for the same reason.
+RECONNECT_ERRNOS = (0, 2003, 2005, 2006, 2013)
+
 _ROW_SEPARATOR = re.compile(r"^\*+ \d+\. row \*+$")
 _FIELD = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*): ?(.*)$")
 _TOKEN = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -75,6 +80,7 @@ def pod_state(output):
         "io_running": None,
         "sql_running": None,
         "seconds_behind_primary": None,
+        "last_io_errno": None,
         "last_io_error": "",
         "last_sql_error": "",
         "using_gtid": None,
@@ -85,6 +91,7 @@ def pod_state(output):
             "io_running": replica.get("Slave_IO_Running"),
             "sql_running": replica.get("Slave_SQL_Running"),
             "seconds_behind_primary": _int_or_none(replica.get("Seconds_Behind_Master")),
+            "last_io_errno": _int_or_none(replica.get("Last_IO_Errno")),
             "last_io_error": replica.get("Last_IO_Error", ""),
             "last_sql_error": replica.get("Last_SQL_Error", ""),
             "using_gtid": replica.get("Using_Gtid"),
@@ -92,8 +99,16 @@ def pod_state(output):
     return state
 
 
-def problems(pod, state, is_primary, primary_host, max_lag=None):
-    """Why this pod is not a healthy member of the cluster (empty when it is)."""
+def reconnecting(state):
+    """Whether a replica's IO thread is only waiting to reconnect to its primary."""
+    return state["io_running"] == "Connecting" and (state["last_io_errno"] or 0) in RECONNECT_ERRNOS
+
+
+def problems(pod, state, is_primary, primary_host, max_lag=None, allow_reconnecting=False):
+    """Why this pod is not a healthy member of the cluster (empty when it is).
+
+    With allow_reconnecting, an IO thread that is reconnecting is no problem
+    (yet): the caller proves replication with a sentinel row instead."""
     found = []
     if is_primary:
         if state["read_only"]:
@@ -108,17 +123,17 @@ def problems(pod, state, is_primary, primary_host, max_lag=None):
     else:
         if state["primary_host"] != primary_host:
             found.append("replicates from %s instead of %s" % (state["primary_host"], primary_host))
-        if state["io_running"] != "Yes":
-            found.append("IO thread %s%s" % (state["io_running"], _error(state["last_io_error"])))
+        if state["io_running"] != "Yes" and not (allow_reconnecting and reconnecting(state)):
+            found.append("IO thread %s%s" % (state["io_running"], error_suffix(state["last_io_error"])))
         if state["sql_running"] != "Yes":
-            found.append("SQL thread %s%s" % (state["sql_running"], _error(state["last_sql_error"])))
+            found.append("SQL thread %s%s" % (state["sql_running"], error_suffix(state["last_sql_error"])))
         lag = state["seconds_behind_primary"]
         if max_lag is not None and lag is not None and lag > max_lag:
             found.append("lag %ds exceeds %ds" % (lag, max_lag))
     return ["%s: %s" % (pod, p) for p in found]
 
 
-def _error(message):
+def error_suffix(message):
     return ": " + message.strip() if message and message.strip() else ""
 
 

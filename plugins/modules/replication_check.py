@@ -14,6 +14,8 @@ description:
   - Runs SQL in every pod of the StatefulSet through the Kubernetes exec API and reports, per
     pod, its role, server_id, read_only, replication threads, lag, last errors and GTID position.
   - Writes a sentinel row on the primary (ordinal 0) and waits until every replica has it.
+  - A replica whose IO thread is only reconnecting (its primary just restarted) passes when the
+    sentinel row reaches it, and is read again for the report; without the sentinel it fails.
   - Fails with a message naming each broken pod and the reason.
   - SQL runs as the pods' local admin account over the unix socket, so no password is used.
   - Changes nothing in the cluster's configuration and reports C(changed=false); the sentinel row
@@ -91,6 +93,7 @@ pods:
       io_running: "Yes"
       sql_running: "Yes"
       seconds_behind_primary: 0
+      last_io_errno: 0
       last_io_error: ""
       last_sql_error: ""
       primary_host: mysql-0.mysql
@@ -149,6 +152,8 @@ def _replica_count(module, api_client):
 
 
 def _read_states(pod_exec, pods):
+    if not pods:
+        return []
     def read(pod):
         try:
             return pod, replication.pod_state(pod_exec.run(pod, CLIENT + ["-e", replication.STATUS_SQL])), None
@@ -196,28 +201,38 @@ def execute_module(module, api_client):
     primary_host = "%s.%s" % (primary, params["name"])
     pod_exec = PodExec(api_client, params["namespace"], params["container"])
 
+    # A replica still reconnecting (its primary just restarted) is judged by
+    # whether the sentinel row reaches it, and then read again for the report.
+    sentinel = params["sentinel"] and not module.check_mode
     pods, found = {}, []
-    for pod, state, error in _read_states(pod_exec, names):
-        if error:
-            found.append(error)
-            continue
-        is_primary = pod == primary
-        state["role"] = "primary" if is_primary else "replica"
-        pods[pod] = state
-        found.extend(replication.problems(pod, state, is_primary, primary_host, params["max_lag"]))
 
+    def judge(read):
+        for pod, state, error in read:
+            if error:
+                found.append(error)
+                continue
+            is_primary = pod == primary
+            state["role"] = "primary" if is_primary else "replica"
+            pods[pod] = state
+            found.extend(replication.problems(pod, state, is_primary, primary_host, params["max_lag"], sentinel))
+
+    judge(_read_states(pod_exec, names))
     result = dict(changed=False, primary=primary, pods=pods, problems=found)
-    if not found and params["sentinel"] and not module.check_mode:
+    if not found and sentinel:
+        was_reconnecting = [pod for pod in names[1:] if replication.reconnecting(pods[pod])]
         try:
             token, seconds = _wait_for_sentinel(pod_exec, primary, names[1:], params["timeout"])
         except ExecError as exc:
             found.append("%s: cannot write the sentinel row (%s)" % (primary, exc))
         else:
             result["sentinel"] = dict(token=token, seconds=seconds)
-            found.extend(
-                "%s: the sentinel row written on %s did not arrive within %ss" % (pod, primary, params["timeout"])
-                for pod, elapsed in sorted(seconds.items()) if elapsed is None
-            )
+            for pod, elapsed in sorted(seconds.items()):
+                if elapsed is None:
+                    io_thread = " (IO thread %s%s)" % (pods[pod]["io_running"], replication.error_suffix(
+                        pods[pod]["last_io_error"])) if pod in was_reconnecting else ""
+                    found.append("%s: the sentinel row written on %s did not arrive within %ss%s" % (
+                        pod, primary, params["timeout"], io_thread))
+            judge(_read_states(pod_exec, [pod for pod in was_reconnecting if seconds[pod] is not None]))
     if found:
         module.fail_json(msg="Replication check failed: " + "; ".join(found), **result)
     module.exit_json(**result)

@@ -104,3 +104,20 @@ def test_sentinel_sql_and_detection():
 def test_sentinel_token_cannot_inject_sql():
     with pytest.raises(ValueError):
         replication.sentinel_write_sql("x'); DROP DATABASE test; --")
+
+
+# status-11.8-replica-reconnecting.txt is status-11.8-mysql-1.txt with the IO
+# thread fields a replica showed on the real cluster right after its primary
+# restarted (errno 2003, "Connection refused").
+def test_reconnecting_replica_is_a_problem_unless_allowed():
+    state = replication.pod_state(fixture("status-11.8-replica-reconnecting.txt"))
+    assert replication.reconnecting(state) and state["last_io_errno"] == 2003
+    assert replication.problems("mysql-1", state, False, "mysql-0.mysql", allow_reconnecting=True) == []
+    [problem] = replication.problems("mysql-1", state, False, "mysql-0.mysql")
+    assert problem.startswith("mysql-1: IO thread Connecting: error reconnecting") and "Connection refused" in problem
+
+
+def test_refused_credentials_are_never_only_reconnecting():
+    state = replication.pod_state(fixture("status-10.11-replica-auth-error.txt"))
+    assert not replication.reconnecting(state)
+    assert replication.problems("mysql-1", state, False, "mysql-0.mysql", allow_reconnecting=True)

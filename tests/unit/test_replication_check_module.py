@@ -26,10 +26,13 @@ class FakeModule:
 
 
 class FakeExec:
-    """Answers the status SQL from fixtures; remembers the sentinel token."""
+    """Answers the status SQL from fixtures (a list: one answer per read, the
+    last one repeats); remembers the sentinel token, which reaches the pods
+    not in `cut_off`."""
 
     outputs = {}
     broken = set()
+    cut_off = set()
     token = None
 
     def __init__(self, api_client, namespace, container):
@@ -40,11 +43,14 @@ class FakeExec:
         if pod in self.broken:
             raise ExecError("exit code 1: ERROR 2002 (HY000): Can't connect to local server")
         if sql.startswith("SELECT @@server_id"):
-            return self.outputs[pod]
+            answers = self.outputs[pod]
+            if isinstance(answers, str):
+                return answers
+            return answers.pop(0) if len(answers) > 1 else answers[0]
         if "REPLACE INTO" in sql:
             FakeExec.token = sql.split("'")[1]
             return ""
-        return FakeExec.token + "\n"
+        return "" if pod in self.cut_off else FakeExec.token + "\n"
 
 
 @pytest.fixture
@@ -56,6 +62,7 @@ def fake_exec(monkeypatch):
         "mysql-2": fixture("status-10.11-mysql-1.txt"),
     }
     FakeExec.broken = set()
+    FakeExec.cut_off = set()
     FakeExec.token = None
     return FakeExec
 
@@ -108,3 +115,24 @@ def test_missing_statefulset_is_named_in_one_line(monkeypatch):
     result = run(FakeModule(replicas=None))
     assert result["failed"] is True
     assert result["msg"] == "Cannot read StatefulSet mysql in namespace mysql: 404 Not Found"
+
+
+def test_reconnecting_replica_passes_once_the_sentinel_arrives_and_is_read_again(fake_exec):
+    fake_exec.outputs["mysql-1"] = [fixture("status-11.8-replica-reconnecting.txt"), fixture("status-11.8-mysql-1.txt")]
+    result = run(FakeModule())
+    assert result["failed"] is False
+    assert result["pods"]["mysql-1"]["io_running"] == "Yes"
+
+
+def test_reconnecting_replica_without_the_sentinel_is_named_with_its_io_thread(fake_exec):
+    fake_exec.outputs["mysql-1"] = fixture("status-11.8-replica-reconnecting.txt")
+    fake_exec.cut_off = {"mysql-1"}
+    result = run(FakeModule(timeout=0.3))
+    assert result["failed"] is True
+    assert "mysql-1: the sentinel row written on mysql-0 did not arrive within 0.3s (IO thread Connecting: error reconnecting" in result["msg"]
+
+
+def test_reconnecting_replica_fails_when_no_sentinel_is_written(fake_exec):
+    fake_exec.outputs["mysql-1"] = fixture("status-11.8-replica-reconnecting.txt")
+    result = run(FakeModule(sentinel=False))
+    assert result["failed"] is True and "mysql-1: IO thread Connecting" in result["msg"]
