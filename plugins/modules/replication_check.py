@@ -154,6 +154,7 @@ def _replica_count(module, api_client):
 def _read_states(pod_exec, pods):
     if not pods:
         return []
+
     def read(pod):
         try:
             return pod, replication.pod_state(pod_exec.run(pod, CLIENT + ["-e", replication.STATUS_SQL])), None
