@@ -49,7 +49,7 @@ build_kubernetes() {
     (cd "$work" && CGO_ENABLED=0 with_heartbeat "building $c [$i/$n]" \
       go build -p 2 -trimpath -tags selinux,notest -ldflags "$ldflags" -o "bin/$c" "k8s.io/kubernetes/cmd/$c")
   done
-  "$work/bin/kubelet" --version | grep -q "$K8S_VERSION" || die "kubelet does not report $K8S_VERSION"
+  [[ $("$work/bin/kubelet" --version) == *"$K8S_VERSION"* ]] || die "kubelet does not report $K8S_VERSION"
   publish_dir "$work" "$out"
   log "kubernetes $K8S_VERSION: built into $out"
 }

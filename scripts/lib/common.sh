@@ -1,5 +1,5 @@
 # Shared helpers for the local-cluster scripts: paths, logging, progress.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # the variables are used by the sourcing scripts
 set -euo pipefail
 
 SCRIPTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,3 +45,18 @@ with_heartbeat() {
 
 # Atomically publish a build directory: build into DIR.tmp, then rename.
 publish_dir() { rm -rf "$2"; mv "$1" "$2"; }
+
+# Delete a tree a killed chroot build may have left behind with processes
+# still writing in it and file systems mounted in it (debootstrap mounts
+# /proc and /sys inside its target).
+remove_tree() {
+  [ -e "$1" ] || return 0
+  local dir p; dir=$(realpath "$1")
+  for p in /proc/[0-9]*; do
+    case "$(readlink "$p/root" 2>/dev/null)/ $(readlink "$p/cwd" 2>/dev/null)/" in
+      "$dir"/* | *" $dir"/*) kill -9 "${p#/proc/}" 2>/dev/null || true ;;
+    esac
+  done
+  awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l
+  rm -rf "$dir"
+}

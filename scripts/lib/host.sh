@@ -9,10 +9,12 @@ HOST_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack de
 install_packages() {
   local missing=() p
   for p in "${HOST_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = 'install ok installed' ] || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return
   log "host: installing Debian packages: ${missing[*]}"
+  # An install killed half-way leaves dpkg locked in "interrupted" until configured.
+  DEBIAN_FRONTEND=noninteractive dpkg --configure -a >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
@@ -23,14 +25,14 @@ install_etcd() {
   local dir=$CACHE_DIR/etcd-$ETCD_DEB_VERSION
   [ -x "$dir/usr/bin/etcd" ] && return
   log "host: fetching etcd $ETCD_DEB_VERSION from Debian trixie"
-  local apt; apt=$(mktemp -d)
+  local apt; apt=$(mktemp -d); chmod 755 "$apt"  # readable by apt's _apt user
   mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial"
   echo "deb ${DEBIAN_MIRROR:-http://deb.debian.org/debian} trixie main" > "$apt/sources.list"
   local opts=(-o "Dir::Etc::sourcelist=$apt/sources.list" -o Dir::Etc::sourceparts=-
     -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache")
   apt-get "${opts[@]}" update -q >/dev/null
   (cd "$apt" && apt-get "${opts[@]}" download "etcd-server=$ETCD_DEB_VERSION" >/dev/null)
-  rm -rf "$dir.tmp"; dpkg-deb -x "$apt"/etcd-server_*.deb "$dir.tmp"
+  mkdir -p "$CACHE_DIR"; rm -rf "$dir.tmp"; dpkg-deb -x "$apt"/etcd-server_*.deb "$dir.tmp"
   publish_dir "$dir.tmp" "$dir"
   rm -rf "$apt"
 }
@@ -39,9 +41,12 @@ install_coredns() {
   local bin=$CACHE_DIR/coredns-$COREDNS_VERSION/coredns
   [ -x "$bin" ] && return
   log "host: building CoreDNS $COREDNS_VERSION from the Go module proxy"
+  local work=$CACHE_DIR/coredns-$COREDNS_VERSION.tmp
+  rm -rf "$work"
   with_heartbeat "building CoreDNS" \
-    env GOBIN="$CACHE_DIR/coredns-$COREDNS_VERSION" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
+    env GOBIN="$work" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
     "github.com/coredns/coredns@$COREDNS_VERSION"
+  publish_dir "$work" "$CACHE_DIR/coredns-$COREDNS_VERSION"
 }
 
 tune_kernel() {
@@ -49,7 +54,8 @@ tune_kernel() {
   sysctl -qw net.ipv4.ip_forward=1
   modprobe br_netfilter 2>/dev/null || true
   sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || true
-  ip addr show dev lo | grep -q "$DNS_IP/32" || ip addr add "$DNS_IP/32" dev lo
+  # `replace` is idempotent: no check-then-add that a failed earlier run can trip.
+  ip addr replace "$DNS_IP/32" dev lo
 }
 
 node_ip() { ip -4 -o route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p'; }

@@ -51,7 +51,7 @@ build_mariadb_image() {
   out=$(archive_path "$ref")
   [ -f "$out" ] && return
   rootfs=$IMAGE_DIR/rootfs-$suite
-  rm -rf "$rootfs"
+  remove_tree "$rootfs"
   log "image $ref: debootstrap $suite (about 1 min)"
   with_heartbeat "debootstrapping $suite" \
     debootstrap --variant=minbase "$suite" "$rootfs" "$DEBIAN_MIRROR" > "$IMAGE_DIR/debootstrap-$suite.log" 2>&1 \
@@ -75,7 +75,7 @@ CFG
   " > "$IMAGE_DIR/apt-$suite.log" 2>&1 || die "package install for $ref failed, see $IMAGE_DIR/apt-$suite.log"
   python3 "$SCRIPTS_DIR/lib/oci_archive.py" --rootfs "$rootfs" --ref "$ref" --cmd '["/bin/bash"]' --out "$out.tmp"
   mv "$out.tmp" "$out"
-  rm -rf "$rootfs"
+  remove_tree "$rootfs"
   log "image $ref: built ($(du -h "$out" | cut -f1))"
 }
 
@@ -88,14 +88,20 @@ build_images() {
   done
 }
 
-# Import every cached archive that containerd does not hold yet.
+archive_digest() {
+  tar -xOf "$1" index.json | python3 -c 'import json, sys; print(json.load(sys.stdin)["manifests"][0]["digest"])'
+}
+
+# Import every cached archive that containerd does not hold at the same
+# digest (a rebuilt archive replaces the image under its reference).
 load_images() {
-  local have ref spec
-  have=$(ctr -n k8s.io images ls -q)
+  local have ref spec archive
+  have=$(ctr -n k8s.io images ls | awk 'NR > 1 {print $1, $3}')
   for spec in "$PAUSE_IMAGE" "${MARIADB_IMAGES[@]}"; do
     ref=${spec%%=*}
-    grep -qxF "$ref" <<<"$have" && continue
+    archive=$(archive_path "$ref")
+    grep -qxF "$ref $(archive_digest "$archive")" <<<"$have" && continue
     log "image $ref: loading into containerd"
-    ctr -n k8s.io images import "$(archive_path "$ref")" >/dev/null
+    ctr -n k8s.io images import "$archive" >/dev/null
   done
 }

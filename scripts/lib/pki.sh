@@ -44,9 +44,10 @@ EOF_KC
 
 ensure_pki() {
   local node=$1 node_ip=$2
-  [ -f "$PKI_DIR/admin.kubeconfig" ] && return
+  # The stamp is written last: a run killed half-way regenerates everything.
+  [ -f "$PKI_DIR/complete" ] && return
   log "pki: generating CA, certificates and kubeconfigs"
-  mkdir -p "$PKI_DIR"; chmod 700 "$PKI_DIR"
+  rm -rf "$PKI_DIR"; mkdir -p "$PKI_DIR"; chmod 700 "$PKI_DIR"
   openssl genrsa -out "$PKI_DIR/ca.key" 2048 2>/dev/null
   openssl req -x509 -new -key "$PKI_DIR/ca.key" -subj /CN=mariadb-k8s-ca -days 3650 -out "$PKI_DIR/ca.crt"
   sign apiserver /CN=kube-apiserver \
@@ -62,4 +63,5 @@ ensure_pki() {
   openssl rsa -in "$PKI_DIR/sa.key" -pubout -out "$PKI_DIR/sa.pub" 2>/dev/null
   local n
   for n in admin controller-manager scheduler kube-proxy kubelet; do kubeconfig "$n" "$node_ip"; done
+  touch "$PKI_DIR/complete"
 }

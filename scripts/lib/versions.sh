@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: the variables are used by the scripts
 # Pinned versions of everything the local cluster is built from. The build
 # cache is keyed by these, so bumping one rebuilds only that component.
 K8S_VERSION=v1.34.4
