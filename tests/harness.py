@@ -34,16 +34,13 @@ def image(version):
 
 
 class Playbook:
-    """Runs a playbook from the repository root and keeps its output."""
+    """Runs a command (an argv list, or a shell line) from the repository root
+    and keeps its output and the play recap's changed count."""
 
-    def __init__(self, name, extra_vars=None, verbosity=0, env=None, check=False):
-        cmd = ["ansible-playbook", name] + (["--check"] if check else [])
-        if extra_vars:
-            cmd += ["-e", json.dumps(extra_vars)]
-        if verbosity:
-            cmd.append("-" + "v" * verbosity)
+    def __init__(self, command, env=None):
         started = time.monotonic()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, **(env or {})))
+        proc = subprocess.run(command, shell=isinstance(command, str), cwd=ROOT, capture_output=True, text=True,
+                              env=dict(os.environ, **(env or {})))
         self.seconds = time.monotonic() - started
         self.rc = proc.returncode
         self.output = proc.stdout + proc.stderr
@@ -56,7 +53,25 @@ class Playbook:
 
 
 def run_playbook(name, extra_vars=None, verbosity=0, env=None, check=False):
-    return Playbook(name, extra_vars, verbosity, env, check)
+    cmd = ["ansible-playbook", name] + (["--check"] if check else [])
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    if verbosity:
+        cmd.append("-" + "v" * verbosity)
+    return Playbook(cmd, env)
+
+
+def readme_commands():
+    """The commands of the README's "Using the playbooks" table, in order."""
+    with open(os.path.join(ROOT, "README.md")) as handle:
+        section = handle.read().split("## Using the playbooks", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `(ansible-playbook [^`]+)` \|", section, re.M)
+
+
+def run_readme_command(command):
+    """Runs one of the README's commands exactly as written."""
+    assert command in readme_commands(), "not a command of the README: " + command
+    return Playbook(command)
 
 
 def wait_until(what, predicate, timeout=300, interval=2):
@@ -91,8 +106,11 @@ def start_client(core, api, namespace, secret="mysql-credentials"):
             termination_grace_period_seconds=1,
             containers=[client.V1Container(
                 name="client", image=image("10.11"), image_pull_policy="IfNotPresent",
-                command=["bash", "-c", 'printf "[client]\\nuser=root\\npassword=%s\\n" "$ROOT_PASSWORD" > '
-                         + CLIENT_CNF + "; exec sleep infinity"],
+                # Option-file quoting: inside double quotes, # is no comment;
+                # backslash and double quote are escaped.
+                command=["bash", "-c", 'p=${ROOT_PASSWORD//\\\\/\\\\\\\\}; p=${p//\\"/\\\\\\"}; '
+                         'printf "[client]\\nuser=root\\npassword=\\"%s\\"\\n" "$p" > ' + CLIENT_CNF
+                         + "; exec sleep infinity"],
                 env=[client.V1EnvVar(name="ROOT_PASSWORD", value_from=client.V1EnvVarSource(
                     secret_key_ref=client.V1SecretKeySelector(name=secret, key="root-password")))],
             )])))

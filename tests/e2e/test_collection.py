@@ -1,21 +1,43 @@
-"""The collection on the real cluster, in one ordered story sharing one
-deployment: deploy, data through every endpoint, idempotence, scale out,
-canary upgrade 10.11 -> 11.8, scale in, teardown with and without data."""
+"""The collection on the real cluster: the README's "Using the playbooks"
+commands, exactly as written and in order, sharing one deployment, with the
+pods and their images checked after each and the data checked along the way."""
 import base64
+import os
+import shutil
 
 import pytest
 from kubernetes import client
 
-from harness import image, pod_exec, run_playbook, sql, start_client, wait_until
+from harness import ROOT, image, pod_exec, readme_commands, run_playbook, run_readme_command, sql, start_client, wait_until
 
 NS = "mysql"
 OLD, NEW = "10.11", "11.8"
+RAN = []
+
+
+def readme(command):
+    result = run_readme_command(command).check()
+    RAN.append(command)
+    return result
+
+
+def pod_images(core):
+    """{pod: image of its server container} for the cluster's pods."""
+    pods = core.list_namespaced_pod(NS, label_selector="app=mysql").items
+    return {p.metadata.name: [c.image for c in p.spec.containers if c.name == "mariadb"][0] for p in pods}
+
+
+def expect_pods(core, *versions):
+    """Exactly len(versions) pods, mysql-N running the image of versions[N]."""
+    expected = {"mysql-%d" % i: image(v) for i, v in enumerate(versions)}
+    wait_until("pods %s" % expected, lambda: pod_images(core) == expected, timeout=120, interval=1)
 
 
 @pytest.fixture(scope="module")
 def deployed(api, core):
     run_playbook("teardown.yml", {"delete_data": True}).check()
-    result = run_playbook("deploy.yml", {"version": OLD}).check()
+    result = readme("ansible-playbook deploy.yml")
+    expect_pods(core, OLD, OLD, OLD)
     yield result
 
 
@@ -41,6 +63,11 @@ def test_rows_written_through_primary_are_read_everywhere(runner):
     assert expected[0] == "500"
     for host in ("mysql-read", "mysql-1.mysql", "mysql-2.mysql"):
         wait_until("rows on " + host, lambda: table_state(runner, host) == expected, timeout=30, interval=0.5)
+
+
+def test_commits_are_durable_by_default(runner):
+    settings = sql(runner, "mysql-0.mysql", "SELECT @@sync_binlog, @@innodb_flush_log_at_trx_commit")
+    assert settings.split() == ["1", "1"]
 
 
 def test_root_cannot_write_on_a_replica(runner):
@@ -77,22 +104,25 @@ def test_secret_passwords_are_generated_and_not_in_output(core, deployed):
     assert not any(v in deployed.output for v in values)
 
 
-def test_redeploy_changes_nothing(deployed):
-    assert run_playbook("deploy.yml", {"version": OLD}).check().changed == 0
+def test_redeploy_changes_nothing(core, deployed):
+    assert readme("ansible-playbook deploy.yml").changed == 0
+    expect_pods(core, OLD, OLD, OLD)
 
 
-def test_check_mode_previews_changes_without_making_them(api):
+def test_check_mode_previews_changes_without_making_them(api, core):
     apps = client.AppsV1Api(api)
     before = apps.read_namespaced_stateful_set("mysql", NS).metadata.resource_version
-    preview = run_playbook("deploy.yml", {"version": OLD, "replicas": 5}, check=True).check()
+    preview = readme("ansible-playbook deploy.yml --check -e replicas=5")
     assert preview.changed > 0
     assert "mysql-2: replica" in preview.output  # the pods running now were checked
     assert apps.read_namespaced_stateful_set("mysql", NS).metadata.resource_version == before
+    expect_pods(core, OLD, OLD, OLD)
 
 
-def test_scale_out_to_five_clones_the_data(runner):
-    result = run_playbook("deploy.yml", {"version": OLD, "replicas": 5}).check()
+def test_scale_out_to_five_clones_the_data(core, runner):
+    result = readme("ansible-playbook deploy.yml -e replicas=5")
     assert "mysql-4: replica, server_id 104" in result.output
+    expect_pods(core, OLD, OLD, OLD, OLD, OLD)
     expected = table_state(runner, "mysql-0.mysql")
     for host in ("mysql-3.mysql", "mysql-4.mysql"):
         assert table_state(runner, host) == expected
@@ -102,8 +132,9 @@ def server_versions(runner):
     return {pod: sql(runner, pod + ".mysql", "SELECT VERSION()") for pod in ("mysql-%d" % i for i in range(5))}
 
 
-def test_canary_upgrade_moves_only_ordinals_from_the_partition(runner):
-    result = run_playbook("upgrade.yml", {"version": NEW, "replicas": 5, "partition": 2}).check()
+def test_canary_upgrade_moves_only_ordinals_from_the_partition(core, runner):
+    result = readme("ansible-playbook upgrade.yml -e version=11.8 -e partition=2")
+    expect_pods(core, OLD, OLD, NEW, NEW, NEW)
     versions = server_versions(runner)
     assert [p for p, v in sorted(versions.items()) if v.startswith(NEW + ".")] == ["mysql-2", "mysql-3", "mysql-4"]
     assert [p for p, v in sorted(versions.items()) if v.startswith(OLD + ".")] == ["mysql-0", "mysql-1"]
@@ -114,8 +145,17 @@ def test_canary_upgrade_moves_only_ordinals_from_the_partition(runner):
         wait_until("canary row on " + pod, lambda: table_state(runner, pod + ".mysql") == expected, timeout=30)
 
 
-def test_partition_zero_completes_the_rollout(api, runner):
-    run_playbook("upgrade.yml", {"version": NEW, "replicas": 5, "partition": 0}).check()
+def test_a_plain_deploy_keeps_what_runs(api, core):
+    apps = client.AppsV1Api(api)
+    before = apps.read_namespaced_stateful_set("mysql", NS).metadata.resource_version
+    assert readme("ansible-playbook deploy.yml").changed == 0
+    assert apps.read_namespaced_stateful_set("mysql", NS).metadata.resource_version == before
+    expect_pods(core, OLD, OLD, NEW, NEW, NEW)
+
+
+def test_partition_zero_completes_the_rollout(api, core, runner):
+    readme("ansible-playbook upgrade.yml -e partition=0")
+    expect_pods(core, NEW, NEW, NEW, NEW, NEW)
     assert all(v.startswith(NEW + ".") for v in server_versions(runner).values())
 
     # mariadb-upgrade ran on every pod for the new version and recorded it
@@ -129,17 +169,44 @@ def test_partition_zero_completes_the_rollout(api, runner):
 def test_downgrade_is_refused_before_anything_changes(api):
     apps = client.AppsV1Api(api)
     before = apps.read_namespaced_stateful_set("mysql", NS).metadata.resource_version
-    result = run_playbook("deploy.yml", {"version": OLD, "replicas": 5})
+    result = run_playbook("deploy.yml", {"version": OLD})
     assert result.rc != 0
     assert "cannot be downgraded" in result.output
     assert apps.read_namespaced_stateful_set("mysql", NS).metadata.resource_version == before
 
 
-def test_scale_in_keeps_the_volumes(core, runner):
-    result = run_playbook("deploy.yml", {"version": NEW, "replicas": 3}).check()
+def test_verify_alone(core):
+    assert "mysql-4: replica" in readme("ansible-playbook verify.yml").output
+    expect_pods(core, NEW, NEW, NEW, NEW, NEW)
+
+
+def test_rebuild_reclones_the_last_replica(core, runner):
+    old_claim = core.read_namespaced_persistent_volume_claim("data-mysql-4", NS).metadata.uid
+    readme("ansible-playbook rebuild.yml -e pod=mysql-4")
+    assert core.read_namespaced_persistent_volume_claim("data-mysql-4", NS).metadata.uid != old_claim
+    assert "cloning from mysql-3" in core.read_namespaced_pod_log("mysql-4", NS, container="clone")
+    expect_pods(core, NEW, NEW, NEW, NEW, NEW)
+    assert table_state(runner, "mysql-4.mysql") == table_state(runner, "mysql-0.mysql")
+
+
+def test_scale_in_names_the_pods_and_keeps_the_volumes(core):
+    result = readme("ansible-playbook deploy.yml -e replicas=3")
+    assert "Scaling in from 5 to 3 pods: removing mysql-3, mysql-4" in " ".join(result.output.split())
     assert "Kept data-mysql-3, data-mysql-4" in result.output
+    expect_pods(core, NEW, NEW, NEW)
     claims = {c.metadata.name for c in core.list_namespaced_persistent_volume_claim(NS).items}
     assert {"data-mysql-3", "data-mysql-4"} <= claims
+
+
+def test_render_writes_the_manifests(core):
+    out = os.path.join(ROOT, "manifests")
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        readme("ansible-playbook render.yml -e render_dir=manifests")
+        assert {"namespace.yml", "statefulset.yml"} <= set(os.listdir(out))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    expect_pods(core, NEW, NEW, NEW)
 
 
 def objects(core, api):
@@ -155,12 +222,19 @@ def objects(core, api):
 
 
 def test_teardown_keeps_data_unless_asked(api, core, runner):
-    run_playbook("teardown.yml", {"version": NEW}).check()
+    readme("ansible-playbook teardown.yml")
     kept = objects(core, api)
     assert kept["statefulsets"] == [] and kept["services"] == [] and kept["configmaps"] == []
     assert kept["secrets"] == ["mysql-credentials"]
     assert kept["claims"] == ["data-mysql-%d" % i for i in range(5)]
-    run_playbook("teardown.yml", {"version": NEW}).check()  # twice is fine
-    run_playbook("teardown.yml", {"version": NEW, "delete_data": True}).check()
+    expect_pods(core)
+    readme("ansible-playbook teardown.yml")  # twice is fine
+    readme("ansible-playbook teardown.yml -e delete_data=true")
     gone = objects(core, api)
     assert gone["secrets"] == [] and gone["claims"] == []
+
+
+def test_every_readme_command_ran_in_order():
+    commands = readme_commands()
+    ran = iter(RAN)
+    assert all(command in ran for command in commands), "README commands %s, ran %s" % (commands, RAN)
