@@ -24,6 +24,7 @@ NS = "bench"
 BASE = {"mariadb_namespace": NS, "version": "10.11"}
 SIZES_MIB = (256, 512, 1024)
 ROW_BYTES = 2048
+RELAXED = {"sync_binlog": 0, "innodb_flush_log_at_trx_commit": 2}
 # profile_tasks prints each task's time in its recap: "<role> : <task> ---- 1.23s".
 PROFILED = {"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks", "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "200"}
 PROFILE_LINE = re.compile(r"^mariadb_k8s\.cluster\.(\w+) : (.+?) -+ (\d+\.\d+)s$", re.M)
@@ -148,6 +149,21 @@ class Bench:
             samples.append(time.monotonic() - burst_end)
         self.record("catch-up after 100,000 rows", samples)
 
+    # 7. What durable commits cost: single-row autocommit inserts through
+    # mysql-primary, with the defaults (sync_binlog = 1,
+    # innodb_flush_log_at_trx_commit = 1) and with both relaxed. One run each.
+    def durability(self, rows=5000):
+        for label, settings in (("durable", {}), ("relaxed", RELAXED)):
+            self.fresh()
+            playbook("deploy.yml", replicas=1, mariadb_server_settings=settings)
+            runner = self.client()
+            sql(runner, "mysql-primary", "CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY)")
+            seconds = float(runner.run("client", ["bash", "-c", (
+                "start=$(date +%s.%N); seq {rows} | sed 's/.*/INSERT INTO d.t VALUES (&);/' "
+                "| mariadb --defaults-file=/tmp/client.cnf -h mysql-primary; "
+                "awk -v s=$start -v e=$(date +%s.%N) 'BEGIN {{ print e - s }}'").format(rows=rows)]))
+            self.record("single-row commits, %s" % label, [rows / seconds], unit=" rows/s")
+
     # 3. and 4. Scale-out 3 -> 5 by data size; clone vs raw copy at 1 GiB.
     def scale_out(self):
         self.fresh()
@@ -238,6 +254,8 @@ class Bench:
              self.median("clone of mysql-3 (stream + prepare), %d MiB" % big)
              / self.median("raw copy mysql-2 -> mysql-3 (tar through socat), %d MiB" % big), "≤ 1.1"),
             ("verify module, 5 pods (seconds)", self.median("verify module, 5 pods"), "≤ 3"),
+            ("durable / relaxed commits per second (sync_binlog, innodb_flush_log_at_trx_commit 1 vs 0, 2)",
+             self.median("single-row commits, durable") / self.median("single-row commits, relaxed"), "(cost, no target)"),
         ]
 
     def plot(self):
@@ -330,6 +348,7 @@ def main():
         bench.noop_and_verify()
         bench.catch_up()
         bench.scale_out()
+        bench.durability()
         bench.write()
     finally:
         bench.fresh()
