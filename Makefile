@@ -14,6 +14,7 @@ test: lint unit e2e molecule
 lint: setup
 	.venv/bin/yamllint --strict .
 	cd .venv/collections/ansible_collections/mariadb_k8s/cluster && PATH=$(CURDIR)/.venv/bin:$$PATH ansible-lint --offline --profile production
+	tests/sanity/run.sh
 
 unit: setup
 	.venv/bin/pytest -q tests/unit

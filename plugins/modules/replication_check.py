@@ -17,15 +17,18 @@ description:
   - A replica whose IO thread is only reconnecting (its primary just restarted) passes when the
     sentinel row reaches it, and is read again for the report; without the sentinel it fails.
   - Fails with a message naming each broken pod and the reason.
+  - Fails when there is no pod to check, e.g. on a StatefulSet scaled to 0.
   - SQL runs as the pods' local admin account over the unix socket, so no password is used.
   - Changes nothing in the cluster's configuration and reports C(changed=false); the sentinel row
     lives in its own database C(mariadb_k8s), one row, replaced each run.
 author:
-  - mariadb_k8s contributors
+  # No GitHub account to name: the schema's form for an untraceable author.
+  - mariadb_k8s contributors (!UNKNOWN)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
+    description: Can run in check mode and return the result without changing anything.
     support: full
     details: In check mode no sentinel row is written; only the status is read.
 options:
@@ -197,6 +200,10 @@ def execute_module(module, api_client):
     except Exception as exc:  # ApiException (status and reason say it all) or a connection error
         reason = "%s %s" % (exc.status, exc.reason) if getattr(exc, "status", None) else exc
         module.fail_json(msg="Cannot read StatefulSet %s in namespace %s: %s" % (params["name"], params["namespace"], reason))
+    if count < 1:
+        what = ("replicas=%d" % count if params["replicas"] is not None
+                else "StatefulSet %s in namespace %s has 0 replicas" % (params["name"], params["namespace"]))
+        module.fail_json(msg=what + ": nothing to check")
     names = ["%s-%d" % (params["name"], i) for i in range(count)]
     primary = names[0]
     primary_host = "%s.%s" % (primary, params["name"])

@@ -18,11 +18,13 @@ description:
   - Watches the pods, so it returns as soon as the last pod is Ready instead of at the next poll.
   - Reads only; reports C(changed=false).
 author:
-  - mariadb_k8s contributors
+  # No GitHub account to name: the schema's form for an untraceable author.
+  - mariadb_k8s contributors (!UNKNOWN)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
+    description: Can run in check mode and return the result without changing anything.
     support: full
     details: Reads only, so it behaves the same in check mode.
 options:

@@ -1,4 +1,6 @@
 """The module's flow with a fake exec: which pods it reads, what it reports, when it fails."""
+from types import SimpleNamespace
+
 import pytest
 from kubernetes.client.exceptions import ApiException
 
@@ -115,6 +117,25 @@ def test_missing_statefulset_is_named_in_one_line(monkeypatch):
     result = run(FakeModule(replicas=None))
     assert result["failed"] is True
     assert result["msg"] == "Cannot read StatefulSet mysql in namespace mysql: 404 Not Found"
+
+
+def test_statefulset_scaled_to_zero_fails_in_one_line(monkeypatch):
+    class ScaledToZero:
+        def __init__(self, api_client):
+            pass
+
+        def read_namespaced_stateful_set(self, name, namespace):
+            return SimpleNamespace(spec=SimpleNamespace(replicas=0))
+
+    monkeypatch.setattr(replication_check, "AppsV1Api", ScaledToZero)
+    result = run(FakeModule(replicas=None))
+    assert result["failed"] is True
+    assert result["msg"] == "StatefulSet mysql in namespace mysql has 0 replicas: nothing to check"
+
+
+def test_zero_replicas_requested_fails_in_one_line():
+    result = run(FakeModule(replicas=0))
+    assert result["failed"] is True and result["msg"] == "replicas=0: nothing to check"
 
 
 def test_reconnecting_replica_passes_once_the_sentinel_arrives_and_is_read_again(fake_exec):
