@@ -34,6 +34,8 @@ CASES = [
     ("deploy.yml", {"mariadb_namespace": "Bad_Namespace"}, "mariadb_namespace must be a DNS-1123 label"),
     ("deploy.yml", {"mariadb_name": "x" * 60}, "mariadb_name must be a DNS-1123 label of at most 40 characters"),
     ("deploy.yml", {"version": "9.9"}, "mariadb_version"),
+    ("deploy.yml", {"mariadb_clone_idle_timeout": -5}, "mariadb_clone_idle_timeout must be a positive number of seconds"),
+    ("deploy.yml", {"mariadb_storage_size": "2Gi"}, "mariadb_storage_size is 2Gi, but the running StatefulSet's volumes were created with 1Gi"),
     ("deploy.yml", {"mariadb_kubeconfig": "/nonexistent/kubeconfig"}, "mariadb_kubeconfig points at '/nonexistent/kubeconfig', which does not exist"),
     ("deploy.yml", {"mariadb_kubeconfig": "UNREACHABLE"}, "Cannot reach the Kubernetes API (mariadb_kubeconfig="),
     ("teardown.yml", {"delete_data": "maybe"}, "teardown_delete_data (-e delete_data) must be a boolean"),

@@ -11,7 +11,9 @@ from kubernetes import client
 from harness import is_local_cluster, run_playbook, sql, start_client, wait_until
 
 NS = "faults"
-BASE = {"mariadb_namespace": NS, "version": "10.11"}
+# A short idle timeout, so a vanished donor is noticed quickly.
+IDLE_TIMEOUT = 15
+BASE = {"mariadb_namespace": NS, "version": "10.11", "mariadb_clone_idle_timeout": IDLE_TIMEOUT}
 
 
 def deploy(**extra):
@@ -192,30 +194,72 @@ def test_purged_binlogs_are_named_and_rebuilt(core, cluster, report):
                        "verify named mysql-3 (error 1236); rebuild.yml re-cloned mysql-3 and mysql-4")
 
 
-def test_clone_survives_its_donor_dying(core, api, cluster, report):
-    runner = cluster["runner"]
+def start_clone_of_mysql3(core, api, runner):
+    """Scale 3 -> 4 with mysql-3's volume gone, so it clones mysql-2; returns
+    once mysql-2 streams to it."""
     deploy(replicas=3).check()
-    # mysql-3 is not running now: without its volume it must clone again.
-    core.delete_namespaced_persistent_volume_claim("data-mysql-3", NS)
-    wait_until("data-mysql-3 gone", lambda: "data-mysql-3" not in [
-        c.metadata.name for c in core.list_namespaced_persistent_volume_claim(NS).items])
+
+    def claims():
+        return [c.metadata.name for c in core.list_namespaced_persistent_volume_claim(NS).items]
+
+    if "data-mysql-3" in claims():
+        core.delete_namespaced_persistent_volume_claim("data-mysql-3", NS)
+    wait_until("data-mysql-3 gone", lambda: "data-mysql-3" not in claims())
     # Enough data that the stream takes a while.
-    sql(runner, "mysql-primary", "CREATE TABLE app.bulk (id INT PRIMARY KEY, pad CHAR(255))"
+    sql(runner, "mysql-primary", "CREATE TABLE IF NOT EXISTS app.bulk (id INT PRIMARY KEY, pad CHAR(255))"
         " SELECT seq AS id, REPEAT('x', 255) AS pad FROM app.seq_1_to_400000")
+
     def streams():
         return core.read_namespaced_pod_log("mysql-2", NS, container="sidecar").count("streaming a backup")
 
     before = streams()
+    client.AppsV1Api(api).patch_namespaced_stateful_set("mysql", NS, {"spec": {"replicas": 4}})
+    wait_until("mysql-2 streaming to mysql-3", lambda: streams() > before, timeout=120, interval=0.2)
+
+
+def clone_restarts(core):
+    return [c for c in core.read_namespaced_pod("mysql-3", NS).status.init_container_statuses
+            if c.name == "clone"][0].restart_count
+
+
+def test_clone_survives_its_donor_dying(core, api, cluster, report):
+    runner = cluster["runner"]
     with Writer(runner, "donor-dies") as writer:
-        apps = client.AppsV1Api(api)
-        apps.patch_namespaced_stateful_set("mysql", NS, {"spec": {"replicas": 4}})
-        wait_until("mysql-2 streaming to mysql-3", lambda: streams() > before, timeout=120, interval=0.2)
+        start_clone_of_mysql3(core, api, runner)
         started = time.monotonic()
         core.delete_namespaced_pod("mysql-2", NS, grace_period_seconds=0)
         wait_until("mysql-3 Ready", lambda: ready(core, "mysql-3"), timeout=600)
         seconds = time.monotonic() - started
-    clone = [c for c in core.read_namespaced_pod("mysql-3", NS).status.init_container_statuses if c.name == "clone"][0]
-    assert clone.restart_count >= 1, "the clone was not interrupted; nothing was proven"
+    restarts = clone_restarts(core)
+    assert restarts >= 1, "the clone was not interrupted; nothing was proven"
     deploy(replicas=4).check()
     check_nothing_lost(report, runner, "donor killed during a clone", writer, 4, seconds,
-                       "clone retried from scratch after %d failed attempt(s)" % clone.restart_count)
+                       "clone retried from scratch after %d failed attempt(s)" % restarts)
+
+
+def test_clone_notices_a_donor_that_vanishes(core, api, cluster, report):
+    """The donor's sidecar is frozen mid-stream (its connection stays open,
+    nothing more arrives): the clone gives up after the idle timeout and is
+    retried once the donor is back."""
+    runner = cluster["runner"]
+    with Writer(runner, "donor-vanishes") as writer:
+        start_clone_of_mysql3(core, api, runner)
+        sidecar = [c for c in core.read_namespaced_pod("mysql-2", NS).status.container_statuses if c.name == "sidecar"][0]
+        task = sidecar.container_id.split("://")[1]
+        subprocess.run(["ctr", "-n", "k8s.io", "tasks", "pause", task], check=True)
+        frozen = time.monotonic()
+        try:
+            wait_until("the clone to give up", lambda: clone_restarts(core) >= 1, timeout=IDLE_TIMEOUT + 60)
+            noticed = time.monotonic() - frozen
+            # Read now: once the pod is initialised, the failed attempt's log is gone.
+            failed_attempt = core.read_namespaced_pod_log("mysql-3", NS, container="clone", previous=True)
+        finally:
+            subprocess.run(["ctr", "-n", "k8s.io", "tasks", "resume", task], check=True)
+        wait_until("mysql-3 Ready", lambda: ready(core, "mysql-3"), timeout=600)
+        seconds = time.monotonic() - frozen
+    assert re.search(r"ERROR: (receiving the stream from mysql-2.* failed|the stream from mysql-2.* was empty or cut short)",
+                     failed_attempt), failed_attempt[-2000:]
+    assert noticed < IDLE_TIMEOUT + 30, "the vanished donor was noticed only after %.0f s" % noticed
+    deploy(replicas=4).check()
+    check_nothing_lost(report, runner, "donor frozen during a clone", writer, 4, seconds,
+                       "clone gave up after %.0f s without data (idle timeout %d s) and was retried" % (noticed, IDLE_TIMEOUT))

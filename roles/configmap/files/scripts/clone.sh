@@ -2,47 +2,102 @@
 # Init container: give a new replica the data of the previous ordinal,
 # streamed by mariadb-backup over TCP and prepared. The data only lands in
 # the datadir once complete, so an interrupted clone is retried from scratch.
-. "$(dirname "$0")/common.sh"
+set -euo pipefail
+shopt -s inherit_errexit
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-if [ -d "$DATADIR/mysql" ]; then
-  log "data present: no clone needed"
-  exit 0
-fi
-if is_primary; then
-  exit 0
-fi
-
-donor=$STATEFULSET_NAME-$((ORDINAL - 1)).$SERVICE_NAME
-stage=$DATADIR/$STAGE_PREFIX-clone
-clear_incomplete_datadir
-mkdir -p "$stage"
-log "cloning from $donor:$CLONE_PORT"
-started=$(date +%s.%N)
-since_start() { awk -v s="$started" -v n="$(date +%s.%N)" 'BEGIN { printf "%.2f", n - s }'; }
-# The donor streams only after reading the clone token. socat keeps reading
-# after our side's EOF (-t) until the donor closes the stream.
-printf '%s\n' "$CLONE_TOKEN" \
-  | socat -t 86400 - "TCP:$donor:$CLONE_PORT,connect-timeout=10" \
-  | mbstream -x -C "$stage"
-ls "$stage"/*_checkpoints >/dev/null 2>&1 || die "the stream from $donor was empty or cut short"
-log "stream received in $(since_start)s ($(du -sh "$stage" | cut -f1)); preparing"
-mariadb-backup --prepare --target-dir="$stage" --use-memory="${PREPARE_MEMORY:-256M}" 2>"$stage.prepare.log" \
-  || { cat "$stage.prepare.log" >&2; die "prepare failed"; }
-rm -f "$stage.prepare.log"
-
-# The replication start position: a replica donor records its gtid_slave_pos
-# in *_slave_info; the primary records its binlog GTID as the third field of
-# *_binlog_info. 10.11 names the files xtrabackup_*, 11.x mariadb_backup_*.
-position=
-for f in "$stage"/xtrabackup_slave_info "$stage"/mariadb_backup_slave_info; do
-  [ -f "$f" ] && position=$(sed -n "s/.*gtid_slave_pos *= *'\([^']*\)'.*/\1/p" "$f" | head -n1)
-  [ -n "$position" ] && break
-done
-if [ -z "$position" ]; then
-  for f in "$stage"/xtrabackup_binlog_info "$stage"/mariadb_backup_binlog_info; do
-    [ -f "$f" ] && read -r _ _ position < "$f" && break
+# position_file DIR KIND: the file mariadb-backup wrote with KIND (binlog_info
+# or slave_info); 10.11 names it xtrabackup_*, 11.x mariadb_backup_*.
+position_file() {
+  local path
+  for path in "$1/xtrabackup_$2" "$1/mariadb_backup_$2"; do
+    [ -e "$path" ] && break
   done
-fi
-printf '%s\n' "$position" > "$stage/clone-position"
-move_into_datadir "$stage"
-log "clone complete in $(since_start)s; replication will start at GTID '${position}'"
+  [ -r "$path" ] || die "no readable $1/xtrabackup_$2 or $1/mariadb_backup_$2: cannot tell where replication starts"
+  printf '%s' "$path"
+}
+
+# binlog_gtid DIR: the donor's gtid_current_pos from its binlog_info,
+# FILE<TAB>OFFSET<TAB>GTID (releases that copy the binlogs list one line per
+# file, the backup's position last), or "empty".
+binlog_gtid() {
+  local path line gtid
+  path=$(position_file "$1" binlog_info)
+  line=$(tail -n 1 "$path")
+  [[ $line =~ ^[^[:space:]]+$'\t'[0-9]+($'\t'(.*))?$ ]] || die "$path holds no binlog position: '$line'"
+  gtid=${BASH_REMATCH[2]:-empty}
+  valid_position "$gtid" || die "$path: '$gtid' is not a GTID position"
+  printf '%s' "$gtid"
+}
+
+# clone_position DIR primary|replica: print the GTID position the backup in
+# DIR was taken at, from a primary or a replica donor. Fails naming the file
+# when it is missing, unreadable or holds no position.
+#
+# An empty position is real, not lost: the primary creates its accounts
+# without the binary log (server.sh), so until the first write its GTID
+# position is empty and every clone of a new cluster is taken there. The
+# primary's binlog_info then ends after the offset; a replica whose
+# gtid_slave_pos is empty gets a slave_info with a file/offset CHANGE MASTER
+# instead of a gtid_slave_pos line, and an empty gtid_current_pos. That is
+# recorded as "empty": replication starts at the primary's first binlog
+# event, the first change the backup lacks.
+clone_position() {
+  local dir=$1 path gtid
+  if [ "$2" = primary ]; then
+    gtid=$(binlog_gtid "$dir")
+  else
+    path=$(position_file "$dir" slave_info)
+    gtid=$(sed -n "s/^SET GLOBAL gtid_slave_pos = '\(.*\)';$/\1/p" "$path")
+    if [ -n "$gtid" ]; then
+      valid_position "$gtid" || die "$path: '$gtid' is not a GTID position"
+    else
+      grep -q "^CHANGE MASTER TO MASTER_LOG_FILE=" "$path" || die "$path holds no replication position: '$(cat "$path")'"
+      gtid=$(binlog_gtid "$dir")
+      [ "$gtid" = empty ] || die "$path has no gtid_slave_pos, yet the donor had executed $gtid"
+    fi
+  fi
+  printf '%s\n' "$gtid"
+}
+
+main() {
+  if [ -d "$DATADIR/mysql" ]; then
+    log "data present: no clone needed"
+    exit 0
+  fi
+  if is_primary; then
+    exit 0
+  fi
+
+  local donor_ordinal=$((ORDINAL - 1)) donor donor_role=replica stage=$DATADIR/$STAGE_PREFIX-clone token position started
+  donor=$(pod_host "$donor_ordinal")
+  is_primary "$donor_ordinal" && donor_role=primary
+  read_clone_token token
+  clear_incomplete_datadir
+  mkdir -p "$stage"
+  log "cloning from $donor:$CLONE_PORT"
+  started=$(date +%s.%N)
+  since_start() { awk -v s="$started" -v n="$(date +%s.%N)" 'BEGIN { printf "%.2f", n - s }'; }
+  # The donor streams only after reading the clone token. Sending it ends
+  # our side, after which socat's -T no longer applies: -t keeps the
+  # connection while bytes arrive and gives up after the idle timeout
+  # without one, so a vanished donor fails the clone instead of hanging it.
+  printf '%s\n' "$token" \
+    | socat -t "$CLONE_IDLE_TIMEOUT" - "TCP:$donor:$CLONE_PORT,connect-timeout=10,$CLONE_KEEPALIVE" \
+    | mbstream -x -C "$stage" \
+    || die "receiving the stream from $donor failed"
+  # mariadb-backup sends *_checkpoints last: without it the stream was cut.
+  ls "$stage"/*_checkpoints >/dev/null 2>&1 \
+    || die "the stream from $donor was empty or cut short (donor gone, or silent for ${CLONE_IDLE_TIMEOUT}s)"
+  position=$(clone_position "$stage" "$donor_role")
+  log "stream received in $(since_start)s ($(du -sh "$stage" | cut -f1)); preparing"
+  mariadb-backup --prepare --target-dir="$stage" --use-memory="${PREPARE_MEMORY:-256M}" 2>"$stage.prepare.log" \
+    || { cat "$stage.prepare.log" >&2; die "prepare failed"; }
+  rm -f "$stage.prepare.log"
+  printf '%s\n' "$position" > "$stage/clone-position"
+  move_into_datadir "$stage"
+  log "clone complete in $(since_start)s; replication will start at GTID position $position"
+}
+
+[ "${BASH_SOURCE[0]}" != "$0" ] || main "$@"

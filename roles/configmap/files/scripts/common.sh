@@ -1,30 +1,91 @@
-# Sourced by every pod script: paths, identity and helpers.
+# Sourced by every pod script: paths, identity and helpers. It only defines
+# variables and functions, so tests can source it and point the paths at
+# temporary directories.
 # shellcheck shell=bash disable=SC2034  # variables are used by the sourcing scripts
-set -euo pipefail
 
 DATADIR=/var/lib/mysql
 CNF=/etc/mysql/cluster/my.cnf
 CONFIG_SOURCE=/etc/mysql/cluster-config
-SOCKET=/run/mysqld/mysqld.sock
+# The credentials Secret, mounted: one file per key.
+CREDENTIALS=/etc/mysql/credentials
 CLONE_PORT=3307
+# Seconds without a byte on a clone connection before either side gives up.
+CLONE_IDLE_TIMEOUT=${CLONE_IDLE_TIMEOUT:-120}
+# A peer whose host vanished is noticed even while the stream is idle.
+CLONE_KEEPALIVE=keepalive,keepidle=30,keepintvl=10,keepcnt=3
 ORDINAL=${HOSTNAME##*-}
-PRIMARY_HOST=$STATEFULSET_NAME-0.$SERVICE_NAME
 # Remnants of an interrupted clone or initialisation; never real data.
 STAGE_PREFIX=.staging
 
 log() { printf '[%s %s] %s\n' "$(date -u +%H:%M:%S)" "${0##*/}" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-is_primary() { [ "$ORDINAL" -eq 0 ]; }
+# is_primary [ORDINAL]: this pod's ordinal by default.
+# shellcheck disable=SC2120
+is_primary() { [ "${1:-$ORDINAL}" -eq 0 ]; }
+pod_host() { printf '%s-%d.%s' "$STATEFULSET_NAME" "$1" "$SERVICE_NAME"; }
 
 # SQL as the local admin account: unix socket authentication as the OS user
-# mysql, so no password is needed or exposed.
-sql() { mariadb --defaults-file="$CNF" --protocol=socket --user=mysql --batch "$@"; }
+# mysql, so no password is needed or exposed. Backslash escapes stay on
+# whatever the server's sql_mode, as sql_quote relies on them.
+sql() {
+  mariadb --defaults-file="$CNF" --protocol=socket --user=mysql --batch \
+    --init-command="SET SESSION sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')" "$@"
+}
 
-# Quote a value for a single-quoted SQL string literal.
-sql_quote() { local v=${1//\\/\\\\}; printf '%s' "${v//\'/\\\'}"; }
+# Quote a value for a single-quoted SQL string literal: backslash, quote and
+# newline escaped, so the result is one line (command substitution keeps it
+# whole).
+sql_quote() { local v=${1//\\/\\\\}; v=${v//\'/\\\'}; printf '%s' "${v//$'\n'/\\n}"; }
+
+# read_credential VAR KEY: set VAR to KEY's value in the mounted Secret, byte
+# for byte (command substitution would drop a trailing newline).
+read_credential() {
+  local path=$CREDENTIALS/$2
+  [ -r "$path" ] || die "cannot read $path"
+  IFS= read -r -d '' "$1" < "$path" || true
+  [ -n "${!1}" ] || die "$path is empty"
+}
+
+# The clone token travels as one line: it cannot hold a newline.
+read_clone_token() {
+  read_credential "$1" clone-token
+  [[ ${!1} != *$'\n'* ]] || die "$CREDENTIALS/clone-token contains a newline"
+}
+
+# A replication start position as clone.sh records it: a GTID list, or
+# "empty" when the donor had not executed a single transaction.
+valid_position() { [[ $1 == empty || $1 =~ ^[0-9]+-[0-9]+-[0-9]+(,[0-9]+-[0-9]+-[0-9]+)*$ ]]; }
 
 wait_for_server() {
   until sql -e 'SELECT 1' >/dev/null 2>&1; do sleep 1; done
+}
+
+# The accounts' passwords from the mounted Secret, as SQL for stdin.
+account_passwords_sql() {
+  local root repl backup
+  read_credential root root-password
+  read_credential repl replication-password
+  read_credential backup backup-password
+  cat <<SQL
+ALTER USER root@localhost IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('$(sql_quote "$root")');
+ALTER USER root@'%' IDENTIFIED BY '$(sql_quote "$root")';
+ALTER USER repl@'%' IDENTIFIED BY '$(sql_quote "$repl")';
+ALTER USER backup@localhost IDENTIFIED BY '$(sql_quote "$backup")';
+SQL
+}
+
+# (Re)point this replica at the primary with the mounted replication
+# password; the GTID position is kept (slave_pos).
+replicate_from_primary() {
+  local password
+  read_credential password replication-password
+  sql <<SQL
+STOP SLAVE;
+CHANGE MASTER TO MASTER_HOST = '$(pod_host 0)', MASTER_PORT = 3306, MASTER_USER = 'repl',
+  MASTER_PASSWORD = '$(sql_quote "$password")', MASTER_USE_GTID = slave_pos,
+  MASTER_CONNECT_RETRY = 5;
+START SLAVE;
+SQL
 }
 
 # move_into_datadir DIR: rename DIR's entries into the datadir with mysql/

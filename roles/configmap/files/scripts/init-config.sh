@@ -1,6 +1,9 @@
 #!/bin/bash
 # Init container: compose this pod's server config from its ordinal.
-. "$(dirname "$0")/common.sh"
+set -euo pipefail
+shopt -s inherit_errexit
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 role=replica
 is_primary && role=primary

@@ -3,21 +3,44 @@
 # replica must also have its SQL thread running and its IO thread running,
 # or reconnecting after a network error (the primary restarting), so a
 # broken replica never serves reads or donates a clone.
-. "$(dirname "$0")/common.sh"
+set -euo pipefail
+shopt -s inherit_errexit
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-if is_primary; then
-  sql -e 'SELECT 1' >/dev/null
-  exit
-fi
-status=$(sql -e 'SHOW SLAVE STATUS\G')
-field() { awk -F': ' -v name="$1" '{ key = $1; sub(/^ +/, "", key) } key == name { print $2 }' <<<"$status"; }
-sql_thread=$(field Slave_SQL_Running)
-io_thread=$(field Slave_IO_Running)
-io_errno=$(field Last_IO_Errno)
-[ "$sql_thread" = Yes ] || { echo "replication SQL thread: ${sql_thread:-not configured}"; exit 1; }
-case $io_thread/$io_errno in
-  Yes/*) ;;
-  # 0: not tried yet; 2003, 2005, 2006, 2013: the primary is unreachable or restarting.
-  Connecting/0 | Connecting/2003 | Connecting/2005 | Connecting/2006 | Connecting/2013) ;;
-  *) echo "replication IO thread: $io_thread (error $io_errno: $(field Last_IO_Error))"; exit 1 ;;
-esac
+# status_field STATUS NAME: NAME's value in SHOW SLAVE STATUS\G output.
+status_field() {
+  awk -v name="$2" '{ key = $0; sub(/:.*/, "", key); sub(/^ +/, "", key) } key == name { sub(/^[^:]*: ?/, ""); print }' <<<"$1"
+}
+
+# replica_ready STATUS: succeed if SHOW SLAVE STATUS\G output STATUS is a
+# replica fit to serve, otherwise say why not and fail.
+replica_ready() {
+  local sql_thread io_thread io_errno
+  sql_thread=$(status_field "$1" Slave_SQL_Running)
+  io_thread=$(status_field "$1" Slave_IO_Running)
+  io_errno=$(status_field "$1" Last_IO_Errno)
+  [ -n "$sql_thread" ] || { echo "replication is not configured"; return 1; }
+  if [ "$sql_thread" != Yes ]; then
+    echo "replication SQL thread: $sql_thread (error $(status_field "$1" Last_SQL_Errno): $(status_field "$1" Last_SQL_Error))"
+    return 1
+  fi
+  case $io_thread/$io_errno in
+    Yes/*) ;;
+    # 0: not tried yet; 2003, 2005, 2006, 2013: the primary is unreachable or restarting.
+    Connecting/0 | Connecting/2003 | Connecting/2005 | Connecting/2006 | Connecting/2013) ;;
+    *) echo "replication IO thread: $io_thread (error $io_errno: $(status_field "$1" Last_IO_Error))"; return 1 ;;
+  esac
+}
+
+main() {
+  if is_primary; then
+    sql -e 'SELECT 1' >/dev/null
+    return
+  fi
+  local status
+  status=$(sql -e 'SHOW SLAVE STATUS\G')
+  replica_ready "$status"
+}
+
+[ "${BASH_SOURCE[0]}" != "$0" ] || main "$@"

@@ -1,14 +1,40 @@
 #!/bin/bash
 # One clone-port connection: stream a backup only to a peer that sends the
-# clone token first. stdin/stdout are the TCP connection.
-. "$(dirname "$0")/common.sh"
+# clone token first. stdin/stdout are the TCP connection; the log goes to
+# the sidecar's stderr, the container log.
+set -euo pipefail
+shopt -s inherit_errexit
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 peer=${SOCAT_PEERADDR:-unknown}
-IFS= read -r -t 10 token || exit 0
-if [ "$token" != "$CLONE_TOKEN" ]; then
+token=
+read_clone_token token
+IFS= read -r -t 10 received || exit 0
+if [ "$received" != "$token" ]; then
   log "refused a clone request from $peer: wrong token"
   exit 0
 fi
 log "streaming a backup to $peer"
-exec mariadb-backup --defaults-file=/tmp/backup.cnf --backup --slave-info --stream=mbstream \
-  --target-dir=/tmp --tmpdir=/tmp --parallel="${BACKUP_PARALLEL:-2}" 2>/tmp/last-backup.log
+# Connections can overlap: each has its own directory and log.
+work=$(mktemp -d /tmp/backup.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+started=$SECONDS
+# As the local admin over the socket, like every other script: whoever can
+# run mariadb-backup here reads the datadir anyway, so a password-protected
+# account would only add a secret on disk.
+mariadb-backup --defaults-file="$CNF" --protocol=socket --user=mysql --backup --slave-info \
+  --stream=mbstream --target-dir="$work" --tmpdir="$work" --parallel="${BACKUP_PARALLEL:-2}" 2>"$work/log" &
+backup=$!
+# socat sends SIGTERM when the connection ends early (peer gone, or idle
+# too long): stop the backup too, rather than leave it holding its locks.
+trap 'log "the connection to $peer ended early: stopping the backup"; kill "$backup" 2>/dev/null' TERM
+wait "$backup" || true  # returns early on SIGTERM; the next wait has the exit status
+if wait "$backup"; then
+  log "streamed a backup to $peer in $((SECONDS - started))s"
+else
+  status=$?
+  log "ERROR: the backup for $peer failed after $((SECONDS - started))s (mariadb-backup exit $status); its last output:"
+  tail -n 20 "$work/log" >&2
+  exit "$status"
+fi

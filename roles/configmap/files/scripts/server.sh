@@ -1,7 +1,10 @@
 #!/bin/bash
 # Main container: initialise the primary's datadir on first start, then run
 # mariadbd as PID 1 so SIGTERM shuts it down cleanly.
-. "$(dirname "$0")/common.sh"
+set -euo pipefail
+shopt -s inherit_errexit
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 initialize_primary() {
   local stage=$DATADIR/$STAGE_PREFIX-init init_socket=/run/mysqld/init.sock pid
@@ -13,24 +16,27 @@ initialize_primary() {
   mariadbd --defaults-file="$CNF" --datadir="$stage" --skip-networking --skip-log-bin \
     --socket="$init_socket" &
   pid=$!
-  until mariadb --protocol=socket --socket="$init_socket" --user=mysql -e 'SELECT 1' >/dev/null 2>&1; do
+  until sql --socket="$init_socket" -e 'SELECT 1' >/dev/null 2>&1; do
     kill -0 "$pid" 2>/dev/null || die "bootstrap server exited"
     sleep 1
   done
   # Accounts: root for users (no READ_ONLY ADMIN, so it cannot write on a
-  # read-only replica), repl for replication, backup for mariadb-backup.
-  # The local admin mysql@localhost (unix socket) comes from install-db.
-  mariadb --protocol=socket --socket="$init_socket" --user=mysql <<SQL
-ALTER USER root@localhost IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('$(sql_quote "$ROOT_PASSWORD")');
-CREATE USER root@'%' IDENTIFIED BY '$(sql_quote "$ROOT_PASSWORD")';
+  # read-only replica), repl for replication, backup for mariadb-backup run
+  # by hand. The local admin mysql@localhost (unix socket), which the pods'
+  # scripts use, comes from install-db. Passwords go in on stdin.
+  {
+    cat <<SQL
+CREATE USER root@'%';
 GRANT ALL PRIVILEGES ON *.* TO root@'%' WITH GRANT OPTION;
 REVOKE READ_ONLY ADMIN ON *.* FROM root@'%';
 REVOKE READ_ONLY ADMIN ON *.* FROM root@localhost;
-CREATE USER repl@'%' IDENTIFIED BY '$(sql_quote "$REPLICATION_PASSWORD")';
+CREATE USER repl@'%';
 GRANT REPLICATION SLAVE ON *.* TO repl@'%';
-CREATE USER backup@localhost IDENTIFIED BY '$(sql_quote "$BACKUP_PASSWORD")';
+CREATE USER backup@localhost;
 GRANT RELOAD, PROCESS, BINLOG MONITOR, SLAVE MONITOR ON *.* TO backup@localhost;
 SQL
+    account_passwords_sql
+  } | sql --socket="$init_socket"
   kill -TERM "$pid"
   wait "$pid" || true
   move_into_datadir "$stage"

@@ -2,20 +2,10 @@
 # Sidecar: once the server answers, bring system tables up to date after a
 # version step, point a freshly cloned replica at the primary from the cloned
 # GTID position, then serve backups to the next ordinal on the clone port.
-. "$(dirname "$0")/common.sh"
-
-BACKUP_CNF=/tmp/backup.cnf
-
-write_backup_credentials() {
-  umask 077
-  cat > "$BACKUP_CNF" <<CNF
-!include $CNF
-[client]
-user = backup
-password = $BACKUP_PASSWORD
-socket = $SOCKET
-CNF
-}
+set -euo pipefail
+shopt -s inherit_errexit
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 upgrade_system_tables() {
   # mariadb-upgrade records the version it ran for in mysql_upgrade_info and
@@ -24,26 +14,26 @@ upgrade_system_tables() {
     || die "mariadb-upgrade failed"
 }
 
-# Every start re-asserts host, user and password (a changed Secret takes
-# effect on the next restart); a fresh clone first sets the GTID position it
-# was taken at. Safe to repeat after a crash at any point.
+# Every start re-asserts host, user and password (credentials.sh applies a
+# changed Secret without a restart); a fresh clone first sets the GTID
+# position it was taken at. Safe to repeat after a crash at any point.
 configure_replication() {
+  local file=$DATADIR/clone-position position
   if [ -z "$(sql -e 'SHOW SLAVE STATUS')" ]; then
-    [ -f "$DATADIR/clone-position" ] || die "replica has data but neither a replication setup nor a clone position"
-    local position
-    position=$(cat "$DATADIR/clone-position")
-    sql -e "SET GLOBAL gtid_slave_pos = '$(sql_quote "$position")'"
-    log "fresh clone: replication starts at GTID '$position'"
+    [ -r "$file" ] || die "replica has data but neither a replication setup nor a readable $file"
+    position=$(<"$file")
+    valid_position "$position" || die "$file holds '$position', not a GTID position: replication not started"
+    if [ "$position" = empty ]; then
+      log "fresh clone of a donor without transactions: replication starts at the primary's first binlog event"
+      position=
+    else
+      log "fresh clone: replication starts at GTID $position"
+    fi
+    sql <<<"SET GLOBAL gtid_slave_pos = '$(sql_quote "$position")';"
   fi
-  sql <<SQL
-STOP SLAVE;
-CHANGE MASTER TO MASTER_HOST = '$PRIMARY_HOST', MASTER_PORT = 3306, MASTER_USER = 'repl',
-  MASTER_PASSWORD = '$(sql_quote "$REPLICATION_PASSWORD")', MASTER_USE_GTID = slave_pos,
-  MASTER_CONNECT_RETRY = 5;
-START SLAVE;
-SQL
-  rm -f "$DATADIR/clone-position"
-  log "replicating from $PRIMARY_HOST"
+  replicate_from_primary
+  rm -f "$file"
+  log "replicating from $(pod_host 0)"
 }
 
 serve_backups() {
@@ -52,10 +42,13 @@ serve_backups() {
   log "serving backups on port $CLONE_PORT"
   # bash stays PID 1 and restarts the listener if it ever exits.
   while true; do
-    # -t: after the peer has sent its token and half-closed, keep the
-    # connection until the backup has been streamed (socat's default 0.5 s
-    # would cut every stream longer than that).
-    socat -t 86400 "TCP-LISTEN:$CLONE_PORT,reuseaddr,fork" "EXEC:$(dirname "$0")/serve-backup.sh" &
+    # A connection ends after the idle timeout without a byte: -T while
+    # both directions are open, -t once the peer has sent its token and
+    # ended its side. Two at a time (the next ordinal, and its retry while
+    # a dead attempt times out); more wait in the listen queue.
+    socat -T "$CLONE_IDLE_TIMEOUT" -t "$CLONE_IDLE_TIMEOUT" \
+      "TCP-LISTEN:$CLONE_PORT,reuseaddr,fork,max-children=2,$CLONE_KEEPALIVE" \
+      "EXEC:$(dirname "${BASH_SOURCE[0]}")/serve-backup.sh" &
     pid=$!
     wait "$pid" || true
     log "listener exited; restarting"
@@ -63,8 +56,11 @@ serve_backups() {
   done
 }
 
-write_backup_credentials
-wait_for_server
-upgrade_system_tables
-is_primary || configure_replication
-serve_backups
+main() {
+  wait_for_server
+  upgrade_system_tables
+  is_primary || configure_replication
+  serve_backups
+}
+
+[ "${BASH_SOURCE[0]}" != "$0" ] || main "$@"

@@ -1,0 +1,48 @@
+#!/bin/bash
+# Applies the mounted credentials Secret to the running servers. The Ansible
+# role runs it through the exec API in each pod's sidecar, the primary first:
+#   bash credentials.sh EXPECTED_SHA256
+# Exit 3: the mounted Secret is not the expected one yet (the kubelet
+# refreshes it a little later); the caller retries. Idempotent.
+set -euo pipefail
+shopt -s inherit_errexit
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+# The checksum the Ansible side computes from the Secret's data: the sha256
+# (hex) of, for each key in the order root-password, replication-password,
+# backup-password, "KEY=" followed by the value's bytes and "\n".
+credentials_checksum() {
+  local key
+  for key in root-password replication-password backup-password; do
+    [ -r "$CREDENTIALS/$key" ] || die "cannot read $CREDENTIALS/$key"
+    printf '%s=' "$key"
+    cat "$CREDENTIALS/$key"
+    printf '\n'
+  done | sha256sum | cut -d' ' -f1
+}
+
+main() {
+  [ $# -eq 1 ] || die "usage: credentials.sh EXPECTED_SHA256"
+  local actual
+  actual=$(credentials_checksum)
+  if [ "$actual" != "$1" ]; then
+    log "the mounted credentials have checksum $actual, not $1: the Secret is not refreshed in this pod yet"
+    exit 3
+  fi
+  if is_primary; then
+    # Binary-logged, so the replicas' copies of the accounts follow.
+    account_passwords_sql | sql
+    log "account passwords set"
+  else
+    # Until the sidecar has started replication from a fresh clone's
+    # position, re-pointing here would lose that position.
+    if [ -e "$DATADIR/clone-position" ] || [ -z "$(sql -e 'SHOW SLAVE STATUS')" ]; then
+      die "replication is not set up yet (the sidecar is starting); try again"
+    fi
+    replicate_from_primary
+    log "replication password set"
+  fi
+}
+
+[ "${BASH_SOURCE[0]}" != "$0" ] || main "$@"

@@ -1,0 +1,536 @@
+"""The pod scripts' decisions, run by bash on temporary directories and on
+files and output captured from real MariaDB 10.11 and 11.8 servers. Each test
+sources a script (its main does not run), points its paths into a temporary
+directory and replaces the programs that need a server (sql, socat, mbstream,
+mariadb-backup) by stubs: no cluster, no server."""
+import base64
+import functools
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from captured import FIXTURES, read as fixture
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPTS = os.path.join(ROOT, "roles", "configmap", "files", "scripts")
+BACKUPS = os.path.join(FIXTURES, "backup")
+PASSWORD_KEYS = ("root-password", "replication-password", "backup-password")
+# Characters that break naive quoting in SQL, option files and the shell.
+NASTY = [
+    "r#o'o\"t \\ pw;--",
+    "re#pl 'x' \"y\" \\z",
+    "b#a\\ck 'u' p",
+    "t#o k'e\"n\\ $(true)",
+    "x');DROP USER root@'%';--",
+    "\\",
+    "'",
+    "trailing backslash\\",
+    "a\\%b\\_c \\n \\0",
+    "two\nlines\n",
+    "tab\tand\rcarriage",
+    "ünï©ødé 密码 `id`",
+]
+
+# A stand-in for sql() in common.sh: SHOW SLAVE STATUS answers with the file
+# $SLAVE_STATUS; everything else is recorded in $SQL_LOG with its stdin.
+SQL_STUB = r"""
+sql() {
+  if [ "$*" = "-e SHOW SLAVE STATUS" ]; then cat "$SLAVE_STATUS" 2>/dev/null; return 0; fi
+  { printf -- '-- sql %s\n' "$*"; cat; } >> "$SQL_LOG"
+}
+"""
+
+
+class Run:
+    def __init__(self, done):
+        self.rc = done.returncode
+        self.out = done.stdout.decode()
+        self.err = done.stderr.decode()
+
+
+@pytest.fixture
+def pod(tmp_path):
+    """pod(script, body, hostname=..., args=...): source the script in bash,
+    with DATADIR, CREDENTIALS and the stubs' files under tmp_path, then run body."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "credentials").mkdir()
+    (tmp_path / "bin").mkdir()
+
+    def run(script, body, hostname="mysql-1", args=()):
+        prelude = "\n".join([
+            "set -euo pipefail; shopt -s inherit_errexit",  # as in every pod script
+            ". %s" % shlex.quote(os.path.join(SCRIPTS, script)),
+            "DATADIR=%s" % shlex.quote(str(tmp_path / "data")),
+            "CREDENTIALS=%s" % shlex.quote(str(tmp_path / "credentials")),
+            "SQL_LOG=%s SLAVE_STATUS=%s" % (shlex.quote(str(tmp_path / "sql.log")), shlex.quote(str(tmp_path / "status"))),
+        ])
+        environ = {"PATH": "%s:%s" % (tmp_path / "bin", os.environ["PATH"]), "HOSTNAME": hostname,
+                   "STATEFULSET_NAME": "mysql", "SERVICE_NAME": "mysql", "T": str(tmp_path)}
+        done = subprocess.run(["bash", "-c", prelude + "\n" + body, "test", *args], env=environ,
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        return Run(done)
+
+    return run
+
+
+def write_credentials(tmp_path, values):
+    for key, value in values.items():
+        (tmp_path / "credentials" / key).write_bytes(value.encode())
+
+
+def sql_log(tmp_path):
+    path = tmp_path / "sql.log"
+    return path.read_text() if path.exists() else ""
+
+
+ESCAPES = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a"}
+
+
+def parse_sql(text):
+    """Split SQL text as MariaDB's lexer does with its default sql_mode
+    (backslash escapes on): returns the text with each single-quoted literal
+    replaced by ?, and the decoded literals. (NASTY's values, quoted by
+    sql_quote, were checked against a real 10.11 server with SELECT HEX.)"""
+    skeleton, literals, i = [], [], 0
+    while i < len(text):
+        if text[i] != "'":
+            skeleton.append(text[i])
+            i += 1
+            continue
+        value, i = [], i + 1
+        while True:
+            if i >= len(text):
+                raise ValueError("unterminated string literal in %r" % text)
+            c = text[i]
+            if c == "\\" and i + 1 < len(text):
+                escaped = text[i + 1]
+                # \% and \_ keep their backslash (they matter to LIKE only).
+                value.append(ESCAPES.get(escaped, "\\" + escaped if escaped in "%_" else escaped))
+                i += 2
+            elif c == "'" and text[i + 1:i + 2] == "'":
+                value.append("'")
+                i += 2
+            elif c == "'":
+                i += 1
+                break
+            else:
+                value.append(c)
+                i += 1
+        skeleton.append("?")
+        literals.append("".join(value))
+    return "".join(skeleton), literals
+
+
+# sql_quote and the SQL built from the credentials
+
+@pytest.mark.parametrize("value", NASTY)
+def test_sql_quote_round_trips_through_mariadbs_string_literal_rules(pod, value):
+    quoted = pod("common.sh", 'sql_quote "$1"', args=[value]).out
+    assert "\n" not in quoted  # one line: command substitution keeps it whole
+    assert parse_sql("SELECT '%s';" % quoted) == ("SELECT ?;", [value])
+
+
+def test_account_passwords_reach_the_statements_byte_for_byte(pod, tmp_path):
+    values = dict(zip(PASSWORD_KEYS, ["r#o'o\"t \\ pw;--\n", "re#pl 'x' \"y\" \\z", "b#a\\ck 'u' p\\"]))
+    write_credentials(tmp_path, values)
+    done = pod("common.sh", "account_passwords_sql")
+    assert done.rc == 0, done.err
+    skeleton, literals = parse_sql(done.out)
+    assert skeleton == (
+        "ALTER USER root@localhost IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD(?);\n"
+        "ALTER USER root@? IDENTIFIED BY ?;\n"
+        "ALTER USER repl@? IDENTIFIED BY ?;\n"
+        "ALTER USER backup@localhost IDENTIFIED BY ?;\n")
+    root, repl, backup = values["root-password"], values["replication-password"], values["backup-password"]
+    assert literals == [root, "%", root, "%", repl, backup]
+
+
+def test_sql_sessions_keep_backslash_escapes_on(pod):
+    # sql_quote's escapes are only right without NO_BACKSLASH_ESCAPES, which
+    # a user's server settings could turn on.
+    done = pod("common.sh", 'mariadb() { printf "%s\\n" "$@"; }; sql -e "SELECT 1"')
+    assert "--init-command=SET SESSION sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')" in done.out.splitlines()
+
+
+# Credentials from the mounted Secret
+
+@pytest.mark.parametrize("value", ["plain", "with trailing newline\n", "r#o'o\"t \\ pw;--"])
+def test_read_credential_is_byte_exact(pod, tmp_path, value):
+    write_credentials(tmp_path, {"root-password": value})
+    done = pod("common.sh", 'read_credential v root-password; printf %s "$v"')
+    assert done.rc == 0 and done.out == value
+
+
+@pytest.mark.parametrize("content", [None, ""])
+def test_a_missing_or_empty_credential_fails_naming_the_file(pod, tmp_path, content):
+    if content is not None:
+        write_credentials(tmp_path, {"root-password": content})
+    done = pod("common.sh", 'read_credential v root-password; echo "got $v"')
+    assert done.rc != 0 and "got" not in done.out
+    assert str(tmp_path / "credentials" / "root-password") in done.err
+
+
+def test_a_clone_token_with_a_newline_is_refused(pod, tmp_path):
+    write_credentials(tmp_path, {"clone-token": "token\n"})
+    done = pod("common.sh", 'read_clone_token t; echo "got $t"')
+    assert done.rc != 0 and "contains a newline" in done.err and "got" not in done.out
+
+
+def ansible_checksum(values):
+    """The checksum as the secret role computes it: roles/secret/vars/main.yml's
+    own expression, templated by Ansible, on the Secret's base64 data."""
+    return _ansible_checksum(tuple(sorted(values.items())))
+
+
+@functools.lru_cache(maxsize=None)
+def _ansible_checksum(items):
+    data = {"__secret_data": {key: base64.b64encode(value.encode()).decode() for key, value in items}}
+    done = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-c", "local", "-m", "ansible.builtin.debug",
+         "-a", "var=__secret_checksum", "-e", "@" + os.path.join(ROOT, "roles", "secret", "vars", "main.yml"),
+         "-e", json.dumps(data)], capture_output=True, text=True, check=True,
+        env=dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false"))
+    return re.search(r'__secret_checksum"?: "?([0-9a-f]{64})', done.stdout).group(1)
+
+
+@pytest.mark.parametrize("values", [
+    dict(zip(PASSWORD_KEYS, ["root", "repl", "backup"])),
+    dict(zip(PASSWORD_KEYS, NASTY[:2] + ["a=b\n"])),
+])
+def test_credentials_checksum_matches_the_ansible_definition(pod, tmp_path, values):
+    write_credentials(tmp_path, dict(values, **{"clone-token": "not part of it"}))
+    done = pod("credentials.sh", "credentials_checksum")
+    assert done.rc == 0, done.err
+    assert done.out.strip() == ansible_checksum(values)
+
+
+def test_credentials_exits_3_while_the_mounted_secret_is_not_the_expected_one(pod, tmp_path):
+    write_credentials(tmp_path, dict(zip(PASSWORD_KEYS, ["old", "old", "old"])))
+    expected = ansible_checksum(dict(zip(PASSWORD_KEYS, ["new", "new", "new"])))
+    done = pod("credentials.sh", SQL_STUB + 'main "$@"', hostname="mysql-0", args=[expected])
+    assert done.rc == 3
+    assert len(done.err.strip().splitlines()) == 1 and expected in done.err
+    assert sql_log(tmp_path) == ""
+
+
+def test_credentials_on_the_primary_changes_every_account(pod, tmp_path):
+    values = dict(zip(PASSWORD_KEYS, NASTY[:3]))
+    write_credentials(tmp_path, values)
+    done = pod("credentials.sh", SQL_STUB + 'main "$@"', hostname="mysql-0", args=[ansible_checksum(values)])
+    assert done.rc == 0, done.err
+    skeleton, literals = parse_sql(sql_log(tmp_path))
+    assert skeleton.startswith("-- sql \nALTER USER root@localhost")  # on stdin, nothing in argv
+    assert skeleton.count(";") == 4
+    assert literals == [values["root-password"], "%", values["root-password"], "%",
+                        values["replication-password"], values["backup-password"]]
+
+
+def test_credentials_on_a_replica_repoints_replication(pod, tmp_path):
+    values = dict(zip(PASSWORD_KEYS, NASTY[:3]))
+    write_credentials(tmp_path, values)
+    shutil.copy(os.path.join(FIXTURES, "status-10.11-mysql-1.txt"), tmp_path / "status")
+    done = pod("credentials.sh", SQL_STUB + 'main "$@"', hostname="mysql-2", args=[ansible_checksum(values)])
+    assert done.rc == 0, done.err
+    skeleton, literals = parse_sql(sql_log(tmp_path))
+    assert skeleton == ("-- sql \nSTOP SLAVE;\nCHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = 3306, MASTER_USER = ?,\n"
+                        "  MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos,\n  MASTER_CONNECT_RETRY = 5;\nSTART SLAVE;\n")
+    assert literals == ["mysql-0.mysql", "repl", values["replication-password"]]
+
+
+@pytest.mark.parametrize("state", ["unconfigured", "clone position pending"])
+def test_credentials_on_a_replica_waits_for_the_sidecar_to_set_up_replication(pod, tmp_path, state):
+    values = dict(zip(PASSWORD_KEYS, ["a", "b", "c"]))
+    write_credentials(tmp_path, values)
+    if state == "clone position pending":
+        shutil.copy(os.path.join(FIXTURES, "status-10.11-mysql-1.txt"), tmp_path / "status")
+        (tmp_path / "data" / "clone-position").write_text("0-100-7\n")
+    done = pod("credentials.sh", SQL_STUB + 'main "$@"', hostname="mysql-1", args=[ansible_checksum(values)])
+    assert done.rc not in (0, 3) and "not set up yet" in done.err
+    assert sql_log(tmp_path) == ""
+
+
+# The clone's start position
+
+def stage_from(tmp_path, version, case):
+    stage = tmp_path / "stage"
+    shutil.copytree(os.path.join(BACKUPS, version, case), stage)
+    return stage
+
+
+POSITIONS = [
+    # A primary donor, and a replica donor, before and after the first write.
+    ("10.11", "primary", "primary", "0-100-4"),
+    ("11.8", "primary", "primary", "0-100-3"),
+    ("10.11", "primary-new", "primary", "empty"),
+    ("11.8", "primary-new", "primary", "empty"),
+    ("10.11", "replica", "replica", "0-100-3"),
+    ("11.8", "replica", "replica", "0-100-3"),
+    ("10.11", "replica-new", "replica", "empty"),
+    ("11.8", "replica-new", "replica", "empty"),
+]
+
+
+@pytest.mark.parametrize("version,case,donor,position", POSITIONS)
+def test_clone_position_from_real_backups(pod, tmp_path, version, case, donor, position):
+    stage_from(tmp_path, version, case)
+    done = pod("clone.sh", 'clone_position "$T/stage" %s' % donor)
+    assert (done.rc, done.out) == (0, position + "\n"), done.err
+    assert pod("common.sh", 'valid_position "$1"', args=[position]).rc == 0
+
+
+def test_clone_position_takes_the_last_line_of_a_binlog_list(pod, tmp_path):
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    (stage / "mariadb_backup_binlog_info").write_text("mysql-bin.000001\t1234\t[]\nmysql-bin.000002\t400\t0-100-9,1-101-2\n")
+    assert pod("clone.sh", 'clone_position "$T/stage" primary').out == "0-100-9,1-101-2\n"
+
+
+@pytest.mark.parametrize("donor,kind", [("primary", "binlog_info"), ("replica", "slave_info")])
+def test_a_clone_without_its_position_file_fails_naming_both_names(pod, tmp_path, donor, kind):
+    (tmp_path / "stage").mkdir()
+    done = pod("clone.sh", 'clone_position "$T/stage" %s' % donor)
+    assert done.rc != 0 and done.out == ""
+    for name in ("xtrabackup_" + kind, "mariadb_backup_" + kind):
+        assert str(tmp_path / "stage" / name) in done.err
+
+
+BAD_FILES = [
+    ("primary", "xtrabackup_binlog_info", ""),
+    ("primary", "mariadb_backup_binlog_info", "\n"),
+    ("primary", "xtrabackup_binlog_info", "mysql-bin.000001\n"),
+    ("primary", "mariadb_backup_binlog_info", "mysql-bin.000001\t328\tgarbage\n"),
+    ("primary", "xtrabackup_binlog_info", "mysql-bin.000001\t328\t[]\n"),
+    ("replica", "xtrabackup_slave_info", ""),
+    ("replica", "mariadb_backup_slave_info", "SET GLOBAL gtid_slave_pos = 'x-y';\n"),
+    ("replica", "mariadb_backup_slave_info", "SET GLOBAL gtid_slave_pos = '';\n"),
+]
+
+
+@pytest.mark.parametrize("donor,name,content", BAD_FILES)
+def test_a_clone_with_an_unusable_position_fails_naming_the_file(pod, tmp_path, donor, name, content):
+    (tmp_path / "stage").mkdir()
+    (tmp_path / "stage" / name).write_text(content)
+    done = pod("clone.sh", 'clone_position "$T/stage" %s' % donor)
+    assert done.rc != 0 and done.out == ""
+    assert str(tmp_path / "stage" / name) in done.err
+
+
+def test_an_unreadable_position_file_fails_naming_it(pod, tmp_path):
+    (tmp_path / "stage" / "xtrabackup_binlog_info").mkdir(parents=True)  # readable by root, yet no file
+    done = pod("clone.sh", 'clone_position "$T/stage" primary')
+    assert done.rc != 0 and str(tmp_path / "stage" / "xtrabackup_binlog_info") in done.err
+
+
+def test_a_replica_donor_without_gtid_but_with_transactions_fails(pod, tmp_path):
+    # A file/offset slave_info means an empty gtid_slave_pos only if the donor
+    # has not executed anything either.
+    stage = stage_from(tmp_path, "10.11", "replica-new")
+    (stage / "xtrabackup_binlog_info").write_text("mysql-bin.000001\t852\t0-100-3\n")
+    done = pod("clone.sh", 'clone_position "$T/stage" replica')
+    assert done.rc != 0 and str(stage / "xtrabackup_slave_info") in done.err
+
+
+@pytest.mark.parametrize("position,valid", [
+    ("0-100-7", True), ("0-100-7,1-101-3", True), ("empty", True),
+    ("", False), ("0-100", False), ("[]", False), ("0-100-7, 1-101-3", False), ("0-100-7\n", False), ("x", False),
+])
+def test_valid_position(pod, position, valid):
+    assert (pod("common.sh", 'valid_position "$1"', args=[position]).rc == 0) is valid
+
+
+# clone.sh as a whole, with the network and mariadb-backup stubbed
+
+CLONE_STUBS = {
+    # Records what it was sent; "streams" nothing itself.
+    "socat": 'cat > "$T/sent"\n',
+    # "Extracts" the directory $T/stream into the -C directory.
+    "mbstream": 'cat >/dev/null; cp -r "$T/stream/." "$3"\n',  # mbstream -x -C DIR
+    "mariadb-backup": "exit 0\n",
+}
+
+
+@pytest.fixture
+def clone(pod, tmp_path):
+    """clone(stream_dir or None, hostname): run clone.sh's main on a stream that extracts to stream_dir."""
+    for name, body in CLONE_STUBS.items():
+        path = tmp_path / "bin" / name
+        path.write_text("#!/bin/bash\n" + body)
+        path.chmod(0o755)
+    write_credentials(tmp_path, {"clone-token": NASTY[3]})
+
+    def run(stream, hostname="mysql-1"):
+        target = tmp_path / "stream"
+        shutil.rmtree(target, ignore_errors=True)
+        if stream is None:
+            target.mkdir()
+        else:
+            shutil.copytree(stream, target)
+        return pod("clone.sh", "main", hostname=hostname)
+
+    return run
+
+
+def backup_stream(tmp_path, version, case, checkpoints=True):
+    """A complete stream: data with mysql/, *_checkpoints, and the fixture's position files."""
+    stream = stage_from(tmp_path, version, case)
+    (stream / "mysql").mkdir()
+    (stream / "ibdata1").write_text("data")
+    if checkpoints:
+        (stream / ("xtrabackup_checkpoints" if version == "10.11" else "mariadb_backup_checkpoints")).write_text("")
+    return stream
+
+
+@pytest.mark.parametrize("version,case,hostname,position", [
+    ("10.11", "primary", "mysql-1", "0-100-4"),
+    ("11.8", "replica", "mysql-2", "0-100-3"),
+    ("11.8", "primary-new", "mysql-1", "empty"),
+])
+def test_clone_lands_the_data_and_its_position(clone, tmp_path, version, case, hostname, position):
+    leftover = tmp_path / "data" / ".staging-clone"
+    leftover.mkdir()
+    (leftover / "half-written").write_text("")  # an interrupted attempt
+    done = clone(backup_stream(tmp_path, version, case), hostname)
+    assert done.rc == 0, done.err
+    data = tmp_path / "data"
+    assert (data / "mysql").is_dir() and (data / "ibdata1").exists()
+    assert (data / "clone-position").read_text() == position + "\n"
+    assert not leftover.exists()
+    # The token goes out as one line, exactly as mounted.
+    assert (tmp_path / "sent").read_bytes() == (NASTY[3] + "\n").encode()
+
+
+@pytest.mark.parametrize("broken", ["no position file", "empty position file"])
+def test_clone_without_a_position_fails_and_lands_nothing(clone, tmp_path, broken):
+    stream = backup_stream(tmp_path, "10.11", "primary")
+    if broken == "no position file":
+        (stream / "xtrabackup_binlog_info").unlink()
+    else:
+        (stream / "xtrabackup_binlog_info").write_text("")
+    done = clone(stream)
+    assert done.rc != 0
+    assert "xtrabackup_binlog_info" in done.err and "ERROR" in done.err
+    assert not (tmp_path / "data" / "mysql").exists()
+    assert not (tmp_path / "data" / "clone-position").exists()
+
+
+def test_a_cut_stream_fails_the_clone(clone, tmp_path):
+    done = clone(backup_stream(tmp_path, "11.8", "primary", checkpoints=False))
+    assert done.rc != 0 and "cut short" in done.err
+    assert not (tmp_path / "data" / "mysql").exists()
+
+
+def test_an_unreachable_donor_fails_the_clone(clone, tmp_path):
+    (tmp_path / "bin" / "socat").write_text("#!/bin/bash\necho 'E connect: Connection refused' >&2; exit 1\n")
+    done = clone(backup_stream(tmp_path, "11.8", "primary"))
+    assert done.rc != 0 and "receiving the stream from mysql-0.mysql failed" in done.err
+
+
+# The sidecar's replication setup
+
+@pytest.mark.parametrize("content", [None, "", "\n", "garbage\n", "0-100\n"])
+def test_sidecar_refuses_a_missing_or_invalid_clone_position(pod, tmp_path, content):
+    if content is not None:
+        (tmp_path / "data" / "clone-position").write_text(content)
+    write_credentials(tmp_path, {"replication-password": "p"})
+    done = pod("sidecar.sh", SQL_STUB + "configure_replication", hostname="mysql-2")
+    assert done.rc != 0 and str(tmp_path / "data" / "clone-position") in done.err
+    assert sql_log(tmp_path) == ""
+
+
+@pytest.mark.parametrize("position,gtid", [("0-100-7", "0-100-7"), ("empty", "")])
+def test_sidecar_starts_a_fresh_clone_at_its_position(pod, tmp_path, position, gtid):
+    (tmp_path / "data" / "clone-position").write_text(position + "\n")
+    write_credentials(tmp_path, {"replication-password": NASTY[1]})
+    done = pod("sidecar.sh", SQL_STUB + "configure_replication", hostname="mysql-2")
+    assert done.rc == 0, done.err
+    skeleton, literals = parse_sql(sql_log(tmp_path))
+    assert skeleton.startswith("-- sql \nSET GLOBAL gtid_slave_pos = ?;\n-- sql \nSTOP SLAVE;\nCHANGE MASTER TO")
+    assert literals == [gtid, "mysql-0.mysql", "repl", NASTY[1]]
+    assert not (tmp_path / "data" / "clone-position").exists()
+
+
+def test_sidecar_keeps_the_position_of_a_configured_replica(pod, tmp_path):
+    shutil.copy(os.path.join(FIXTURES, "status-11.8-mysql-1.txt"), tmp_path / "status")
+    write_credentials(tmp_path, {"replication-password": "p"})
+    done = pod("sidecar.sh", SQL_STUB + "configure_replication", hostname="mysql-1")
+    assert done.rc == 0, done.err
+    assert "gtid_slave_pos" not in sql_log(tmp_path) and "CHANGE MASTER TO" in sql_log(tmp_path)
+
+
+# Readiness
+
+READY = ["status-10.11-mysql-1.txt", "status-11.8-mysql-1.txt",  # IO Yes, SQL Yes
+         "status-11.8-replica-reconnecting.txt", "slave-status-10.11-primary-down.txt"]  # Connecting, 2003
+NOT_READY = {
+    "status-10.11-replica-auth-error.txt": "replication IO thread: Connecting (error 1045: ",
+    "slave-status-11.8-auth-error.txt": "replication IO thread: Connecting (error 1045: ",
+    "slave-status-10.11-stopped.txt": "replication SQL thread: No",
+    "slave-status-11.8-stopped.txt": "replication SQL thread: No",
+    "slave-status-10.11-sql-error.txt": "replication SQL thread: No (error 1950: ",
+    "slave-status-11.8-sql-error.txt": "replication SQL thread: No (error 1950: ",
+}
+
+
+@pytest.mark.parametrize("name", READY)
+def test_probe_accepts_a_running_or_reconnecting_replica(pod, name):
+    done = pod("probe.sh", 'replica_ready "$1"', args=[fixture(name)])
+    assert (done.rc, done.out) == (0, "")
+
+
+@pytest.mark.parametrize("name", sorted(NOT_READY))
+def test_probe_rejects_a_broken_replica_and_says_why(pod, name):
+    done = pod("probe.sh", 'replica_ready "$1"', args=[fixture(name)])
+    assert done.rc == 1 and done.out.startswith(NOT_READY[name])
+
+
+def test_probe_rejects_a_replica_without_replication(pod):
+    done = pod("probe.sh", 'replica_ready ""')
+    assert done.rc == 1 and done.out == "replication is not configured\n"
+
+
+def test_probe_reports_the_whole_error_message(pod):
+    done = pod("probe.sh", 'replica_ready "$1"', args=[fixture("status-10.11-replica-auth-error.txt")])
+    assert done.out.rstrip().endswith("Access denied for user 'repl'@'10.88.0.4' (using password: YES))")
+
+
+# Datadir staging
+
+def test_clear_incomplete_datadir_keeps_only_lost_and_found(pod, tmp_path):
+    data = tmp_path / "data"
+    for path in ("ibdata1", ".staging-clone/mysql/user.frm", ".hidden", "lost+found/kept"):
+        (data / path).parent.mkdir(parents=True, exist_ok=True)
+        (data / path).write_text("")
+    assert pod("common.sh", "clear_incomplete_datadir").rc == 0
+    assert sorted(p.name for p in data.iterdir()) == ["lost+found"]
+    assert (data / "lost+found" / "kept").exists()
+
+
+def test_move_into_datadir_moves_everything_with_mysql_last(pod, tmp_path):
+    stage = tmp_path / "data" / ".staging-clone"
+    for path in ("mysql/user.frm", "ibdata1", ".hidden", "app/t.ibd", "clone-position"):
+        (stage / path).parent.mkdir(parents=True, exist_ok=True)
+        (stage / path).write_text(path)
+    mv = tmp_path / "bin" / "mv"
+    mv.write_text('#!/bin/bash\necho "$1" >> "$T/moves"\nexec %s "$@"\n' % shutil.which("mv"))
+    mv.chmod(0o755)
+    done = pod("common.sh", 'move_into_datadir "$DATADIR/.staging-clone"')
+    assert done.rc == 0, done.err
+    data = tmp_path / "data"
+    assert sorted(p.name for p in data.iterdir()) == [".hidden", "app", "clone-position", "ibdata1", "mysql"]
+    assert (data / "mysql" / "user.frm").read_text() == "mysql/user.frm"
+    assert (tmp_path / "moves").read_text().splitlines()[-1] == str(stage / "mysql")
+
+
+def test_move_into_datadir_without_mysql_fails_and_leaves_no_mysql(pod, tmp_path):
+    stage = tmp_path / "data" / ".staging-init"
+    stage.mkdir()
+    (stage / "ibdata1").write_text("")
+    done = pod("common.sh", 'move_into_datadir "$DATADIR/.staging-init"')
+    assert done.rc != 0
+    assert not (tmp_path / "data" / "mysql").exists()
