@@ -236,10 +236,12 @@ clean_network() {
   ip link delete cni0 2>/dev/null || true
   rm -rf /var/lib/cni/networks/mariadb-k8s
   ip addr del "$DNS_IP/32" dev lo 2>/dev/null || true
-  local chain
-  for chain in $(iptables-save 2>/dev/null | awk -F'[: ]' '/^:CNI-/ {print $2}'); do
-    iptables -t nat -F "$chain" 2>/dev/null; iptables -t nat -X "$chain" 2>/dev/null
-    iptables -F "$chain" 2>/dev/null; iptables -X "$chain" 2>/dev/null
+  # The CNI plugins' chains, per table: all flushed first, as they jump to
+  # each other, then deleted.
+  local table chains chain
+  for table in nat filter; do
+    chains=$(iptables-save -t "$table" 2>/dev/null | awk -F'[: ]' '/^:CNI-/ {print $2}')
+    for chain in $chains; do iptables -t "$table" -F "$chain" 2>/dev/null || true; done
+    for chain in $chains; do iptables -t "$table" -X "$chain" 2>/dev/null || true; done
   done
-  true
 }
