@@ -1,11 +1,21 @@
 """Run a command in a pod's container through the Kubernetes exec API."""
 
+import threading
+
 try:
     from kubernetes.client import CoreV1Api
     from kubernetes.stream import stream
 except ImportError:
     # Reported by AnsibleK8SModule when the module starts.
     pass
+
+
+# kubernetes.stream.stream() swaps the shared ApiClient's request method for
+# a websocket one while it opens the connection, and restores it afterwards:
+# two threads opening at once can make a plain HTTP request to the exec
+# endpoint ("400 Upgrade request required"). Opening is serialised; the
+# commands still run concurrently.
+_OPENING = threading.Lock()
 
 
 class ExecError(Exception):
@@ -25,18 +35,19 @@ class PodExec:
 
     def run(self, pod, command, timeout=30):
         try:
-            resp = stream(
-                self._api.connect_get_namespaced_pod_exec,
-                pod,
-                self._namespace,
-                container=self._container,
-                command=command,
-                stdin=False,
-                stdout=True,
-                stderr=True,
-                tty=False,
-                _preload_content=False,
-            )
+            with _OPENING:
+                resp = stream(
+                    self._api.connect_get_namespaced_pod_exec,
+                    pod,
+                    self._namespace,
+                    container=self._container,
+                    command=command,
+                    stdin=False,
+                    stdout=True,
+                    stderr=True,
+                    tty=False,
+                    _preload_content=False,
+                )
             resp.run_forever(timeout=timeout)
             stdout = resp.read_stdout() or ""
             stderr = resp.read_stderr() or ""
