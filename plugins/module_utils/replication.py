@@ -12,7 +12,9 @@ import re
 STATUS_SQL = (
     "SELECT @@server_id AS server_id, @@read_only AS read_only, @@version AS version, "
     "@@gtid_current_pos AS gtid_current_pos, @@gtid_binlog_pos AS gtid_binlog_pos, "
-    "@@gtid_slave_pos AS gtid_slave_pos\\G "
+    "@@gtid_slave_pos AS gtid_slave_pos, @@gtid_binlog_state AS gtid_binlog_state, "
+    "(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
+    "WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_STATUS') AS semi_sync\\G "
     "SHOW SLAVE STATUS\\G"
 )
 
@@ -75,6 +77,10 @@ def pod_state(output):
         "gtid_current_pos": server["gtid_current_pos"],
         "gtid_binlog_pos": server["gtid_binlog_pos"],
         "gtid_slave_pos": server["gtid_slave_pos"],
+        "gtid_binlog_state": server.get("gtid_binlog_state", ""),
+        # Whether this server, as a primary, waits for a replica's acknowledgement.
+        "semi_sync": server.get("semi_sync") == "ON",
+        "gtid_io_pos": "",
         "replicating": replica is not None,
         "primary_host": None,
         "io_running": None,
@@ -95,6 +101,7 @@ def pod_state(output):
             "last_io_error": replica.get("Last_IO_Error", ""),
             "last_sql_error": replica.get("Last_SQL_Error", ""),
             "using_gtid": replica.get("Using_Gtid"),
+            "gtid_io_pos": replica.get("Gtid_IO_Pos", ""),
         })
     return state
 

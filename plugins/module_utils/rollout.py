@@ -36,6 +36,13 @@ def pending(pods, statefulset, replicas=None):
     return waiting
 
 
+def outdated(pods, statefulset):
+    """Names of the pods not on the update revision (below the partition), sorted."""
+    revision = (statefulset.get("status") or {}).get("updateRevision")
+    return sorted(p["metadata"]["name"] for p in pods
+                  if (p["metadata"].get("labels") or {}).get("controller-revision-hash") != revision)
+
+
 def images(pods, container):
     """Map pod name -> image of the given container, sorted by name."""
     found = {}

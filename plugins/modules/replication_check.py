@@ -13,7 +13,10 @@ version_added: 1.0.0
 description:
   - Runs SQL in every pod of the StatefulSet through the Kubernetes exec API and reports, per
     pod, its role, server_id, read_only, replication threads, lag, last errors and GTID position.
-  - Writes a sentinel row on the primary (ordinal 0) and waits until every replica has it.
+  - The primary is the pod recorded in the ConfigMap C(<name>-topology) (ordinal 0 for a cluster
+    deployed before the record existed). Fails when any other pod is writable, and names each pod
+    whose GTID position holds transactions the primary never had (errant GTIDs).
+  - Writes a sentinel row on the primary and waits until every replica has it.
   - A replica whose IO thread is only reconnecting (its primary just restarted) passes when the
     sentinel row reaches it, and is read again for the report; without the sentinel it fails.
   - Fails with a message naming each broken pod and the reason.
@@ -41,8 +44,13 @@ options:
     type: str
     default: mysql
   replicas:
-    description: Number of pods to check; defaults to the StatefulSet's C(spec.replicas).
+    description:
+      - Number of pods to check, C(<name>-0) upwards; defaults to the StatefulSet's C(spec.replicas).
+      - The primary is always checked, even when its ordinal is not below this number.
     type: int
+  primary:
+    description: The primary pod; defaults to the recorded one.
+    type: str
   container:
     description: Container running the server.
     type: str
@@ -104,42 +112,45 @@ pods:
       gtid_current_pos: 0-100-12
       gtid_binlog_pos: 0-100-12
       gtid_slave_pos: 0-100-12
+      gtid_binlog_state: 0-100-12
+      gtid_io_pos: 0-100-12
+      semi_sync: false
+      errant_gtids: ""
       replicating: true
 sentinel:
   description: The sentinel written on the primary and the seconds until each replica had it.
   returned: when I(sentinel=true) and not in check mode
   type: dict
   sample: {token: 5c8e0f7e-5d1b-4f0c-9a52-0c0a3e0f1b7a, seconds: {mysql-1: 0.12, mysql-2: 0.15}}
+writable:
+  description: The pods that accept writes (read_only off); only the primary in a healthy cluster.
+  returned: always
+  type: list
+  elements: str
+  sample: [mysql-0]
 problems:
   description: One line per problem found, naming the pod.
   returned: always
   type: list
   elements: str
-  sample: ["mysql-2: IO thread No: Got fatal error 1236 from master"]
+  sample: ["mysql-2: IO thread No: Got fatal error 1236 from master",
+           "mysql-0: errant GTIDs 0-100-57, not in the history of the primary mysql-1"]
 """
 
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import k8s_module, replication
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError, PodExec
-
-try:
-    from kubernetes.client import AppsV1Api
-except ImportError:
-    # Reported by AnsibleK8SModule when the module starts.
-    pass
-
-# The pods' own client config: unix socket as the OS user mysql (see the
-# pod scripts), so no password is ever passed.
-CLIENT = ["mariadb", "--defaults-file=/etc/mysql/cluster/my.cnf", "--protocol=socket", "--user=mysql"]
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import gtid, k8s_module, replication
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import Cluster
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 
 
 OPTIONS = dict(
     namespace=dict(type="str", required=True),
     name=dict(type="str", default="mysql"),
     replicas=dict(type="int"),
+    primary=dict(type="str"),
     container=dict(type="str", default="mariadb"),
     sentinel=dict(type="bool", default=True),
     timeout=dict(type="float", default=30),
@@ -147,38 +158,16 @@ OPTIONS = dict(
 )
 
 
-def _replica_count(module, api_client):
-    if module.params["replicas"] is not None:
-        return module.params["replicas"]
-    sts = AppsV1Api(api_client).read_namespaced_stateful_set(module.params["name"], module.params["namespace"])
-    return sts.spec.replicas
-
-
-def _read_states(pod_exec, pods):
-    if not pods:
-        return []
-
-    def read(pod):
-        try:
-            return pod, replication.pod_state(pod_exec.run(pod, CLIENT + ["-e", replication.STATUS_SQL])), None
-        except (ExecError, ValueError) as exc:
-            return pod, None, "%s: cannot read its state (%s)" % (pod, exc)
-
-    with ThreadPoolExecutor(max_workers=min(8, len(pods))) as pool:
-        return list(pool.map(read, pods))
-
-
-def _wait_for_sentinel(pod_exec, primary, replicas, timeout):
+def _wait_for_sentinel(cluster, primary, replicas, timeout):
     token = str(uuid.uuid4())
-    pod_exec.run(primary, CLIENT + ["-e", replication.sentinel_write_sql(token)])
+    cluster.sql(primary, replication.sentinel_write_sql(token))
     started = time.monotonic()
     deadline = started + timeout
 
     def wait(pod):
         while True:
             try:
-                out = pod_exec.run(pod, CLIENT + ["--batch", "--skip-column-names", "-e", replication.sentinel_read_sql()])
-                if replication.sentinel_seen(out, token):
+                if replication.sentinel_seen(cluster.sql(pod, replication.sentinel_read_sql()), token):
                     return pod, round(time.monotonic() - started, 3)
             except ExecError:
                 pass  # the table may not have replicated yet
@@ -193,21 +182,43 @@ def _wait_for_sentinel(pod_exec, primary, replicas, timeout):
     return token, seconds
 
 
+def _cluster_problems(pods, primary):
+    """More than one writable pod; replicas whose history the primary lacks."""
+    found = []
+    writable = sorted(pod for pod, state in pods.items() if not state["read_only"])
+    if len(writable) > 1:
+        found.append("%d pods are writable (%s); only the primary %s may be" % (len(writable), ", ".join(writable), primary))
+    if primary in pods:
+        for pod, state in sorted(pods.items()):
+            if pod == primary:
+                continue
+            errant = gtid.errant(state["gtid_current_pos"], pods[primary]["gtid_binlog_state"],
+                                 pods[primary]["gtid_slave_pos"])
+            state["errant_gtids"] = gtid.format_gtids(errant)
+            if errant:
+                found.append("%s: errant GTIDs %s, not in the history of the primary %s: it must not serve; "
+                             "rebuild.yml -e pod=%s re-clones it" % (pod, state["errant_gtids"], primary, pod))
+    return writable, found
+
+
 def execute_module(module, api_client):
     params = module.params
+    cluster = Cluster(api_client, params["namespace"], params["name"], params["container"])
     try:
-        count = _replica_count(module, api_client)
+        count = params["replicas"] if params["replicas"] is not None else cluster.replicas()
+        primary = params["primary"] or cluster.recorded_primary()
     except Exception as exc:  # ApiException (status and reason say it all) or a connection error
         reason = "%s %s" % (exc.status, exc.reason) if getattr(exc, "status", None) else exc
-        module.fail_json(msg="Cannot read StatefulSet %s in namespace %s: %s" % (params["name"], params["namespace"], reason))
+        module.fail_json(msg="Cannot read StatefulSet %s or its record ConfigMap %s-topology in namespace %s: %s" % (
+            params["name"], params["name"], params["namespace"], reason))
     if count < 1:
         what = ("replicas=%d" % count if params["replicas"] is not None
                 else "StatefulSet %s in namespace %s has 0 replicas" % (params["name"], params["namespace"]))
         module.fail_json(msg=what + ": nothing to check")
-    names = ["%s-%d" % (params["name"], i) for i in range(count)]
-    primary = names[0]
-    primary_host = "%s.%s" % (primary, params["name"])
-    pod_exec = PodExec(api_client, params["namespace"], params["container"])
+    names = cluster.pods(count)
+    if primary not in names:
+        names.append(primary)
+    replicas = [pod for pod in names if pod != primary]
 
     # A replica still reconnecting (its primary just restarted) is judged by
     # whether the sentinel row reaches it, and then read again for the report.
@@ -222,14 +233,18 @@ def execute_module(module, api_client):
             is_primary = pod == primary
             state["role"] = "primary" if is_primary else "replica"
             pods[pod] = state
-            found.extend(replication.problems(pod, state, is_primary, primary_host, params["max_lag"], sentinel))
+            found.extend(replication.problems(pod, state, is_primary, cluster.host(primary), params["max_lag"], sentinel))
 
-    judge(_read_states(pod_exec, names))
-    result = dict(changed=False, primary=primary, pods=pods, problems=found)
+    # The primary last: a replica read after it may already be ahead of its
+    # snapshot, which would look like errant transactions.
+    judge(cluster.read_states(replicas) + cluster.read_states([primary]))
+    writable, more = _cluster_problems(pods, primary)
+    found.extend(more)
+    result = dict(changed=False, primary=primary, writable=writable, pods=pods, problems=found)
     if not found and sentinel:
-        was_reconnecting = [pod for pod in names[1:] if replication.reconnecting(pods[pod])]
+        was_reconnecting = [pod for pod in replicas if replication.reconnecting(pods[pod])]
         try:
-            token, seconds = _wait_for_sentinel(pod_exec, primary, names[1:], params["timeout"])
+            token, seconds = _wait_for_sentinel(cluster, primary, replicas, params["timeout"])
         except ExecError as exc:
             found.append("%s: cannot write the sentinel row (%s)" % (primary, exc))
         else:
@@ -240,7 +255,8 @@ def execute_module(module, api_client):
                         pods[pod]["last_io_error"])) if pod in was_reconnecting else ""
                     found.append("%s: the sentinel row written on %s did not arrive within %ss%s" % (
                         pod, primary, params["timeout"], io_thread))
-            judge(_read_states(pod_exec, [pod for pod in was_reconnecting if seconds[pod] is not None]))
+            judge(cluster.read_states([pod for pod in was_reconnecting if seconds[pod] is not None]))
+    result["pods"] = dict(sorted(pods.items()))
     if found:
         module.fail_json(msg="Replication check failed: " + "; ".join(found), **result)
     module.exit_json(**result)

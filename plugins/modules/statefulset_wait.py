@@ -77,6 +77,12 @@ images:
   returned: success
   type: dict
   sample: {mysql-0: docker.io/library/mariadb:10.11, mysql-1: docker.io/library/mariadb:11.8}
+outdated:
+  description: Pods still on an older pod template, below the rolling update partition.
+  returned: success
+  type: list
+  elements: str
+  sample: [mysql-0, mysql-1]
 seconds:
   description: Seconds spent waiting.
   returned: always
@@ -180,7 +186,8 @@ def execute_module(module, cluster):
         reasons = waiting + ([error] if error else [])
         module.fail_json(msg="StatefulSet %s not rolled out after %ss: %s" % (params["name"], params["timeout"], "; ".join(reasons)),
                          pending=waiting, seconds=seconds)
-    module.exit_json(changed=False, images=rollout.images(pods, params["container"]), pending=[], seconds=seconds)
+    module.exit_json(changed=False, images=rollout.images(pods, params["container"]),
+                     outdated=rollout.outdated(pods, sts), pending=[], seconds=seconds)
 
 
 def main():

@@ -9,6 +9,7 @@ import pytest
 from kubernetes import client
 
 from harness import is_local_cluster, run_playbook, sql, start_client, wait_until
+from writes import Writer, check_nothing_lost, create_events_table
 
 NS = "faults"
 # A short idle timeout, so a vanished donor is noticed quickly.
@@ -27,64 +28,10 @@ def cluster(api, core):
     run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
     first = deploy(replicas=3, verbosity=3).check()
     runner = start_client(core, api, NS)
-    sql(runner, "mysql-primary", "CREATE DATABASE app; CREATE TABLE app.events "
-        "(scenario VARCHAR(40), seq INT, PRIMARY KEY (scenario, seq))")
+    create_events_table(runner)
     yield {"runner": runner, "first_output": first.output}
     core.delete_namespaced_pod("client", NS, grace_period_seconds=0)
     run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
-
-
-class Writer:
-    """Inserts rows through mysql-primary from the client pod, recording each
-    insert the primary acknowledged (the client exited 0)."""
-
-    def __init__(self, runner, scenario):
-        self.runner, self.scenario = runner, scenario
-
-    def __enter__(self):
-        self.runner.run("client", ["bash", "-c", (
-            "rm -f /tmp/stop /tmp/done-{s} /tmp/acked-{s}; setsid bash -c 'i=0; "
-            "while [ ! -f /tmp/stop ]; do i=$((i+1)); "
-            "mariadb --defaults-file=/tmp/client.cnf -h mysql-primary --connect-timeout=2 "
-            "-e \"INSERT INTO app.events VALUES (\\\"{s}\\\", $i)\" 2>/dev/null && echo $i >> /tmp/acked-{s}; "
-            "sleep 0.05; done; touch /tmp/done-{s}' </dev/null >/dev/null 2>&1 &"
-        ).format(s=self.scenario)])
-        time.sleep(2)
-        return self
-
-    def __exit__(self, *exc):
-        self.runner.run("client", ["touch", "/tmp/stop"])
-        wait_until("writer stopped", lambda: self._done(), timeout=30, interval=0.5)
-
-    def _done(self):
-        return self.runner.run("client", ["bash", "-c", "test -f /tmp/done-%s && echo yes || true" % self.scenario]).strip()
-
-    def acknowledged(self):
-        return {int(x) for x in self.runner.run("client", ["cat", "/tmp/acked-" + self.scenario]).split()}
-
-
-def rows(runner, pod, scenario):
-    return {int(x) for x in sql(runner, pod + ".mysql",
-                                "SELECT seq FROM app.events WHERE scenario = '%s'" % scenario).split()}
-
-
-def checksum(runner, pod):
-    return sql(runner, pod + ".mysql", "CHECKSUM TABLE app.events").split()[-1]
-
-
-def check_nothing_lost(report, runner, label, writer, replicas, recovery, outcome):
-    scenario = writer.scenario
-    acked = writer.acknowledged()
-    assert len(acked) > 20, "the writer barely ran: %d acknowledged writes" % len(acked)
-    pods = ["mysql-%d" % i for i in range(replicas)]
-    on_primary = rows(runner, "mysql-0", scenario)
-    assert acked <= on_primary, "acknowledged writes missing on the primary: %s" % sorted(acked - on_primary)[:10]
-    wait_until("replicas caught up", lambda: all(checksum(runner, p) == checksum(runner, "mysql-0") for p in pods[1:]),
-               timeout=60, interval=1)
-    found = {p: len(rows(runner, p, scenario)) for p in pods}
-    assert all(rows(runner, p, scenario) == on_primary for p in pods[1:])
-    run_playbook("verify.yml", dict(BASE, replicas=replicas)).check()
-    report.fault(label, len(acked), found, recovery, outcome)
 
 
 def pod_uid(core, name):
@@ -128,7 +75,7 @@ def test_delete_primary_under_load(core, cluster, report):
     with Writer(runner, "delete-primary") as writer:
         seconds = recreate(core, "mysql-0")
         time.sleep(3)
-    check_nothing_lost(report, runner, "primary pod deleted under load", writer, 3, seconds, "same identity and data, replicas reconnected")
+    check_nothing_lost(report, runner, core, BASE, "primary pod deleted under load", writer, 3, seconds, "same identity and data, replicas reconnected")
 
 
 def test_delete_each_replica_rejoins_from_its_volume(core, cluster, report):
@@ -137,7 +84,7 @@ def test_delete_each_replica_rejoins_from_its_volume(core, cluster, report):
         seconds = max(recreate(core, "mysql-1"), recreate(core, "mysql-2"))
     for pod in ("mysql-1", "mysql-2"):
         assert "data present: no clone needed" in clone_log(core, pod)
-    check_nothing_lost(report, runner, "each replica pod deleted", writer, 3, seconds, "rejoined from their PVCs without re-cloning")
+    check_nothing_lost(report, runner, core, BASE, "each replica pod deleted", writer, 3, seconds, "rejoined from their PVCs without re-cloning")
 
 
 def test_hung_server_is_restarted_by_its_liveness_probe(core, cluster, report):
@@ -154,7 +101,7 @@ def test_hung_server_is_restarted_by_its_liveness_probe(core, cluster, report):
                    timeout=120)
         wait_until("mysql-1 Ready", lambda: ready(core, "mysql-1"), timeout=120)
         seconds = time.monotonic() - started
-    check_nothing_lost(report, runner, "mariadbd hung (SIGSTOP from the node)", writer, 3, seconds, "liveness probe restarted mariadbd")
+    check_nothing_lost(report, runner, core, BASE, "mariadbd hung (SIGSTOP from the node)", writer, 3, seconds, "liveness probe restarted mariadbd")
 
 
 def test_scale_in_and_out_resumes_from_volumes(core, cluster, report):
@@ -167,7 +114,7 @@ def test_scale_in_and_out_resumes_from_volumes(core, cluster, report):
         seconds = time.monotonic() - started
     for pod in ("mysql-3", "mysql-4"):
         assert "data present: no clone needed" in clone_log(core, pod)
-    check_nothing_lost(report, runner, "scale 5 -> 3 -> 5", writer, 5, seconds, "mysql-3 and mysql-4 resumed from their PVCs")
+    check_nothing_lost(report, runner, core, BASE, "scale 5 -> 3 -> 5", writer, 5, seconds, "mysql-3 and mysql-4 resumed from their PVCs")
 
 
 def test_purged_binlogs_are_named_and_rebuilt(core, cluster, report):
@@ -190,7 +137,7 @@ def test_purged_binlogs_are_named_and_rebuilt(core, cluster, report):
         seconds = time.monotonic() - started
     for pod in ("mysql-3", "mysql-4"):
         assert "cloning from" in clone_log(core, pod)
-    check_nothing_lost(report, runner, "purged binlogs", writer, 5, seconds,
+    check_nothing_lost(report, runner, core, BASE, "purged binlogs", writer, 5, seconds,
                        "verify named mysql-3 (error 1236); rebuild.yml re-cloned mysql-3 and mysql-4")
 
 
@@ -233,7 +180,7 @@ def test_clone_survives_its_donor_dying(core, api, cluster, report):
     restarts = clone_restarts(core)
     assert restarts >= 1, "the clone was not interrupted; nothing was proven"
     deploy(replicas=4).check()
-    check_nothing_lost(report, runner, "donor killed during a clone", writer, 4, seconds,
+    check_nothing_lost(report, runner, core, BASE, "donor killed during a clone", writer, 4, seconds,
                        "clone retried from scratch after %d failed attempt(s)" % restarts)
 
 
@@ -261,5 +208,5 @@ def test_clone_notices_a_donor_that_vanishes(core, api, cluster, report):
                      failed_attempt), failed_attempt[-2000:]
     assert noticed < IDLE_TIMEOUT + 30, "the vanished donor was noticed only after %.0f s" % noticed
     deploy(replicas=4).check()
-    check_nothing_lost(report, runner, "donor frozen during a clone", writer, 4, seconds,
+    check_nothing_lost(report, runner, core, BASE, "donor frozen during a clone", writer, 4, seconds,
                        "clone gave up after %.0f s without data (idle timeout %d s) and was retried" % (noticed, IDLE_TIMEOUT))

@@ -54,13 +54,27 @@ class Run:
         self.err = done.stderr.decode()
 
 
+def write_topology(tmp_path, primary="mysql-0", initialised="true"):
+    """The topology record as the ConfigMap volume holds it: one file per key,
+    the value's bytes without a trailing newline. None leaves a key out."""
+    for key, value in (("primary", primary), ("initialised", initialised)):
+        path = tmp_path / "topology" / key
+        if path.exists():
+            path.unlink()
+        if value is not None:
+            path.write_text(value)
+
+
 @pytest.fixture
 def pod(tmp_path):
     """pod(script, body, hostname=..., args=...): source the script in bash,
-    with DATADIR, CREDENTIALS and the stubs' files under tmp_path, then run body."""
+    with DATADIR, CREDENTIALS, TOPOLOGY (primary mysql-0, initialised) and the
+    stubs' files under tmp_path, then run body."""
     (tmp_path / "data").mkdir()
     (tmp_path / "credentials").mkdir()
     (tmp_path / "bin").mkdir()
+    (tmp_path / "topology").mkdir()
+    write_topology(tmp_path)
 
     def run(script, body, hostname="mysql-1", args=()):
         prelude = "\n".join([
@@ -68,6 +82,7 @@ def pod(tmp_path):
             ". %s" % shlex.quote(os.path.join(SCRIPTS, script)),
             "DATADIR=%s" % shlex.quote(str(tmp_path / "data")),
             "CREDENTIALS=%s" % shlex.quote(str(tmp_path / "credentials")),
+            "TOPOLOGY=%s" % shlex.quote(str(tmp_path / "topology")),
             "SQL_LOG=%s SLAVE_STATUS=%s" % (shlex.quote(str(tmp_path / "sql.log")), shlex.quote(str(tmp_path / "status"))),
         ])
         environ = {"PATH": "%s:%s" % (tmp_path / "bin", os.environ["PATH"]), "HOSTNAME": hostname,
@@ -433,10 +448,9 @@ def test_an_unreachable_donor_fails_the_clone(clone, tmp_path):
 
 # The sidecar's replication setup
 
-@pytest.mark.parametrize("content", [None, "", "\n", "garbage\n", "0-100\n"])
-def test_sidecar_refuses_a_missing_or_invalid_clone_position(pod, tmp_path, content):
-    if content is not None:
-        (tmp_path / "data" / "clone-position").write_text(content)
+@pytest.mark.parametrize("content", ["", "\n", "garbage\n", "0-100\n"])
+def test_sidecar_refuses_an_invalid_clone_position(pod, tmp_path, content):
+    (tmp_path / "data" / "clone-position").write_text(content)
     write_credentials(tmp_path, {"replication-password": "p"})
     done = pod("sidecar.sh", SQL_STUB + "configure_replication", hostname="mysql-2")
     assert done.rc != 0 and str(tmp_path / "data" / "clone-position") in done.err
@@ -534,3 +548,259 @@ def test_move_into_datadir_without_mysql_fails_and_leaves_no_mysql(pod, tmp_path
     done = pod("common.sh", 'move_into_datadir "$DATADIR/.staging-init"')
     assert done.rc != 0
     assert not (tmp_path / "data" / "mysql").exists()
+
+
+# The topology record (ConfigMap <name>-topology, mounted)
+
+# A ConfigMap value is mounted as its bytes: "mysql-2", no trailing newline
+# (where `read` fails at end of file); a hand-written file may have one.
+RECORD_FORMATS = [pytest.param("mysql-2", id="as-mounted"), pytest.param("mysql-2\n", id="newline")]
+
+
+@pytest.mark.parametrize("content", RECORD_FORMATS)
+def test_recorded_primary_is_the_ordinal_of_the_recorded_pod(pod, tmp_path, content):
+    write_topology(tmp_path, primary=content)
+    done = pod("common.sh", 'p=$(recorded_primary); echo "primary $p"')
+    assert (done.rc, done.out) == (0, "primary 2\n"), done.err
+
+
+@pytest.mark.parametrize("content", ["mysql-2", "mysql-2\n"])
+@pytest.mark.parametrize("hostname,ordinal,primary", [("mysql-2", "", True), ("mysql-0", "", False),
+                                                      ("mysql-0", "2", True), ("mysql-2", "0", False)])
+def test_is_primary_follows_the_record(pod, tmp_path, content, hostname, ordinal, primary):
+    write_topology(tmp_path, primary=content)
+    done = pod("common.sh", 'if is_primary %s; then echo yes; else echo no; fi' % ordinal, hostname=hostname)
+    assert (done.rc, done.out) == (0, "yes\n" if primary else "no\n"), done.err
+
+
+@pytest.mark.parametrize("content", [None, "", "other-2", "mysql-", "mysql-x", "mysql-2 ", "mysql-2\nmysql-1\n"])
+def test_a_missing_or_foreign_record_fails_naming_the_file(pod, tmp_path, content):
+    write_topology(tmp_path, primary=content)
+    path = str(tmp_path / "topology" / "primary")
+    done = pod("common.sh", 'p=$(recorded_primary); echo "got $p"')
+    assert done.rc != 0 and "got" not in done.out
+    assert path in done.err and "not a pod of mysql" in done.err
+    # In a condition too: never read as "not the primary".
+    done = pod("common.sh", 'if is_primary; then echo yes; else echo no; fi')
+    assert done.rc != 0 and done.out == "" and path in done.err
+
+
+# server.sh as a whole: it runs on being sourced, so it runs as a script from
+# a copy of the scripts whose common.sh ends by pointing the paths into
+# tmp_path; mariadbd, mariadb-install-db and mariadb are stubs.
+
+SERVER_STUBS = {
+    # The bootstrap server (--skip-networking) runs until TERM; the final exec'd one logs its argv and exits.
+    "mariadbd": 'printf "%s\\n" "$*" >> "$T/mariadbd.log"\n'
+                'case " $* " in *" --skip-networking "*) trap "exit 0" TERM; while :; do sleep 0.1; done ;; esac\n',
+    "mariadb-install-db": 'for a; do case $a in --datadir=*) mkdir -p "${a#--datadir=}/mysql" ;; esac; done\n'
+                          'echo "$*" >> "$T/install-db.log"\n',
+    "mariadb": '{ printf -- "-- mariadb %s\\n" "$*"; cat; } >> "$T/mariadb.log"\n',
+}
+
+
+@pytest.fixture
+def server(pod, tmp_path):
+    """server(hostname): run server.sh; its data in tmp_path/data, its record in tmp_path/topology."""
+    scripts = tmp_path / "scripts"
+    shutil.copytree(SCRIPTS, scripts)
+    with open(scripts / "common.sh", "a") as common:
+        common.write("\nDATADIR=%s CREDENTIALS=%s TOPOLOGY=%s CNF=%s\n" % tuple(
+            shlex.quote(str(tmp_path / d)) for d in ("data", "credentials", "topology", "my.cnf")))
+    for name, body in SERVER_STUBS.items():
+        path = tmp_path / "bin" / name
+        path.write_text("#!/bin/bash\n" + body)
+        path.chmod(0o755)
+    write_credentials(tmp_path, dict(zip(PASSWORD_KEYS, ["r", "p", "b"])))
+
+    def run(hostname):
+        environ = {"PATH": "%s:%s" % (tmp_path / "bin", os.environ["PATH"]), "HOSTNAME": hostname,
+                   "STATEFULSET_NAME": "mysql", "SERVICE_NAME": "mysql", "T": str(tmp_path)}
+        done = subprocess.run(["bash", str(scripts / "server.sh")], env=environ, stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=60)
+        return Run(done)
+
+    return run
+
+
+def mariadbd_runs(tmp_path):
+    path = tmp_path / "mariadbd.log"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_server_refuses_an_empty_volume_on_the_recorded_primary_of_an_initialised_cluster(server, tmp_path):
+    write_topology(tmp_path, primary="mysql-2", initialised="true")
+    done = server("mysql-2")
+    assert done.rc != 0 and "failover.yml" in done.err
+    assert not (tmp_path / "install-db.log").exists() and mariadbd_runs(tmp_path) == []
+    assert not (tmp_path / "data" / "mysql").exists()
+
+
+@pytest.mark.parametrize("initialised", ["false", None])
+def test_server_initialises_a_new_cluster_on_the_recorded_primary(server, tmp_path, initialised):
+    write_topology(tmp_path, primary="mysql-2", initialised=initialised)
+    done = server("mysql-2")
+    assert done.rc == 0, done.err
+    assert (tmp_path / "data" / "mysql").is_dir() and (tmp_path / "install-db.log").exists()
+    assert "CREATE USER repl@'%';" in (tmp_path / "mariadb.log").read_text()
+    bootstrap, final = mariadbd_runs(tmp_path)
+    assert "--skip-networking" in bootstrap.split()
+    assert final.split() == ["--defaults-file=%s" % (tmp_path / "my.cnf"), "--read-only=OFF"]
+
+
+def test_server_does_not_initialise_a_replica(server, tmp_path):
+    write_topology(tmp_path, primary="mysql-2", initialised="false")
+    done = server("mysql-0")
+    assert done.rc != 0 and "clone init container" in done.err
+    assert not (tmp_path / "install-db.log").exists() and mariadbd_runs(tmp_path) == []
+
+
+@pytest.mark.parametrize("hostname,read_only", [("mysql-2", "OFF"), ("mysql-0", "ON"), ("mysql-1", "ON")])
+def test_server_is_writable_only_on_the_recorded_primary(server, tmp_path, hostname, read_only):
+    (tmp_path / "data" / "mysql").mkdir()
+    write_topology(tmp_path, primary="mysql-2", initialised="true")
+    done = server(hostname)
+    assert done.rc == 0, done.err
+    assert mariadbd_runs(tmp_path) == ["--defaults-file=%s --read-only=%s" % (tmp_path / "my.cnf", read_only)]
+    assert not (tmp_path / "install-db.log").exists()
+
+
+# clone.sh when the primary is not ordinal 0
+
+@pytest.mark.parametrize("content", RECORD_FORMATS)
+def test_ordinal_0_clones_from_the_recorded_primary(clone, tmp_path, content):
+    write_topology(tmp_path, primary=content)
+    (tmp_path / "bin" / "socat").write_text('#!/bin/bash\nprintf "%s\\n" "$@" > "$T/socat-args"; cat > "$T/sent"\n')
+    done = clone(backup_stream(tmp_path, "10.11", "primary"), "mysql-0")
+    assert done.rc == 0, done.err
+    assert "cloning from mysql-2.mysql:3307" in done.err
+    assert any(arg.startswith("TCP:mysql-2.mysql:3307,") for arg in (tmp_path / "socat-args").read_text().splitlines())
+    # A primary donor: the position comes from its binlog_info.
+    assert (tmp_path / "data" / "clone-position").read_text() == "0-100-4\n"
+
+
+def test_the_recorded_primary_never_clones(clone, tmp_path):
+    write_topology(tmp_path, primary="mysql-2")
+    done = clone(backup_stream(tmp_path, "10.11", "primary"), "mysql-2")
+    assert done.rc == 0, done.err
+    assert not (tmp_path / "sent").exists() and not (tmp_path / "data" / "mysql").exists()
+
+
+# Readiness decided by the server's state
+
+# SHOW SLAVE STATUS\G answers with $SLAVE_STATUS (none: not replicating);
+# @@global.read_only with the file $T/read_only.
+PROBE_SQL_STUB = r"""
+sql() {
+  case "$*" in
+    "-e SHOW SLAVE STATUS\G") cat "$SLAVE_STATUS" 2>/dev/null || true ;;
+    "-N -e SELECT @@global.read_only") cat "$T/read_only" ;;
+    *) echo "unexpected sql $*" >&2; return 1 ;;
+  esac
+}
+"""
+
+
+@pytest.mark.parametrize("read_only,ready", [("0", True), ("OFF", True), ("1", False), ("ON", False)])
+def test_probe_of_a_server_replicating_from_nobody_is_ready_when_writable(pod, tmp_path, read_only, ready):
+    (tmp_path / "read_only").write_text(read_only + "\n")
+    done = pod("probe.sh", PROBE_SQL_STUB + "main")
+    if ready:
+        assert (done.rc, done.out) == (0, ""), done.err
+    else:  # fenced, or a former primary not yet replicating
+        assert (done.rc, done.out) == (1, "replication is not configured\n")
+
+
+@pytest.mark.parametrize("name,ready", [("status-11.8-mysql-1.txt", True), ("slave-status-11.8-stopped.txt", False)])
+def test_probe_of_a_replica_judges_its_replication_even_when_writable(pod, tmp_path, name, ready):
+    shutil.copy(os.path.join(FIXTURES, name), tmp_path / "status")
+    (tmp_path / "read_only").write_text("0\n")
+    done = pod("probe.sh", PROBE_SQL_STUB + "main", hostname="mysql-0")  # the recorded primary: no matter
+    assert (done.rc == 0) is ready
+
+
+# The sidecar on a former primary
+
+def test_sidecar_makes_a_former_primary_continue_after_its_own_history(pod, tmp_path):
+    # No replication configured and no clone position: data that never replicated.
+    write_topology(tmp_path, primary="mysql-2")
+    write_credentials(tmp_path, {"replication-password": NASTY[0]})
+    done = pod("sidecar.sh", SQL_STUB + "configure_replication", hostname="mysql-0")
+    assert done.rc == 0, done.err
+    assert "former primary" in done.err
+    skeleton, literals = parse_sql(sql_log(tmp_path))
+    assert skeleton == ("-- sql \nSET GLOBAL read_only = ON;\nSTOP SLAVE;\nSET GLOBAL gtid_slave_pos = @@gtid_current_pos;\n"
+                        "-- sql \nSTOP SLAVE;\nCHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = 3306, MASTER_USER = ?,\n"
+                        "  MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos,\n  MASTER_CONNECT_RETRY = 5;\nSTART SLAVE;\n")
+    assert literals == ["mysql-2.mysql", "repl", NASTY[0]]
+
+
+@pytest.mark.parametrize("content", RECORD_FORMATS)
+def test_sidecar_logs_the_recorded_primary_it_replicates_from(pod, tmp_path, content):
+    write_topology(tmp_path, primary=content)
+    write_credentials(tmp_path, {"replication-password": "p"})
+    done = pod("sidecar.sh", SQL_STUB + "configure_replication", hostname="mysql-0")
+    assert done.rc == 0 and "replicating from mysql-2.mysql" in done.err, done.err
+
+
+def test_sidecar_does_nothing_to_replication_on_the_recorded_primary(pod, tmp_path):
+    write_topology(tmp_path, primary="mysql-1")
+    done = pod("sidecar.sh", SQL_STUB + "is_primary || configure_replication", hostname="mysql-1")
+    assert done.rc == 0 and sql_log(tmp_path) == ""
+
+
+# role.sh: the role changes move_primary makes
+
+@pytest.mark.parametrize("args", [[], ["bogus"], ["fence", "now"], ["promote", "1"], ["unfence", "x"], ["replicate"],
+                                  ["replicate", "1", "2"]])
+def test_role_usage_errors_change_nothing(pod, tmp_path, args):
+    done = pod("role.sh", SQL_STUB + 'main "$@"', args=args)
+    assert done.rc != 0 and "usage: role.sh" in done.err
+    assert sql_log(tmp_path) == ""
+
+
+@pytest.mark.parametrize("ordinal", ["x", "-1", "mysql-2", ""])
+def test_role_replicate_needs_an_ordinal(pod, tmp_path, ordinal):
+    done = pod("role.sh", SQL_STUB + 'main "$@"', args=["replicate", ordinal])
+    assert done.rc != 0 and "replicate needs an ordinal" in done.err
+    assert sql_log(tmp_path) == ""
+
+
+def test_role_replicate_points_a_replica_at_the_given_ordinal_not_the_record(pod, tmp_path):
+    shutil.copy(os.path.join(FIXTURES, "status-11.8-mysql-1.txt"), tmp_path / "status")
+    write_topology(tmp_path, primary="mysql-0")  # not refreshed in this pod yet
+    write_credentials(tmp_path, {"replication-password": "p"})
+    done = pod("role.sh", SQL_STUB + 'main "$@"', hostname="mysql-1", args=["replicate", "2"])
+    assert done.rc == 0, done.err
+    skeleton, literals = parse_sql(sql_log(tmp_path))
+    assert skeleton.startswith("-- sql -e SET GLOBAL read_only = ON\n-- sql \nSTOP SLAVE;\nCHANGE MASTER TO MASTER_HOST = ?")
+    assert "gtid_slave_pos" not in skeleton  # a replica keeps its position
+    assert literals[0] == "mysql-2.mysql"
+
+
+def test_role_replicate_on_a_former_primary_continues_after_its_history(pod, tmp_path):
+    write_credentials(tmp_path, {"replication-password": "p"})
+    done = pod("role.sh", SQL_STUB + 'main "$@"', hostname="mysql-0", args=["replicate", "1"])
+    assert done.rc == 0, done.err
+    skeleton, literals = parse_sql(sql_log(tmp_path))
+    assert skeleton.startswith("-- sql \nSET GLOBAL read_only = ON;\nSTOP SLAVE;\nSET GLOBAL gtid_slave_pos = @@gtid_current_pos;\n"
+                               "-- sql \nSTOP SLAVE;\nCHANGE MASTER TO")
+    assert literals[0] == "mysql-1.mysql"
+
+
+def test_role_fence_turns_read_only_first_closes_client_sessions_and_prints_the_position(pod, tmp_path):
+    stub = r"""
+sql() {
+  { printf -- '-- sql %s\n' "$*"; cat; } >> "$SQL_LOG"
+  case "$*" in
+    "-N -e SELECT id FROM"*) printf '12\n13\n' ;;
+    "-N -e SELECT @@gtid_binlog_pos") echo 0-100-9 ;;
+  esac
+}
+"""
+    done = pod("role.sh", stub + 'main "$@"', hostname="mysql-0", args=["fence"])
+    assert (done.rc, done.out.splitlines()[-1]) == (0, "0-100-9"), done.err
+    log = sql_log(tmp_path)
+    assert log.startswith("-- sql -e SET GLOBAL read_only = ON\n")
+    assert "KILL CONNECTION 12;\nKILL CONNECTION 13;\n" in log
+    assert log.index("KILL CONNECTION") < log.index("SELECT @@gtid_binlog_pos")

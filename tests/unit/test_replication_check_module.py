@@ -1,12 +1,29 @@
-"""The module's flow with a fake exec: which pods it reads, what it reports, when it fails."""
+"""The module's flow with a fake exec and a fake Kubernetes API: which pods it
+reads, what it reports, when it fails. Nothing reaches a cluster."""
+import re
 from types import SimpleNamespace
 
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import cluster
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 from ansible_collections.mariadb_k8s.cluster.plugins.modules import replication_check
 from captured import read as fixture
+
+
+def with_binlog_state(output):
+    """The fixtures were captured before the status SQL read @@gtid_binlog_state:
+    add it as a server whose binary log has one writer per domain reports it,
+    equal to its gtid_binlog_pos."""
+    if "gtid_binlog_state:" in output:
+        return output
+    binlog_pos = re.search(r"^ *gtid_binlog_pos: ?(.*)$", output, re.M).group(1)
+    return re.sub(r"^( *gtid_slave_pos:.*)$", r"\1\ngtid_binlog_state: " + binlog_pos, output, count=1, flags=re.M)
+
+
+def as_replica_of(output, primary):
+    return output.replace("Master_Host: mysql-0.mysql", "Master_Host: %s.mysql" % primary)
 
 
 class Exit(Exception):
@@ -15,7 +32,7 @@ class Exit(Exception):
 
 class FakeModule:
     def __init__(self, check_mode=False, **params):
-        self.params = dict(namespace="mysql", name="mysql", replicas=3, container="mariadb",
+        self.params = dict(namespace="mysql", name="mysql", replicas=3, primary=None, container="mariadb",
                            sentinel=True, timeout=1, max_lag=None)
         self.params.update(params)
         self.check_mode = check_mode
@@ -29,13 +46,14 @@ class FakeModule:
 
 class FakeExec:
     """Answers the status SQL from fixtures (a list: one answer per read, the
-    last one repeats); remembers the sentinel token, which reaches the pods
-    not in `cut_off`."""
+    last one repeats); remembers the sentinel token and the pod it was written
+    on; the token reaches the pods not in `cut_off`."""
 
     outputs = {}
     broken = set()
     cut_off = set()
     token = None
+    written_on = None
 
     def __init__(self, api_client, namespace, container):
         pass
@@ -47,17 +65,53 @@ class FakeExec:
         if sql.startswith("SELECT @@server_id"):
             answers = self.outputs[pod]
             if isinstance(answers, str):
-                return answers
-            return answers.pop(0) if len(answers) > 1 else answers[0]
+                return with_binlog_state(answers)
+            return with_binlog_state(answers.pop(0) if len(answers) > 1 else answers[0])
         if "REPLACE INTO" in sql:
             FakeExec.token = sql.split("'")[1]
+            FakeExec.written_on = pod
             return ""
         return "" if pod in self.cut_off else FakeExec.token + "\n"
 
 
+class FakeCoreV1Api:
+    """The topology record: `primary` as its ConfigMap holds it; None: no ConfigMap."""
+
+    primary = "mysql-0"
+
+    def __init__(self, api_client):
+        pass
+
+    def read_namespaced_config_map(self, name, namespace):
+        assert (name, namespace) == ("mysql-topology", "mysql")
+        if self.primary is None:
+            raise ApiException(status=404, reason="Not Found")
+        return SimpleNamespace(data={"primary": self.primary, "initialised": "true"})
+
+
+class FakeAppsV1Api:
+    replicas = 3
+
+    def __init__(self, api_client):
+        pass
+
+    def read_namespaced_stateful_set(self, name, namespace):
+        return SimpleNamespace(spec=SimpleNamespace(replicas=self.replicas))
+
+
+@pytest.fixture(autouse=True)
+def fake_api(monkeypatch):
+    """Every test: the Cluster layer gets fake API classes, never a real client."""
+    monkeypatch.setattr(cluster, "CoreV1Api", FakeCoreV1Api)
+    monkeypatch.setattr(cluster, "AppsV1Api", FakeAppsV1Api)
+    monkeypatch.setattr(cluster, "PodExec", FakeExec)
+    monkeypatch.setattr(FakeCoreV1Api, "primary", "mysql-0")
+    monkeypatch.setattr(FakeAppsV1Api, "replicas", 3)
+    return FakeCoreV1Api
+
+
 @pytest.fixture
-def fake_exec(monkeypatch):
-    monkeypatch.setattr(replication_check, "PodExec", FakeExec)
+def fake_exec():
     FakeExec.outputs = {
         "mysql-0": fixture("status-11.8-mysql-0.txt"),
         "mysql-1": fixture("status-11.8-mysql-1.txt"),
@@ -66,6 +120,7 @@ def fake_exec(monkeypatch):
     FakeExec.broken = set()
     FakeExec.cut_off = set()
     FakeExec.token = None
+    FakeExec.written_on = None
     return FakeExec
 
 
@@ -82,6 +137,9 @@ def test_healthy_cluster_reports_every_pod_and_the_sentinel(fake_exec):
     assert {p: s["role"] for p, s in result["pods"].items()} == {"mysql-0": "primary", "mysql-1": "replica", "mysql-2": "replica"}
     assert set(result["sentinel"]["seconds"]) == {"mysql-1", "mysql-2"}
     assert all(seconds is not None for seconds in result["sentinel"]["seconds"].values())
+    assert fake_exec.written_on == "mysql-0"
+    assert result["writable"] == ["mysql-0"] and result["problems"] == []
+    assert all(state["errant_gtids"] == "" for pod, state in result["pods"].items() if pod != "mysql-0")
 
 
 def test_check_mode_writes_no_sentinel(fake_exec):
@@ -113,10 +171,10 @@ def test_missing_statefulset_is_named_in_one_line(monkeypatch):
         def read_namespaced_stateful_set(self, name, namespace):
             raise ApiException(status=404, reason="Not Found")
 
-    monkeypatch.setattr(replication_check, "AppsV1Api", NoStatefulSet)
+    monkeypatch.setattr(cluster, "AppsV1Api", NoStatefulSet)
     result = run(FakeModule(replicas=None))
     assert result["failed"] is True
-    assert result["msg"] == "Cannot read StatefulSet mysql in namespace mysql: 404 Not Found"
+    assert result["msg"] == "Cannot read StatefulSet mysql or its record ConfigMap mysql-topology in namespace mysql: 404 Not Found"
 
 
 def test_statefulset_scaled_to_zero_fails_in_one_line(monkeypatch):
@@ -127,7 +185,7 @@ def test_statefulset_scaled_to_zero_fails_in_one_line(monkeypatch):
         def read_namespaced_stateful_set(self, name, namespace):
             return SimpleNamespace(spec=SimpleNamespace(replicas=0))
 
-    monkeypatch.setattr(replication_check, "AppsV1Api", ScaledToZero)
+    monkeypatch.setattr(cluster, "AppsV1Api", ScaledToZero)
     result = run(FakeModule(replicas=None))
     assert result["failed"] is True
     assert result["msg"] == "StatefulSet mysql in namespace mysql has 0 replicas: nothing to check"
@@ -157,3 +215,53 @@ def test_reconnecting_replica_fails_when_no_sentinel_is_written(fake_exec):
     fake_exec.outputs["mysql-1"] = fixture("status-11.8-replica-reconnecting.txt")
     result = run(FakeModule(sentinel=False))
     assert result["failed"] is True and "mysql-1: IO thread Connecting" in result["msg"]
+
+
+def test_a_second_writable_pod_fails_naming_both(fake_exec):
+    fake_exec.outputs["mysql-2"] = fixture("status-10.11-mysql-0.txt")  # writable, replicating from nobody
+    result = run(FakeModule())
+    assert result["failed"] is True and "sentinel" not in result
+    assert result["writable"] == ["mysql-0", "mysql-2"]
+    assert "2 pods are writable (mysql-0, mysql-2); only the primary mysql-0 may be" in result["msg"]
+
+
+def test_a_replica_with_an_errant_gtid_is_named_with_it(fake_exec):
+    # mysql-1 (server 101) committed a transaction of its own the primary never had.
+    fake_exec.outputs["mysql-1"] = fixture("status-11.8-mysql-1.txt").replace(
+        "gtid_current_pos: 0-100-15", "gtid_current_pos: 0-101-16")
+    result = run(FakeModule())
+    assert result["failed"] is True and "sentinel" not in result
+    assert "mysql-1: errant GTIDs 0-101-16, not in the history of the primary mysql-0" in result["msg"]
+    assert result["pods"]["mysql-1"]["errant_gtids"] == "0-101-16"
+    assert result["pods"]["mysql-2"]["errant_gtids"] == ""  # behind, not errant
+
+
+@pytest.mark.parametrize("replicas", [3, 2, 1])
+def test_the_recorded_primary_at_another_ordinal_is_checked_and_written_to(fake_api, fake_exec, replicas):
+    fake_api.primary = "mysql-2"
+    fake_exec.outputs = {
+        "mysql-0": as_replica_of(fixture("status-11.8-mysql-1.txt"), "mysql-2"),
+        "mysql-1": as_replica_of(fixture("status-10.11-mysql-1.txt"), "mysql-2"),
+        "mysql-2": fixture("status-11.8-mysql-0.txt"),
+    }
+    result = run(FakeModule(replicas=replicas))
+    assert result["failed"] is False, result.get("msg")
+    assert result["primary"] == "mysql-2" and fake_exec.written_on == "mysql-2"
+    replicas_checked = {"mysql-%d" % i for i in range(replicas)} - {"mysql-2"}
+    assert {p: s["role"] for p, s in result["pods"].items()} == dict({"mysql-2": "primary"}, **{p: "replica" for p in replicas_checked})
+    assert set(result["sentinel"]["seconds"]) == replicas_checked
+
+
+def test_replicas_of_the_old_primary_are_named_once_the_record_moved(fake_api, fake_exec):
+    fake_api.primary = "mysql-1"
+    fake_exec.outputs["mysql-1"] = fixture("status-11.8-mysql-0.txt")
+    fake_exec.outputs["mysql-0"] = as_replica_of(fixture("status-11.8-mysql-1.txt"), "mysql-1")
+    result = run(FakeModule())
+    assert result["failed"] is True
+    assert "mysql-2: replicates from mysql-0.mysql instead of mysql-1.mysql" in result["msg"]
+
+
+def test_without_a_record_the_primary_is_ordinal_0(fake_api, fake_exec):
+    fake_api.primary = None  # a cluster deployed before the record existed
+    result = run(FakeModule())
+    assert result["failed"] is False and result["primary"] == "mysql-0" and fake_exec.written_on == "mysql-0"

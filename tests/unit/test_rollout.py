@@ -1,6 +1,6 @@
 import pytest
 
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.rollout import images, label_selector, pending
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.rollout import images, label_selector, outdated, pending
 from k8s_objects import pod, sts
 
 
@@ -48,3 +48,9 @@ def test_pod_images_maps_server_container_by_pod():
 
 def test_label_selector_from_match_labels():
     assert label_selector(sts()) == "app=mysql"
+
+
+def test_outdated_names_the_pods_not_on_the_update_revision():
+    pods = [pod(2, revision="old"), pod(0, revision="old"), pod(1)]
+    assert outdated(pods, sts(partition=1)) == ["mysql-0", "mysql-2"]
+    assert outdated([pod(0), pod(1)], sts()) == []

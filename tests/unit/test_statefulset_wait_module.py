@@ -58,7 +58,13 @@ def test_returns_once_every_pod_is_ready_and_reports_images():
     result = run(cluster)
     assert result["failed"] is False and result["changed"] is False
     assert result["images"] == {"mysql-0": "img:1", "mysql-1": "img:1", "mysql-2": "img:2"}
+    assert result["outdated"] == []
     assert cluster.reads == 3
+
+
+def test_reports_the_pods_left_below_the_partition():
+    result = run(ScriptedCluster([(sts(partition=2), [pod(0, revision="old"), pod(1, revision="old"), pod(2)])]))
+    assert result["failed"] is False and result["outdated"] == ["mysql-0", "mysql-1"]
 
 
 def test_times_out_naming_the_pending_pods(monkeypatch):

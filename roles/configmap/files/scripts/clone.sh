@@ -1,6 +1,7 @@
 #!/bin/bash
-# Init container: give a new replica the data of the previous ordinal,
-# streamed by mariadb-backup over TCP and prepared. The data only lands in
+# Init container: give a new replica the data of the previous ordinal (of
+# the primary, for ordinal 0), streamed by mariadb-backup over TCP and
+# prepared. The data only lands in
 # the datadir once complete, so an interrupted clone is retried from scratch.
 set -euo pipefail
 shopt -s inherit_errexit
@@ -66,11 +67,15 @@ main() {
     log "data present: no clone needed"
     exit 0
   fi
+  # The primary never clones: server.sh initialises a new cluster's data or
+  # refuses to start on an empty volume.
   if is_primary; then
     exit 0
   fi
 
+  # With OrderedReady, every lower ordinal is Ready before this pod starts.
   local donor_ordinal=$((ORDINAL - 1)) donor donor_role=replica stage=$DATADIR/$STAGE_PREFIX-clone token position started
+  [ "$donor_ordinal" -ge 0 ] || donor_ordinal=$(recorded_primary)
   donor=$(pod_host "$donor_ordinal")
   is_primary "$donor_ordinal" && donor_role=primary
   read_clone_token token

@@ -8,6 +8,10 @@ CNF=/etc/mysql/cluster/my.cnf
 CONFIG_SOURCE=/etc/mysql/cluster-config
 # The credentials Secret, mounted: one file per key.
 CREDENTIALS=/etc/mysql/credentials
+# The cluster's record of its primary (ConfigMap <name>-topology), mounted:
+# key primary names the primary pod; initialised is true once the cluster
+# holds data. Only switchover.yml and failover.yml change it.
+TOPOLOGY=/etc/mysql/topology
 CLONE_PORT=3307
 # Seconds without a byte on a clone connection before either side gives up.
 CLONE_IDLE_TIMEOUT=${CLONE_IDLE_TIMEOUT:-120}
@@ -19,9 +23,25 @@ STAGE_PREFIX=.staging
 
 log() { printf '[%s %s] %s\n' "$(date -u +%H:%M:%S)" "${0##*/}" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+# recorded_primary: the ordinal of the pod the cluster records as primary.
+recorded_primary() {
+  local pod=
+  # $(<file), not read: the ConfigMap value has no trailing newline, and
+  # read fails at end of file even after reading the value.
+  if [ -r "$TOPOLOGY/primary" ]; then pod=$(<"$TOPOLOGY/primary"); fi
+  [[ $pod =~ ^$STATEFULSET_NAME-([0-9]+)$ ]] || die "$TOPOLOGY/primary names '$pod', not a pod of $STATEFULSET_NAME"
+  printf '%s' "${BASH_REMATCH[1]}"
+}
 # is_primary [ORDINAL]: this pod's ordinal by default.
 # shellcheck disable=SC2120
-is_primary() { [ "${1:-$ORDINAL}" -eq 0 ]; }
+# Called in conditions, where errexit is off: a missing record exits explicitly.
+is_primary() {
+  local primary
+  primary=$(recorded_primary) || exit 1
+  [ "${1:-$ORDINAL}" -eq "$primary" ]
+}
+# The cluster created its data once: an empty volume is never a new cluster.
+cluster_initialised() { [ "$(cat "$TOPOLOGY/initialised" 2>/dev/null)" = true ]; }
 pod_host() { printf '%s-%d.%s' "$STATEFULSET_NAME" "$1" "$SERVICE_NAME"; }
 
 # SQL as the local admin account: unix socket authentication as the OS user
@@ -56,6 +76,9 @@ read_clone_token() {
 # "empty" when the donor had not executed a single transaction.
 valid_position() { [[ $1 == empty || $1 =~ ^[0-9]+-[0-9]+-[0-9]+(,[0-9]+-[0-9]+-[0-9]+)*$ ]]; }
 
+# read_only is 0/1 on 10.11 and may read OFF/ON on later releases.
+writable() { [[ $(sql -N -e 'SELECT @@global.read_only') =~ ^(0|OFF)$ ]]; }
+
 wait_for_server() {
   until sql -e 'SELECT 1' >/dev/null 2>&1; do sleep 1; done
 }
@@ -74,17 +97,31 @@ ALTER USER backup@localhost IDENTIFIED BY '$(sql_quote "$backup")';
 SQL
 }
 
-# (Re)point this replica at the primary with the mounted replication
-# password; the GTID position is kept (slave_pos).
+# replicate_from_primary [ORDINAL]: (re)point this replica at the recorded
+# primary, or at ORDINAL, with the mounted replication password; the GTID
+# position is kept (slave_pos).
 replicate_from_primary() {
-  local password
+  local password host primary
+  primary=${1:-$(recorded_primary)} || exit 1
+  host=$(pod_host "$primary")
   read_credential password replication-password
   sql <<SQL
 STOP SLAVE;
-CHANGE MASTER TO MASTER_HOST = '$(pod_host 0)', MASTER_PORT = 3306, MASTER_USER = 'repl',
+CHANGE MASTER TO MASTER_HOST = '$host', MASTER_PORT = 3306, MASTER_USER = 'repl',
   MASTER_PASSWORD = '$(sql_quote "$password")', MASTER_USE_GTID = slave_pos,
   MASTER_CONNECT_RETRY = 5;
 START SLAVE;
+SQL
+}
+
+# A server that was primary becomes a replica: replication resumes after the
+# last transaction it holds, written or replicated (gtid_current_pos), and
+# it takes no more writes.
+continue_after_own_history() {
+  sql <<'SQL'
+SET GLOBAL read_only = ON;
+STOP SLAVE;
+SET GLOBAL gtid_slave_pos = @@gtid_current_pos;
 SQL
 }
 

@@ -1,8 +1,11 @@
 #!/bin/bash
-# Readiness of the server container: the primary must answer queries; a
-# replica must also have its SQL thread running and its IO thread running,
-# or reconnecting after a network error (the primary restarting), so a
-# broken replica never serves reads or donates a clone.
+# Readiness of the server container: a primary (writable, replicating from
+# nobody) must answer queries; a replica must also have its SQL thread
+# running and its IO thread running, or reconnecting after a network error
+# (the primary restarting or gone: a replica stays Ready, a candidate for
+# failover.yml), so a broken or fenced replica never serves reads or donates
+# a clone. The server's state decides, not the record: a replica promoted by
+# switchover.yml is Ready at once, before its mounted record is refreshed.
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
@@ -34,12 +37,11 @@ replica_ready() {
 }
 
 main() {
-  if is_primary; then
-    sql -e 'SELECT 1' >/dev/null
-    return
-  fi
   local status
   status=$(sql -e 'SHOW SLAVE STATUS\G')
+  if [ -z "$status" ] && writable; then
+    return
+  fi
   replica_ready "$status"
 }
 

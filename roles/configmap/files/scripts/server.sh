@@ -1,6 +1,7 @@
 #!/bin/bash
-# Main container: initialise the primary's datadir on first start, then run
-# mariadbd as PID 1 so SIGTERM shuts it down cleanly.
+# Main container: initialise the primary's datadir when the cluster is new,
+# then run mariadbd as PID 1 so SIGTERM shuts it down cleanly: writable on
+# the recorded primary, read-only everywhere else.
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
@@ -44,7 +45,13 @@ SQL
 }
 
 if [ ! -d "$DATADIR/mysql" ]; then
-  is_primary || die "no data in $DATADIR: the clone init container should have filled it"
+  is_primary || die "no data in $DATADIR: the clone init container should have filled it (delete the pod to clone again)"
+  # A new datadir here would be an empty primary that the replicas refuse
+  # (error 1236) and that takes writes meant for the cluster's data.
+  cluster_initialised && die "this pod is the recorded primary but its volume is empty while the cluster holds data: run failover.yml to promote the most advanced replica; this pod then rejoins as a replica"
   initialize_primary
 fi
-exec mariadbd --defaults-file="$CNF"
+read_only=ON
+is_primary && read_only=OFF
+log "starting mariadbd, read_only $read_only"
+exec mariadbd --defaults-file="$CNF" --read-only="$read_only"

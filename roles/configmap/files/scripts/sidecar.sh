@@ -1,7 +1,8 @@
 #!/bin/bash
 # Sidecar: once the server answers, bring system tables up to date after a
-# version step, point a freshly cloned replica at the primary from the cloned
-# GTID position, then serve backups to the next ordinal on the clone port.
+# version step, point a replica at the recorded primary (a fresh clone from
+# its cloned GTID position, a former primary after its own history), then
+# serve backups to the next ordinal on the clone port.
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
@@ -20,20 +21,27 @@ upgrade_system_tables() {
 configure_replication() {
   local file=$DATADIR/clone-position position
   if [ -z "$(sql -e 'SHOW SLAVE STATUS')" ]; then
-    [ -r "$file" ] || die "replica has data but neither a replication setup nor a readable $file"
-    position=$(<"$file")
-    valid_position "$position" || die "$file holds '$position', not a GTID position: replication not started"
-    if [ "$position" = empty ]; then
-      log "fresh clone of a donor without transactions: replication starts at the primary's first binlog event"
-      position=
+    if [ -e "$file" ]; then
+      position=$(<"$file")
+      valid_position "$position" || die "$file holds '$position', not a GTID position: replication not started"
+      if [ "$position" = empty ]; then
+        log "fresh clone of a donor without transactions: replication starts at the primary's first binlog event"
+        position=
+      else
+        log "fresh clone: replication starts at GTID $position"
+      fi
+      sql <<<"SET GLOBAL gtid_slave_pos = '$(sql_quote "$position")';"
     else
-      log "fresh clone: replication starts at GTID $position"
+      # Data that never replicated: a former primary. If its history holds
+      # a transaction the primary lacks, the primary refuses it (error 1236)
+      # and it stays out of service until rebuild.yml re-clones it.
+      log "former primary: replication continues after its own history"
+      continue_after_own_history
     fi
-    sql <<<"SET GLOBAL gtid_slave_pos = '$(sql_quote "$position")';"
   fi
   replicate_from_primary
   rm -f "$file"
-  log "replicating from $(pod_host 0)"
+  log "replicating from $(pod_host "$(recorded_primary)")"
 }
 
 serve_backups() {

@@ -1,0 +1,111 @@
+"""The cluster as this collection's modules see it: its pods, the record of
+which pod is the primary, the write Service, and SQL run in the pods."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import replication
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError, PodExec
+
+try:
+    from kubernetes.client import AppsV1Api, CoreV1Api
+    from kubernetes.client.rest import ApiException
+except ImportError:
+    # Reported by AnsibleK8SModule when the module starts.
+    pass
+
+# The pods' own client config: unix socket as the OS user mysql (see the
+# pod scripts), so no password is ever passed.
+CLIENT = ["mariadb", "--defaults-file=/etc/mysql/cluster/my.cnf", "--protocol=socket", "--user=mysql"]
+ROLE_SCRIPT = ["bash", "/opt/mariadb-k8s/role.sh"]
+PRIMARY_ANNOTATION = "mariadb-k8s/primary"
+
+
+def record_name(name):
+    """The ConfigMap recording the primary (roles/statefulset/templates/topology.yml.j2)."""
+    return name + "-topology"
+
+
+class Cluster:
+    """One MariaDB StatefulSet: `name` in `namespace`."""
+
+    def __init__(self, api_client, namespace, name, container="mariadb"):
+        self.namespace, self.name = namespace, name
+        self._core = CoreV1Api(api_client)
+        self._apps = AppsV1Api(api_client)
+        self.exec = PodExec(api_client, namespace, container)
+
+    def replicas(self):
+        return self._apps.read_namespaced_stateful_set(self.name, self.namespace).spec.replicas
+
+    def pods(self, count):
+        return ["%s-%d" % (self.name, i) for i in range(count)]
+
+    def host(self, pod):
+        return "%s.%s" % (pod, self.name)
+
+    def ordinal(self, pod):
+        return int(pod.rsplit("-", 1)[1])
+
+    def recorded_primary(self):
+        """The recorded primary; ordinal 0 for a cluster deployed before the record existed."""
+        try:
+            data = self._core.read_namespaced_config_map(record_name(self.name), self.namespace).data or {}
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            data = {}
+        return data.get("primary") or "%s-0" % self.name
+
+    def record_primary(self, pod):
+        """Record `pod` as the primary and point the write Service at it."""
+        self._core.patch_namespaced_config_map(record_name(self.name), self.namespace, {"data": {"primary": pod}})
+        self._core.patch_namespaced_service(self.name + "-primary", self.namespace, {
+            "spec": {"selector": {"app": self.name, "statefulset.kubernetes.io/pod-name": pod}}})
+
+    def announce_primary(self, pods, primary):
+        """Annotate each pod: updating a pod makes the kubelet refresh its
+        mounted record now rather than at its next periodic sync. Returns the
+        pods that could not be annotated (gone)."""
+        missed = []
+        for pod in pods:
+            try:
+                self._core.patch_namespaced_pod(pod, self.namespace, {
+                    "metadata": {"annotations": {PRIMARY_ANNOTATION: primary}}})
+            except ApiException:
+                missed.append(pod)
+        return missed
+
+    def pod_ready(self, pod):
+        """True or False; None when the pod does not exist."""
+        try:
+            status = self._core.read_namespaced_pod(pod, self.namespace).status
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return any(c.type == "Ready" and c.status == "True" for c in status.conditions or [])
+
+    def delete_pod(self, pod):
+        self._core.delete_namespaced_pod(pod, self.namespace)
+
+    def sql(self, pod, query, timeout=30):
+        return self.exec.run(pod, CLIENT + ["--batch", "--skip-column-names", "-e", query], timeout=timeout)
+
+    def role(self, pod, *args, timeout=30):
+        """Run role.sh in the pod (fence, unfence, promote, replicate N)."""
+        return self.exec.run(pod, ROLE_SCRIPT + [str(a) for a in args], timeout=timeout)
+
+    def read_states(self, pods, timeout=30):
+        """[(pod, state or None, error or None)] read in parallel."""
+        if not pods:
+            return []
+
+        def read(pod):
+            try:
+                output = self.exec.run(pod, CLIENT + ["-e", replication.STATUS_SQL], timeout=timeout)
+                return pod, replication.pod_state(output), None
+            except (ExecError, ValueError) as exc:
+                return pod, None, "%s: cannot read its state (%s)" % (pod, exc)
+
+        with ThreadPoolExecutor(max_workers=min(8, len(pods))) as pool:
+            return list(pool.map(read, pods))

@@ -1,0 +1,374 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: move_primary
+short_description: Move the primary of a MariaDB StatefulSet to another pod (switchover or failover)
+version_added: 1.1.0
+description:
+  - C(mode=switchover), with the primary alive. The primary is made read-only and its client sessions
+    are closed, the target applies every transaction up to the primary's final GTID position, is
+    promoted, recorded as the primary in the ConfigMap C(<name>-topology) and selected by the write
+    Service C(<name>-primary); then every other pod, the old primary included, replicates from it.
+    No acknowledged write is lost; every write acknowledged before the primary turned read-only is in
+    that final position, and later ones fail.
+  - One deadline (I(timeout)) covers the steps up to the move of the write Service. When a step
+    fails or the target does not catch up in time, the target goes back to replicating, the old
+    primary is made writable again, and the module fails saying which step failed and why. The
+    cluster is never left without a writable primary by this module.
+  - C(mode=failover), with the primary gone (pod deleted for good, node lost, volume lost). Refuses
+    while the recorded primary still answers SQL, unless I(force). Each reachable replica stops
+    fetching from the old primary and applies its relay log; the replica whose GTID position covers
+    every other one is promoted (with semi-synchronous replication it holds every acknowledged
+    write); the others replicate from it. The old primary's pod, when it exists but is not Ready, is
+    deleted, so that it starts again through its init containers as a replica (cloned when its
+    volume is empty). A former primary that comes back with transactions the new primary never had
+    is refused by it and stays out of service until rebuilt.
+  - SQL and the role changes run through the exec API as the pods' local admin over the unix
+    socket (the pod script C(role.sh)); no password is used.
+  - Every pod is annotated with the new primary, which makes the kubelet refresh the record mounted
+    in it at once.
+author:
+  - mariadb_k8s contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    description: Can run in check mode and return the result without changing anything.
+    support: full
+    details: In check mode the target is validated and the chosen pod reported; nothing is changed.
+options:
+  namespace:
+    description: Namespace of the StatefulSet.
+    type: str
+    required: true
+  name:
+    description: Name of the StatefulSet.
+    type: str
+    default: mysql
+  mode:
+    description: C(switchover) (planned, the primary is alive) or C(failover) (the primary is gone).
+    type: str
+    choices: [switchover, failover]
+    required: true
+  target:
+    description:
+      - The pod to promote. Required for a switchover; it must be a healthy replica of the primary,
+        at most I(max_lag) seconds behind.
+      - For a failover, optional; it must then hold every transaction the other replicas hold.
+    type: str
+  force:
+    description: Fail over even though the recorded primary still answers; it is fenced first (read-only).
+    type: bool
+    default: false
+  timeout:
+    description: Seconds for the whole move, from fencing the primary to moving the write Service.
+    type: float
+    default: 30
+  max_lag:
+    description: A switchover target more seconds behind the primary than this is refused.
+    type: int
+    default: 5
+requirements:
+  - kubernetes >= 24.2.0
+"""
+
+EXAMPLES = r"""
+- name: Switch the primary over to mysql-2.
+  mariadb_k8s.cluster.move_primary:
+    namespace: mysql
+    mode: switchover
+    target: mysql-2
+
+- name: Promote the most advanced replica; the primary's node is lost.
+  mariadb_k8s.cluster.move_primary:
+    namespace: mysql
+    mode: failover
+"""
+
+RETURN = r"""
+previous:
+  description: The primary before the move.
+  returned: always
+  type: str
+  sample: mysql-0
+primary:
+  description: The primary after the move (the previous one when nothing changed).
+  returned: always
+  type: str
+  sample: mysql-2
+positions:
+  description: GTID position of each pod considered, when it was read.
+  returned: always
+  type: dict
+  sample: {mysql-1: 0-100-812, mysql-2: 0-100-812}
+steps:
+  description: Each step taken, with the seconds since the module started.
+  returned: always
+  type: list
+  elements: str
+  sample: ["0.41 fenced mysql-0 at 0-100-812", "0.52 mysql-2 applied 0-100-812", "0.70 promoted mysql-2"]
+restarted:
+  description: Pods deleted so that they start again as replicas (the old primary's pod when it was not Ready).
+  returned: always
+  type: list
+  elements: str
+  sample: [mysql-0]
+problems:
+  description: Pods that could not be pointed at the new primary after the move (they need a look).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import time
+
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import gtid, k8s_module, replication
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import Cluster
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
+
+OPTIONS = dict(
+    namespace=dict(type="str", required=True),
+    name=dict(type="str", default="mysql"),
+    mode=dict(type="str", required=True, choices=["switchover", "failover"]),
+    target=dict(type="str"),
+    force=dict(type="bool", default=False),
+    timeout=dict(type="float", default=30),
+    max_lag=dict(type="int", default=5),
+)
+
+
+class MoveFailed(Exception):
+    """A step failed; the message says which and why."""
+
+
+class Move:
+    """One run of the module: its deadline, the steps taken, the result."""
+
+    def __init__(self, module, cluster):
+        self.module, self.cluster = module, cluster
+        self.started = time.monotonic()
+        self.deadline = self.started + module.params["timeout"]
+        self.previous = cluster.recorded_primary()
+        self.pods = cluster.pods(cluster.replicas())
+        self.result = dict(changed=False, previous=self.previous, primary=self.previous, positions={},
+                           steps=[], restarted=[], problems=[])
+
+    def left(self):
+        """Seconds left before the deadline (at least 1, for the last call)."""
+        return max(1.0, self.deadline - time.monotonic())
+
+    def step(self, text):
+        self.result["steps"].append("%.2f %s" % (time.monotonic() - self.started, text))
+
+    def fail(self, msg):
+        self.module.fail_json(msg=msg, **self.result)
+
+    def states(self, pods):
+        states, errors = {}, {}
+        for pod, state, error in self.cluster.read_states(pods, timeout=min(10, self.left())):
+            if error:
+                errors[pod] = error
+            else:
+                states[pod] = state
+                self.result["positions"][pod] = state["gtid_current_pos"]
+        return states, errors
+
+    def answers(self, pod):
+        try:
+            self.cluster.sql(pod, "SELECT 1", timeout=5)
+            return True
+        except ExecError:
+            return False
+
+    def wait_applied(self, pod, position):
+        """Wait until pod has applied `position`; MASTER_GTID_WAIT returns 0 then, -1 on timeout."""
+        if not position:
+            return
+        seconds = max(1, int(self.deadline - time.monotonic()))
+        out = self.cluster.sql(pod, "SELECT MASTER_GTID_WAIT('%s', %d)" % (gtid.format_gtids(gtid.parse(position)), seconds),
+                               timeout=seconds + 10).strip()
+        if out != "0":
+            raise MoveFailed("%s did not apply the primary's transactions up to %s within the deadline" % (pod, position))
+        self.step("%s applied %s" % (pod, position))
+
+    def promote(self, pod):
+        """Promote pod, record it and move the write Service; undone on failure."""
+        self.cluster.role(pod, "promote", timeout=self.left())
+        self.step("promoted " + pod)
+        try:
+            self.cluster.record_primary(pod)
+        except Exception as exc:  # ApiException or a connection error: the record was not changed
+            self.cluster.role(pod, "replicate", self.cluster.ordinal(self.previous), timeout=self.left())
+            raise MoveFailed("recording %s as the primary failed (%s); it replicates again" % (pod, exc))
+        self.result.update(changed=True, primary=pod)
+        self.step("recorded %s as the primary; the write Service selects it" % pod)
+
+    def follow(self, pods):
+        """Point each pod at the new primary and make the kubelets refresh the record."""
+        primary = self.result["primary"]
+        for pod in pods:
+            try:
+                self.cluster.role(pod, "replicate", self.cluster.ordinal(primary), timeout=30)
+                self.step("%s replicates from %s" % (pod, primary))
+            except ExecError as exc:
+                self.result["problems"].append("%s: not pointed at %s (%s)" % (pod, primary, exc))
+        for pod in self.cluster.announce_primary(self.pods, primary):
+            self.result["problems"].append("%s: could not be annotated with the new primary" % pod)
+
+    def switchover(self, target):
+        old = self.previous
+        if target == old:
+            self.fail("target (-e primary) %s is already the primary: nothing to do" % target)
+        # The primary last: a replica read after it may already be ahead of
+        # its snapshot, which would look like errant transactions.
+        states, errors = self.states([pod for pod in self.pods if pod != old])
+        primary_state, primary_error = self.states([old])
+        states.update(primary_state)
+        errors.update(primary_error)
+        if old in errors:
+            self.fail("the primary %s does not answer (%s): a switchover needs it; failover.yml promotes a replica "
+                      "without it" % (old, errors[old]))
+        if target not in states:
+            self.fail("target (-e primary) %s cannot be read: %s" % (target, errors.get(target)))
+        problems = replication.problems(target, states[target], False, self.cluster.host(old), self.module.params["max_lag"])
+        errant = gtid.errant(states[target]["gtid_current_pos"], states[old]["gtid_binlog_state"], states[old]["gtid_slave_pos"])
+        if errant:
+            problems.append("%s: errant GTIDs %s" % (target, gtid.format_gtids(errant)))
+        if problems:
+            self.fail("target (-e primary) %s is not a healthy, caught-up replica of %s: %s" % (target, old, "; ".join(problems)))
+        if self.module.check_mode:
+            self.module.exit_json(**self.result)
+
+        attempted = []
+        try:
+            attempted.append("fence")
+            position = (self.cluster.role(old, "fence", timeout=self.left()).strip().splitlines() or [""])[-1]
+            self.step("fenced %s at %s" % (old, position))
+            self.wait_applied(target, position)
+            attempted.append("promote")
+            self.promote(target)
+        except (ExecError, MoveFailed) as exc:
+            self.fail("switchover to %s failed: %s. %s" % (target, exc, self.roll_back(old, target, attempted)))
+        self.follow([pod for pod in self.pods if pod != target])
+        self.module.exit_json(**self.result)
+
+    def roll_back(self, old, target, attempted):
+        """Undo the attempted steps, latest first: the target replicates from
+        the old primary again (it took no writes: the Service never moved),
+        and the old primary is writable again."""
+        undone = []
+        try:
+            if "promote" in attempted:
+                self.cluster.role(target, "replicate", self.cluster.ordinal(old), timeout=30)
+                undone.append("%s replicates from %s" % (target, old))
+            self.cluster.role(old, "unfence", timeout=30)
+            undone.append("%s is writable" % old)
+        except Exception as exc:  # report what could not be undone rather than hide the first failure
+            return "Rolling back failed (%s) after: %s. Check the cluster with verify.yml." % (exc, ", ".join(undone) or "nothing")
+        return "Rolled back: %s; %s is the primary." % (", ".join(undone), old)
+
+    def failover(self, target):
+        old = self.previous
+        if self.answers(old):
+            if not self.module.params["force"]:
+                self.fail("the primary %s still answers: use switchover.yml to move it, or -e force=true to fail over "
+                          "anyway (it is made read-only first)" % old)
+            if not self.module.check_mode:
+                self.cluster.role(old, "fence", timeout=self.left())
+                self.step("fenced %s (force)" % old)
+        candidates, errors = self.states([pod for pod in self.pods if pod != old])
+        skipped = dict(errors)
+        for pod, state in list(candidates.items()):
+            if not state["replicating"] or state["sql_running"] != "Yes":
+                skipped[pod] = "%s: not a candidate (replication %s, SQL thread %s%s)" % (
+                    pod, "configured" if state["replicating"] else "not configured", state["sql_running"],
+                    replication.error_suffix(state["last_sql_error"]))
+                del candidates[pod]
+        if not candidates:
+            self.fail("no replica can be promoted: %s" % ("; ".join(skipped.values()) or "the primary has no replicas"))
+        if target is not None and target not in candidates:
+            self.fail("target (-e primary) %s is not a candidate: %s" % (target, skipped.get(target, "not a replica of this cluster")))
+        if self.module.check_mode:
+            self.module.exit_json(**self.result)
+        try:
+            # Nothing more arrives from the old primary; apply what did.
+            for pod in candidates:
+                self.cluster.sql(pod, "STOP SLAVE IO_THREAD", timeout=self.left())
+            for pod, state in self.states(list(candidates))[0].items():
+                self.wait_applied(pod, state["gtid_io_pos"])
+            positions = {pod: state["gtid_current_pos"] for pod, state in self.states(list(candidates))[0].items()}
+        except (ExecError, MoveFailed) as exc:
+            self.resume(candidates)
+            self.fail("failover stopped before promoting anyone: %s; the replicas replicate from %s again" % (exc, old))
+        chosen = gtid.most_advanced(positions)
+        if chosen is None:
+            self.fail("the replicas' histories diverged (%s): none holds every transaction; nothing promoted" % positions)
+        if target is not None:
+            if not gtid.covers(positions[target], positions[chosen]):
+                self.fail("target (-e primary) %s is behind %s (%s against %s): promoting it would lose transactions"
+                          % (target, chosen, positions[target], positions[chosen]))
+            chosen = target
+        self.step("%s is the most advanced replica at %s" % (chosen, positions[chosen]))
+        try:
+            self.promote(chosen)
+        except (ExecError, MoveFailed) as exc:
+            self.resume([pod for pod in candidates if pod != chosen])
+            self.fail("promoting %s failed: %s; the other replicas replicate from %s again" % (chosen, exc, old))
+        # Skipped replicas too: a broken one stays broken, but not pointed at the old primary.
+        self.follow([pod for pod in self.pods if pod not in (chosen, old)])
+        if old in self.pods:
+            self.rejoin(old)
+        self.module.exit_json(**self.result)
+
+    def resume(self, pods):
+        """Restart the IO threads stopped by the failover (the move did not happen)."""
+        for pod in pods:
+            try:
+                self.cluster.sql(pod, "START SLAVE IO_THREAD", timeout=10)
+            except ExecError:
+                pass  # verify.yml names a replica that does not replicate
+
+    def rejoin(self, old):
+        """The old primary: a pod that is not Ready starts again through its init
+        containers; a fenced, answering one replicates (refused if errant)."""
+        ready = self.cluster.pod_ready(old)
+        if ready is False:
+            self.cluster.delete_pod(old)
+            self.result["restarted"].append(old)
+            self.step("deleted the old primary's pod %s: it starts again as a replica" % old)
+        elif ready:
+            self.follow([old])
+
+
+def execute_module(module, api_client):
+    params = module.params
+    cluster = Cluster(api_client, params["namespace"], params["name"])
+    try:
+        move = Move(module, cluster)
+    except Exception as exc:  # ApiException or a connection error
+        reason = "%s %s" % (exc.status, exc.reason) if getattr(exc, "status", None) else exc
+        module.fail_json(msg="Cannot read StatefulSet %s or its record ConfigMap %s-topology in namespace %s: %s" % (
+            params["name"], params["name"], params["namespace"], reason))
+    target = params["target"]
+    if target is not None and target not in move.pods:
+        module.fail_json(msg="target (-e primary) must be a pod of the cluster, %s, got '%s'" % (
+            ", ".join(move.pods), target), **move.result)
+    if params["mode"] == "switchover":
+        if target is None:
+            module.fail_json(msg="target (-e primary) is required for a switchover", **move.result)
+        move.switchover(target)
+    move.failover(target)
+
+
+def main():
+    k8s_module.run(OPTIONS, execute_module)
+
+
+if __name__ == "__main__":
+    main()

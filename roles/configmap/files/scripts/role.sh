@@ -1,0 +1,52 @@
+#!/bin/bash
+# Changes this server's role; switchover.yml and failover.yml run it through
+# the exec API in the server container, in the order the move_primary module decides:
+#   bash role.sh fence           read-only, clients disconnected; prints the
+#                                final GTID position (gtid_binlog_pos)
+#   bash role.sh unfence         writable again (a switchover rolled back)
+#   bash role.sh promote         stop replicating, writable
+#   bash role.sh replicate N     read-only replica of ordinal N
+# The mounted record may be a few seconds old when this runs: the new
+# primary is passed explicitly.
+set -euo pipefail
+shopt -s inherit_errexit
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+# Client sessions: everything but replication, the server's own threads and
+# the local admin (this script, the probes).
+CLIENT_SESSIONS="SELECT id FROM information_schema.PROCESSLIST WHERE id <> CONNECTION_ID()
+  AND user NOT IN ('system user', 'event_scheduler', 'unauthenticated user', 'mysql', 'repl')
+  AND command NOT IN ('Binlog Dump', 'Daemon')"
+
+fence() {
+  # Waits for commits in flight; later commits fail, so every write that was
+  # acknowledged is in the position printed below.
+  sql -e 'SET GLOBAL read_only = ON'
+  # Pooled connections would keep hitting a read-only server: closed, they
+  # reconnect through the write Service to the new primary.
+  sql -N -e "$CLIENT_SESSIONS" | sed 's/.*/KILL CONNECTION &;/' | sql --force 2>/dev/null || true
+  sql -N -e 'SELECT @@gtid_binlog_pos'
+}
+
+main() {
+  case ${1:-}/$# in
+    fence/1) fence ;;
+    unfence/1) sql -e 'SET GLOBAL read_only = OFF' ;;
+    promote/1)
+      sql -e 'STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF'
+      log "promoted to primary" ;;
+    replicate/2)
+      [[ $2 =~ ^[0-9]+$ ]] || die "replicate needs an ordinal, got '$2'"
+      if [ -z "$(sql -e 'SHOW SLAVE STATUS')" ]; then
+        continue_after_own_history
+      else
+        sql -e 'SET GLOBAL read_only = ON'
+      fi
+      replicate_from_primary "$2"
+      log "replicating from $(pod_host "$2")" ;;
+    *) die "usage: role.sh fence | unfence | promote | replicate ORDINAL" ;;
+  esac
+}
+
+[ "${BASH_SOURCE[0]}" != "$0" ] || main "$@"

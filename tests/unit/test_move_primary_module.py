@@ -1,0 +1,293 @@
+"""Switchover and failover with a fake Cluster: what move_primary checks before
+touching anything, the order of the role changes, and the roll-back."""
+import pytest
+
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import replication
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
+from ansible_collections.mariadb_k8s.cluster.plugins.modules import move_primary
+from captured import read as fixture
+
+PODS = ["mysql-0", "mysql-1", "mysql-2"]
+
+
+class Exit(Exception):
+    pass
+
+
+class FakeModule:
+    def __init__(self, check_mode=False, **params):
+        self.params = dict(namespace="mysql", name="mysql", mode="switchover", target=None, force=False,
+                           timeout=30, max_lag=5)
+        self.params.update(params)
+        self.check_mode = check_mode
+
+    def exit_json(self, **result):
+        raise Exit(dict(result, failed=False))
+
+    def fail_json(self, msg, **result):
+        raise Exit(dict(result, failed=True, msg=msg))
+
+
+def primary_state(position, binlog_state=None, slave_pos=""):
+    state = replication.pod_state(fixture("status-11.8-mysql-0.txt"))
+    state.update(gtid_current_pos=position, gtid_binlog_pos=position, gtid_slave_pos=slave_pos,
+                 gtid_binlog_state=position if binlog_state is None else binlog_state)
+    return state
+
+
+def replica_state(position, primary="mysql-0", io_pos=None, **changes):
+    state = replication.pod_state(fixture("status-11.8-mysql-1.txt"))
+    state.update(gtid_current_pos=position, gtid_slave_pos=position, gtid_binlog_pos=position, gtid_binlog_state=position,
+                 gtid_io_pos=position if io_pos is None else io_pos, primary_host="%s.mysql" % primary)
+    state.update(changes)
+    return state
+
+
+class FakeCluster:
+    """The cluster as move_primary sees it. Every change is appended to
+    `calls`; MASTER_GTID_WAIT answers `waits[pod]` ("0" by default) and, when
+    it succeeds, the pod has applied what it fetched (gtid_io_pos)."""
+
+    def __init__(self, states, primary="mysql-0"):
+        self.states = states
+        self.primary = primary
+        self.calls = []
+        self.dead = set()  # no exec answers
+        self.waits = {}
+        self.fail_role = {}  # (pod, first arg) -> ExecError
+        self.fail_record = None
+        self.fence_output = "0-100-20\n"
+        self.ready = {}
+
+    def replicas(self):
+        return len(PODS)
+
+    def pods(self, count):
+        return ["mysql-%d" % i for i in range(count)]
+
+    def host(self, pod):
+        return pod + ".mysql"
+
+    def ordinal(self, pod):
+        return int(pod.rsplit("-", 1)[1])
+
+    def recorded_primary(self):
+        return self.primary
+
+    def read_states(self, pods, timeout=30):
+        return [(pod, None, "%s: cannot read its state (exit code 1)" % pod) if pod in self.dead
+                else (pod, dict(self.states[pod]), None) for pod in pods]
+
+    def sql(self, pod, query, timeout=30):
+        if pod in self.dead:
+            raise ExecError("exit code 1: ERROR 2002 (HY000): Can't connect to local server")
+        if query.startswith("SELECT MASTER_GTID_WAIT"):
+            self.calls.append(("wait", pod, query.split("'")[1]))
+            answer = self.waits.get(pod, "0")
+            if answer == "0" and self.states[pod]["gtid_io_pos"]:
+                self.states[pod]["gtid_current_pos"] = self.states[pod]["gtid_io_pos"]
+            return answer + "\n"
+        if query != "SELECT 1":
+            self.calls.append(("sql", pod, query))
+        return "1\n"
+
+    def role(self, pod, *args, timeout=30):
+        args = tuple(str(a) for a in args)
+        self.calls.append(("role", pod) + args)
+        if (pod, args[0]) in self.fail_role:
+            raise self.fail_role[(pod, args[0])]
+        return self.fence_output if args == ("fence",) else ""
+
+    def record_primary(self, pod):
+        if self.fail_record:
+            raise self.fail_record
+        self.calls.append(("record_primary", pod))
+
+    def announce_primary(self, pods, primary):
+        self.calls.append(("announce_primary", tuple(pods), primary))
+        return []
+
+    def pod_ready(self, pod):
+        return self.ready.get(pod, True)
+
+    def delete_pod(self, pod):
+        self.calls.append(("delete_pod", pod))
+
+
+@pytest.fixture
+def cluster(monkeypatch):
+    fake = FakeCluster({
+        "mysql-0": primary_state("0-100-20"),
+        "mysql-1": replica_state("0-100-20"),
+        "mysql-2": replica_state("0-100-19"),
+    })
+    monkeypatch.setattr(move_primary, "Cluster", lambda api_client, namespace, name: fake)
+    return fake
+
+
+def run(**params):
+    with pytest.raises(Exit) as result:
+        move_primary.execute_module(FakeModule(**params), api_client=None)
+    return result.value.args[0]
+
+
+def roles(cluster):
+    return [call[1:] for call in cluster.calls if call[0] == "role"]
+
+
+# Switchover: refusals before any change
+
+@pytest.mark.parametrize("target,message", [
+    ("mysql-0", "mysql-0 is already the primary"),
+    ("mysql-3", "must be a pod of the cluster, mysql-0, mysql-1, mysql-2, got 'mysql-3'"),
+    (None, "target (-e primary) is required for a switchover"),
+])
+def test_switchover_refuses_a_target_that_is_not_another_pod(cluster, target, message):
+    result = run(target=target)
+    assert result["failed"] is True and message in result["msg"]
+    assert cluster.calls == [] and result["changed"] is False
+
+
+@pytest.mark.parametrize("changes,reason", [
+    (dict(seconds_behind_primary=60), "mysql-2: lag 60s exceeds 5s"),
+    (dict(sql_running="No", last_sql_error="Duplicate entry '7'"), "mysql-2: SQL thread No: Duplicate entry '7'"),
+    (dict(io_running="No", last_io_error="Access denied"), "mysql-2: IO thread No: Access denied"),
+    (dict(primary_host="mysql-1.mysql"), "mysql-2: replicates from mysql-1.mysql instead of mysql-0.mysql"),
+    (dict(gtid_current_pos="0-102-21"), "mysql-2: errant GTIDs 0-102-21"),
+])
+def test_switchover_refuses_a_lagging_or_broken_target_before_any_change(cluster, changes, reason):
+    cluster.states["mysql-2"].update(changes)
+    result = run(target="mysql-2")
+    assert result["failed"] is True
+    assert result["msg"].startswith("target (-e primary) mysql-2 is not a healthy, caught-up replica of mysql-0: ")
+    assert reason in result["msg"]
+    assert cluster.calls == []
+
+
+def test_switchover_refuses_when_the_primary_does_not_answer(cluster):
+    cluster.dead = {"mysql-0"}
+    result = run(target="mysql-1")
+    assert result["failed"] is True and "the primary mysql-0 does not answer" in result["msg"] and "failover.yml" in result["msg"]
+    assert cluster.calls == []
+
+
+def test_switchover_in_check_mode_changes_nothing(cluster):
+    with pytest.raises(Exit) as result:
+        move_primary.execute_module(FakeModule(check_mode=True, target="mysql-1"), api_client=None)
+    assert result.value.args[0]["failed"] is False and cluster.calls == []
+
+
+# Switchover: the move and its roll-back
+
+def test_switchover_fences_waits_promotes_records_then_repoints_the_others(cluster):
+    result = run(target="mysql-1")
+    assert result["failed"] is False, result.get("msg")
+    assert cluster.calls == [
+        ("role", "mysql-0", "fence"),
+        ("wait", "mysql-1", "0-100-20"),  # the fenced primary's final position
+        ("role", "mysql-1", "promote"),
+        ("record_primary", "mysql-1"),
+        ("role", "mysql-0", "replicate", "1"),
+        ("role", "mysql-2", "replicate", "1"),
+        ("announce_primary", tuple(PODS), "mysql-1"),
+    ]
+    assert (result["changed"], result["previous"], result["primary"], result["problems"]) == (True, "mysql-0", "mysql-1", [])
+
+
+def test_a_switchover_whose_target_does_not_catch_up_rolls_back(cluster):
+    cluster.waits["mysql-2"] = "-1"  # MASTER_GTID_WAIT timed out
+    result = run(target="mysql-2")
+    assert result["failed"] is True and result["changed"] is False and result["primary"] == "mysql-0"
+    assert "did not apply the primary's transactions up to 0-100-20" in result["msg"]
+    assert "Rolled back" in result["msg"] and "mysql-0 is the primary" in result["msg"]
+    # Never promoted: it still replicates from mysql-0; the old primary takes writes again.
+    assert roles(cluster) == [("mysql-0", "fence"), ("mysql-0", "unfence")]
+    assert not any(call[0] in ("record_primary", "announce_primary") for call in cluster.calls)
+
+
+def test_a_switchover_whose_record_fails_rolls_the_target_back_to_replicating(cluster):
+    cluster.fail_record = RuntimeError("connection reset")
+    result = run(target="mysql-1")
+    assert result["failed"] is True and result["changed"] is False
+    assert "recording mysql-1 as the primary failed (connection reset)" in result["msg"] and "Rolled back" in result["msg"]
+    assert roles(cluster)[:2] == [("mysql-0", "fence"), ("mysql-1", "promote")]
+    assert roles(cluster)[-2:] == [("mysql-1", "replicate", "0"), ("mysql-0", "unfence")]
+    assert not any(call[0] == "announce_primary" for call in cluster.calls)
+
+
+def test_a_failed_roll_back_says_so(cluster):
+    cluster.waits["mysql-1"] = "-1"
+    cluster.fail_role[("mysql-0", "unfence")] = ExecError("exit code 137")
+    result = run(target="mysql-1")
+    assert result["failed"] is True
+    assert "Rolling back failed (exit code 137)" in result["msg"] and "Rolled back:" not in result["msg"]
+
+
+# Failover
+
+def test_failover_refuses_while_the_primary_answers(cluster):
+    result = run(mode="failover")
+    assert result["failed"] is True and "the primary mysql-0 still answers" in result["msg"]
+    assert cluster.calls == []
+
+
+def test_failover_picks_the_most_advanced_replica_after_its_relay_log(cluster):
+    cluster.dead = {"mysql-0"}
+    # mysql-2 has applied more, but mysql-1 has fetched more: once applied, mysql-1 holds everything.
+    cluster.states["mysql-1"] = replica_state("0-100-17", io_pos="0-100-20")
+    cluster.states["mysql-2"] = replica_state("0-100-19")
+    cluster.ready["mysql-0"] = False
+    result = run(mode="failover")
+    assert result["failed"] is False, result.get("msg")
+    assert result["primary"] == "mysql-1" and result["changed"] is True
+    calls = cluster.calls
+    assert calls.index(("sql", "mysql-1", "STOP SLAVE IO_THREAD")) < calls.index(("wait", "mysql-1", "0-100-20"))
+    assert calls[calls.index(("role", "mysql-1", "promote")):] == [
+        ("role", "mysql-1", "promote"),
+        ("record_primary", "mysql-1"),
+        ("role", "mysql-2", "replicate", "1"),
+        ("announce_primary", tuple(PODS), "mysql-1"),
+        ("delete_pod", "mysql-0"),  # not Ready: it starts again as a replica
+    ]
+
+
+def test_failover_refuses_a_target_that_is_behind(cluster):
+    cluster.dead = {"mysql-0"}
+    result = run(mode="failover", target="mysql-2")
+    assert result["failed"] is True
+    assert "mysql-2 is behind mysql-1 (0-100-19 against 0-100-20)" in result["msg"]
+    assert roles(cluster) == [] and not any(call[0] == "record_primary" for call in cluster.calls)
+
+
+def test_failover_promotes_a_target_that_is_not_behind(cluster):
+    cluster.dead = {"mysql-0"}
+    cluster.states["mysql-2"] = replica_state("0-100-20")
+    result = run(mode="failover", target="mysql-2")
+    assert result["failed"] is False and result["primary"] == "mysql-2"
+
+
+def test_failover_refuses_diverged_replicas(cluster):
+    cluster.dead = {"mysql-0"}
+    cluster.states["mysql-1"] = replica_state("0-100-20,1-100-3")
+    cluster.states["mysql-2"] = replica_state("0-100-19,1-100-4")
+    result = run(mode="failover")
+    assert result["failed"] is True and "diverged" in result["msg"]
+    assert roles(cluster) == []
+
+
+def test_failover_skips_a_broken_replica(cluster):
+    cluster.dead = {"mysql-0"}
+    cluster.states["mysql-1"].update(sql_running="No", last_sql_error="Duplicate entry")
+    result = run(mode="failover")
+    assert result["failed"] is False and result["primary"] == "mysql-2"
+    result = run(mode="failover", target="mysql-1")
+    assert result["failed"] is True and "mysql-1: not a candidate (replication configured, SQL thread No: Duplicate entry)" in result["msg"]
+
+
+def test_forced_failover_fences_the_answering_primary_first(cluster):
+    result = run(mode="failover", force=True)
+    assert result["failed"] is False, result.get("msg")
+    assert result["primary"] == "mysql-1"
+    assert roles(cluster)[0] == ("mysql-0", "fence")
+    # Still Ready, answering and fenced: it replicates from the new primary.
+    assert roles(cluster)[-1] == ("mysql-0", "replicate", "1")
