@@ -91,6 +91,13 @@ class Cluster:
     def sql(self, pod, query, timeout=30):
         return self.exec.run(pod, CLIENT + ["--batch", "--skip-column-names", "-e", query], timeout=timeout)
 
+    def has_role_script(self, pod):
+        try:
+            self.exec.run(pod, ["test", "-e", ROLE_SCRIPT[-1]], timeout=10)
+            return True
+        except ExecError:
+            return False
+
     def role(self, pod, *args, timeout=30):
         """Run role.sh in the pod (fence, unfence, promote, replicate N)."""
         return self.exec.run(pod, ROLE_SCRIPT + [str(a) for a in args], timeout=timeout)

@@ -186,6 +186,22 @@ class Move:
         except ExecError:
             return False
 
+    def scripts_mounted(self, pods):
+        """Pods started by an older release receive role.sh with the updated
+        scripts ConfigMap, which the kubelet refreshes in running pods at its
+        next sync; annotating them makes it refresh now. Waits up to 90 s."""
+        missing = [pod for pod in pods if not self.cluster.has_role_script(pod)]
+        if not missing:
+            return
+        self.cluster.announce_primary(missing, self.previous)
+        deadline = time.monotonic() + 90
+        while missing and time.monotonic() < deadline:
+            time.sleep(1)
+            missing = [pod for pod in missing if not self.cluster.has_role_script(pod)]
+        if missing:
+            self.fail("role.sh is not mounted in %s yet (pods of an older release): run deploy.yml first" % ", ".join(missing))
+        self.step("waited for the kubelet to mount role.sh in pods of an older release")
+
     def wait_applied(self, pod, position):
         """Wait until pod has applied `position`; MASTER_GTID_WAIT returns 0 then, -1 on timeout."""
         if not position:
@@ -244,6 +260,7 @@ class Move:
             self.fail("target (-e primary) %s is not a healthy, caught-up replica of %s: %s" % (target, old, "; ".join(problems)))
         if self.module.check_mode:
             self.module.exit_json(**self.result)
+        self.scripts_mounted(sorted(states))
 
         attempted = []
         try:
@@ -296,6 +313,7 @@ class Move:
             self.fail("target (-e primary) %s is not a candidate: %s" % (target, skipped.get(target, "not a replica of this cluster")))
         if self.module.check_mode:
             self.module.exit_json(**self.result)
+        self.scripts_mounted(sorted(candidates))
         try:
             # Nothing more arrives from the old primary; apply what did.
             for pod in candidates:

@@ -153,9 +153,18 @@ def test_a_plain_deploy_keeps_what_runs(api, core):
     expect_pods(core, OLD, OLD, NEW, NEW, NEW)
 
 
+def primary(core):
+    return core.read_namespaced_config_map("mysql-topology", NS).data["primary"]
+
+
 def test_partition_zero_completes_the_rollout(api, core, runner):
-    readme("ansible-playbook upgrade.yml -e partition=0")
+    result = readme("ansible-playbook upgrade.yml -e partition=0")
     expect_pods(core, NEW, NEW, NEW, NEW, NEW)
+    # The primary's pod last: mysql-1 first, then the switchover to it.
+    out = result.output
+    assert out.index("Apply the StatefulSet (partition 1)") < out.index("fenced mysql-0") < out.index(
+        "Apply the StatefulSet (partition 0)"), out[-4000:]
+    assert primary(core) == "mysql-1"
     assert all(v.startswith(NEW + ".") for v in server_versions(runner).values())
 
     # mariadb-upgrade ran on every pod for the new version and recorded it
@@ -164,6 +173,15 @@ def test_partition_zero_completes_the_rollout(api, core, runner):
     for pod in ("mysql-%d" % i for i in range(5)):
         recorded = server.run(pod, ["bash", "-c", "cat /var/lib/mysql/mariadb_upgrade_info"])
         assert recorded.startswith(NEW + "."), "%s: system tables recorded for %r" % (pod, recorded)
+
+
+def test_switchover_moves_the_primary_back(core, runner):
+    readme("ansible-playbook switchover.yml -e primary=mysql-0")
+    assert primary(core) == "mysql-0"
+    assert core.read_namespaced_service("mysql-primary", NS).spec.selector["statefulset.kubernetes.io/pod-name"] == "mysql-0"
+    sql(runner, "mysql-primary", "INSERT INTO shop.orders VALUES (1002, 'after switchover')")
+    assert sql(runner, "mysql-0.mysql", "SELECT item FROM shop.orders WHERE id = 1002") == "after switchover"
+    expect_pods(core, NEW, NEW, NEW, NEW, NEW)
 
 
 def test_downgrade_is_refused_before_anything_changes(api):
@@ -203,7 +221,7 @@ def test_render_writes_the_manifests(core):
     shutil.rmtree(out, ignore_errors=True)
     try:
         readme("ansible-playbook render.yml -e render_dir=manifests")
-        assert {"namespace.yml", "statefulset.yml"} <= set(os.listdir(out))
+        assert {"namespace.yml", "statefulset.yml", "topology.yml"} <= set(os.listdir(out))
     finally:
         shutil.rmtree(out, ignore_errors=True)
     expect_pods(core, NEW, NEW, NEW)
@@ -224,14 +242,14 @@ def objects(core, api):
 def test_teardown_keeps_data_unless_asked(api, core, runner):
     readme("ansible-playbook teardown.yml")
     kept = objects(core, api)
-    assert kept["statefulsets"] == [] and kept["services"] == [] and kept["configmaps"] == []
+    assert kept["statefulsets"] == [] and kept["services"] == [] and kept["configmaps"] == ["mysql-topology"]
     assert kept["secrets"] == ["mysql-credentials"]
     assert kept["claims"] == ["data-mysql-%d" % i for i in range(5)]
     expect_pods(core)
     readme("ansible-playbook teardown.yml")  # twice is fine
     readme("ansible-playbook teardown.yml -e delete_data=true")
     gone = objects(core, api)
-    assert gone["secrets"] == [] and gone["claims"] == []
+    assert gone["secrets"] == [] and gone["claims"] == [] and gone["configmaps"] == []
 
 
 def test_every_readme_command_ran_in_order():

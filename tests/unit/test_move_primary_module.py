@@ -49,6 +49,7 @@ class FakeCluster:
     it succeeds, the pod has applied what it fetched (gtid_io_pos)."""
 
     def __init__(self, states, primary="mysql-0"):
+        self.without_role_script = set()
         self.states = states
         self.primary = primary
         self.calls = []
@@ -70,6 +71,9 @@ class FakeCluster:
 
     def ordinal(self, pod):
         return int(pod.rsplit("-", 1)[1])
+
+    def has_role_script(self, pod):
+        return pod not in self.without_role_script
 
     def recorded_primary(self):
         return self.primary
@@ -291,3 +295,15 @@ def test_forced_failover_fences_the_answering_primary_first(cluster):
     assert roles(cluster)[0] == ("mysql-0", "fence")
     # Still Ready, answering and fenced: it replicates from the new primary.
     assert roles(cluster)[-1] == ("mysql-0", "replicate", "1")
+
+
+def test_pods_of_an_older_release_without_role_sh_are_named_before_anything_changes(cluster, monkeypatch):
+    monkeypatch.setattr(move_primary.time, "sleep", lambda seconds: None)
+    clock = iter(range(0, 100000, 10))
+    monkeypatch.setattr(move_primary.time, "monotonic", lambda: next(clock))
+    cluster.without_role_script = {"mysql-0"}
+    result = run(target="mysql-1", timeout=10000)
+    assert result["failed"] is True
+    assert "role.sh is not mounted in mysql-0 yet" in result["msg"]
+    assert roles(cluster) == []
+    assert ("announce_primary", ("mysql-0",), "mysql-0") in cluster.calls
