@@ -56,11 +56,16 @@ class Cluster:
             data = {}
         return data.get("primary") or "%s-0" % self.name
 
-    def record_primary(self, pod):
-        """Record `pod` as the primary and point the write Service at it."""
+    def record_primary(self, pod, previous):
+        """Record `pod` as the primary and point the write Service at it; when
+        the Service cannot be moved, the record names `previous` again."""
         self._core.patch_namespaced_config_map(record_name(self.name), self.namespace, {"data": {"primary": pod}})
-        self._core.patch_namespaced_service(self.name + "-primary", self.namespace, {
-            "spec": {"selector": {"app": self.name, "statefulset.kubernetes.io/pod-name": pod}}})
+        try:
+            self._core.patch_namespaced_service(self.name + "-primary", self.namespace, {
+                "spec": {"selector": {"app": self.name, "statefulset.kubernetes.io/pod-name": pod}}})
+        except Exception:
+            self._core.patch_namespaced_config_map(record_name(self.name), self.namespace, {"data": {"primary": previous}})
+            raise
 
     def announce_primary(self, pods, primary):
         """Annotate each pod: updating a pod makes the kubelet refresh its

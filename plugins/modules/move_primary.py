@@ -153,14 +153,20 @@ class Move:
     def __init__(self, module, cluster):
         self.module, self.cluster = module, cluster
         self.started = time.monotonic()
-        self.deadline = self.started + module.params["timeout"]
+        self.deadline = None
         self.previous = cluster.recorded_primary()
         self.pods = cluster.pods(cluster.replicas())
         self.result = dict(changed=False, previous=self.previous, primary=self.previous, positions={},
                            steps=[], restarted=[], problems=[])
 
+    def start_deadline(self):
+        """The deadline covers the move itself, from the first change on."""
+        self.deadline = time.monotonic() + self.module.params["timeout"]
+
     def left(self):
-        """Seconds left before the deadline (at least 1, for the last call)."""
+        """Seconds left before the deadline (at least 1, for the last call); 30 before the move."""
+        if self.deadline is None:
+            return 30.0
         return max(1.0, self.deadline - time.monotonic())
 
     def step(self, text):
@@ -218,7 +224,7 @@ class Move:
         self.cluster.role(pod, "promote", timeout=self.left())
         self.step("promoted " + pod)
         try:
-            self.cluster.record_primary(pod)
+            self.cluster.record_primary(pod, self.previous)
         except Exception as exc:  # ApiException or a connection error: the record was not changed
             self.cluster.role(pod, "replicate", self.cluster.ordinal(self.previous), timeout=self.left())
             raise MoveFailed("recording %s as the primary failed (%s); it replicates again" % (pod, exc))
@@ -262,10 +268,12 @@ class Move:
             self.module.exit_json(**self.result)
         self.scripts_mounted(sorted(states))
 
+        self.start_deadline()
         attempted = []
         try:
             attempted.append("fence")
-            position = (self.cluster.role(old, "fence", timeout=self.left()).strip().splitlines() or [""])[-1]
+            # Longer than role.sh's own 10 s lock wait: the fence never lands after a rollback.
+            position = (self.cluster.role(old, "fence", timeout=max(15.0, self.left())).strip().splitlines() or [""])[-1]
             self.step("fenced %s at %s" % (old, position))
             self.wait_applied(target, position)
             attempted.append("promote")
@@ -285,6 +293,8 @@ class Move:
                 self.cluster.role(target, "replicate", self.cluster.ordinal(old), timeout=30)
                 undone.append("%s replicates from %s" % (target, old))
             self.cluster.role(old, "unfence", timeout=30)
+            if self.cluster.sql(old, "SELECT @@global.read_only", timeout=10).strip() not in ("0", "OFF"):
+                raise MoveFailed("%s is still read-only" % old)
             undone.append("%s is writable" % old)
         except Exception as exc:  # report what could not be undone rather than hide the first failure
             return "Rolling back failed (%s) after: %s. Check the cluster with verify.yml." % (exc, ", ".join(undone) or "nothing")
@@ -292,13 +302,23 @@ class Move:
 
     def failover(self, target):
         old = self.previous
-        if self.answers(old):
+        if target == old:
+            self.fail("target (-e primary) %s is the primary being failed over from: name a replica, or leave it "
+                      "out to promote the most advanced one" % target)
+        # A Ready pod counts as alive even when the exec API cannot reach it:
+        # its server may still take writes.
+        alive = self.answers(old) or bool(self.cluster.pod_ready(old))
+        if alive:
             if not self.module.params["force"]:
-                self.fail("the primary %s still answers: use switchover.yml to move it, or -e force=true to fail over "
-                          "anyway (it is made read-only first)" % old)
+                self.fail("the primary %s still answers (or its pod is Ready): use switchover.yml to move it, or "
+                          "-e force=true to fail over anyway (it is made read-only first)" % old)
             if not self.module.check_mode:
-                self.cluster.role(old, "fence", timeout=self.left())
-                self.step("fenced %s (force)" % old)
+                try:
+                    self.cluster.role(old, "fence", timeout=15)
+                    self.step("fenced %s (force)" % old)
+                except ExecError as exc:
+                    self.step("could not fence %s (%s); going on (force)" % (old, exc))
+        self.start_deadline()
         candidates, errors = self.states([pod for pod in self.pods if pod != old])
         skipped = dict(errors)
         for pod, state in list(candidates.items()):
@@ -318,9 +338,9 @@ class Move:
             # Nothing more arrives from the old primary; apply what did.
             for pod in candidates:
                 self.cluster.sql(pod, "STOP SLAVE IO_THREAD", timeout=self.left())
-            for pod, state in self.states(list(candidates))[0].items():
+            for pod, state in self.read_all(candidates).items():
                 self.wait_applied(pod, state["gtid_io_pos"])
-            positions = {pod: state["gtid_current_pos"] for pod, state in self.states(list(candidates))[0].items()}
+            positions = {pod: state["gtid_current_pos"] for pod, state in self.read_all(candidates).items()}
         except (ExecError, MoveFailed) as exc:
             self.resume(candidates)
             self.fail("failover stopped before promoting anyone: %s; the replicas replicate from %s again" % (exc, old))
@@ -332,6 +352,7 @@ class Move:
                 self.fail("target (-e primary) %s is behind %s (%s against %s): promoting it would lose transactions"
                           % (target, chosen, positions[target], positions[chosen]))
             chosen = target
+        self.check_nothing_left_behind(chosen, positions[chosen], skipped, candidates)
         self.step("%s is the most advanced replica at %s" % (chosen, positions[chosen]))
         try:
             self.promote(chosen)
@@ -344,6 +365,27 @@ class Move:
             self.rejoin(old)
         self.module.exit_json(**self.result)
 
+    def read_all(self, pods):
+        """States of all these pods; a pod that cannot be read stops the failover
+        (it may hold the most transactions)."""
+        states, errors = self.states(list(pods))
+        if errors:
+            raise MoveFailed("; ".join(errors.values()))
+        return states
+
+    def check_nothing_left_behind(self, chosen, position, skipped, candidates):
+        """A replica that is not a candidate (its SQL thread stopped) may still
+        have received, and acknowledged, transactions the chosen one lacks."""
+        if self.module.params["force"]:
+            return
+        states, _errors = self.states([pod for pod in skipped if pod in self.pods])
+        behind = ["%s received up to %s" % (pod, state["gtid_io_pos"]) for pod, state in sorted(states.items())
+                  if state["gtid_io_pos"] and not gtid.covers(position, state["gtid_io_pos"])]
+        if behind:
+            self.resume(candidates)
+            self.fail("%s (at %s) lacks transactions that only broken replicas received (%s): repair them, or "
+                      "-e force=true to promote it anyway" % (chosen, position, "; ".join(behind)))
+
     def resume(self, pods):
         """Restart the IO threads stopped by the failover (the move did not happen)."""
         for pod in pods:
@@ -355,12 +397,16 @@ class Move:
     def rejoin(self, old):
         """The old primary: a pod that is not Ready starts again through its init
         containers; a fenced, answering one replicates (refused if errant)."""
-        ready = self.cluster.pod_ready(old)
-        if ready is False:
-            self.cluster.delete_pod(old)
-            self.result["restarted"].append(old)
-            self.step("deleted the old primary's pod %s: it starts again as a replica" % old)
-        elif ready:
+        try:
+            ready = self.cluster.pod_ready(old)
+            if ready is False:
+                self.cluster.delete_pod(old)
+                self.result["restarted"].append(old)
+                self.step("deleted the old primary's pod %s: it starts again as a replica" % old)
+        except Exception as exc:  # ApiException or a connection error: the move itself is done
+            self.result["problems"].append("%s: could not restart the old primary's pod (%s): delete it" % (old, exc))
+            return
+        if ready:
             self.follow([old])
 
 

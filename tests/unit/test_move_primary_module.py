@@ -59,6 +59,7 @@ class FakeCluster:
         self.fail_record = None
         self.fence_output = "0-100-20\n"
         self.ready = {}
+        self.fenced = set()
 
     def replicas(self):
         return len(PODS)
@@ -91,6 +92,8 @@ class FakeCluster:
             if answer == "0" and self.states[pod]["gtid_io_pos"]:
                 self.states[pod]["gtid_current_pos"] = self.states[pod]["gtid_io_pos"]
             return answer + "\n"
+        if query == "SELECT @@global.read_only":
+            return ("1" if pod in self.fenced else "0") + "\n"
         if query != "SELECT 1":
             self.calls.append(("sql", pod, query))
         return "1\n"
@@ -100,9 +103,11 @@ class FakeCluster:
         self.calls.append(("role", pod) + args)
         if (pod, args[0]) in self.fail_role:
             raise self.fail_role[(pod, args[0])]
+        if args[0] in ("fence", "unfence"):
+            getattr(self.fenced, "add" if args[0] == "fence" else "discard")(pod)
         return self.fence_output if args == ("fence",) else ""
 
-    def record_primary(self, pod):
+    def record_primary(self, pod, previous):
         if self.fail_record:
             raise self.fail_record
         self.calls.append(("record_primary", pod))
@@ -112,7 +117,7 @@ class FakeCluster:
         return []
 
     def pod_ready(self, pod):
-        return self.ready.get(pod, True)
+        return self.ready.get(pod, pod not in self.dead)
 
     def delete_pod(self, pod):
         self.calls.append(("delete_pod", pod))
@@ -281,7 +286,7 @@ def test_failover_refuses_diverged_replicas(cluster):
 
 def test_failover_skips_a_broken_replica(cluster):
     cluster.dead = {"mysql-0"}
-    cluster.states["mysql-1"].update(sql_running="No", last_sql_error="Duplicate entry")
+    cluster.states["mysql-1"].update(sql_running="No", last_sql_error="Duplicate entry", gtid_io_pos="0-100-19")
     result = run(mode="failover")
     assert result["failed"] is False and result["primary"] == "mysql-2"
     result = run(mode="failover", target="mysql-1")
@@ -307,3 +312,41 @@ def test_pods_of_an_older_release_without_role_sh_are_named_before_anything_chan
     assert "role.sh is not mounted in mysql-0 yet" in result["msg"]
     assert roles(cluster) == []
     assert ("announce_primary", ("mysql-0",), "mysql-0") in cluster.calls
+
+
+def test_failover_refuses_to_leave_behind_what_only_a_broken_replica_received(cluster):
+    cluster.dead = {"mysql-0"}
+    # mysql-1 acknowledged 0-100-20 (semi-sync acks on receipt) but cannot apply it.
+    cluster.states["mysql-1"].update(sql_running="No", last_sql_error="Duplicate entry", gtid_io_pos="0-100-20")
+    result = run(mode="failover")
+    assert result["failed"] is True
+    assert "mysql-2 (at 0-100-19) lacks transactions that only broken replicas received (mysql-1 received up to 0-100-20)" in result["msg"]
+    assert not any(call[0] == "record_primary" for call in cluster.calls)
+    assert ("sql", "mysql-2", "START SLAVE IO_THREAD") in cluster.calls
+    forced = run(mode="failover", force=True)
+    assert forced["failed"] is False and forced["primary"] == "mysql-2"
+
+
+def test_failover_refuses_the_old_primary_as_target(cluster):
+    cluster.dead = {"mysql-0"}
+    result = run(mode="failover", target="mysql-0")
+    assert result["failed"] is True and "mysql-0 is the primary being failed over from" in result["msg"]
+    assert cluster.calls == []
+
+
+def test_failover_stops_when_a_candidate_cannot_be_read_after_stopping_its_io_thread(cluster, monkeypatch):
+    cluster.dead = {"mysql-0"}
+    reads = {"n": 0}
+    original = cluster.read_states
+
+    def flaky(pods, timeout=30):
+        reads["n"] += 1
+        if reads["n"] == 2:  # the read after STOP SLAVE IO_THREAD
+            return [(pod, None, "%s: cannot read its state (timed out)" % pod) for pod in pods]
+        return original(pods, timeout)
+
+    monkeypatch.setattr(cluster, "read_states", flaky)
+    result = run(mode="failover")
+    assert result["failed"] is True and "failover stopped before promoting anyone" in result["msg"]
+    assert roles(cluster) == []
+    assert ("sql", "mysql-1", "START SLAVE IO_THREAD") in cluster.calls

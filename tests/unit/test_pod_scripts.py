@@ -801,6 +801,6 @@ sql() {
     done = pod("role.sh", stub + 'main "$@"', hostname="mysql-0", args=["fence"])
     assert (done.rc, done.out.splitlines()[-1]) == (0, "0-100-9"), done.err
     log = sql_log(tmp_path)
-    assert log.startswith("-- sql -e SET GLOBAL read_only = ON\n")
+    assert log.startswith("-- sql -e SET SESSION lock_wait_timeout = 10; SET GLOBAL read_only = ON\n")
     assert "KILL CONNECTION 12;\nKILL CONNECTION 13;\n" in log
     assert log.index("KILL CONNECTION") < log.index("SELECT @@gtid_binlog_pos")

@@ -24,7 +24,10 @@ STAGE_PREFIX=.staging
 log() { printf '[%s %s] %s\n' "$(date -u +%H:%M:%S)" "${0##*/}" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 # recorded_primary: the ordinal of the pod the cluster records as primary.
+# A pod started by an older release has no record mounted: its primary was
+# ordinal 0 (the new scripts reach running pods before their new spec does).
 recorded_primary() {
+  [ -d "$TOPOLOGY" ] || { printf 0; return; }
   local pod=
   # $(<file), not read: the ConfigMap value has no trailing newline, and
   # read fails at end of file even after reading the value.

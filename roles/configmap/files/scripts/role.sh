@@ -20,9 +20,10 @@ CLIENT_SESSIONS="SELECT id FROM information_schema.PROCESSLIST WHERE id <> CONNE
   AND command NOT IN ('Binlog Dump', 'Daemon')"
 
 fence() {
-  # Waits for commits in flight; later commits fail, so every write that was
-  # acknowledged is in the position printed below.
-  sql -e 'SET GLOBAL read_only = ON'
+  # Waits for commits in flight (at most 10 s: the caller's exec times out
+  # later, so this never lands after a rollback); later commits fail, so every
+  # write that was acknowledged is in the position printed below.
+  sql -e 'SET SESSION lock_wait_timeout = 10; SET GLOBAL read_only = ON'
   # Pooled connections would keep hitting a read-only server: closed, they
   # reconnect through the write Service to the new primary.
   sql -N -e "$CLIENT_SESSIONS" | sed 's/.*/KILL CONNECTION &;/' | sql --force 2>/dev/null || true
