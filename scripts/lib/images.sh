@@ -10,7 +10,15 @@ IMAGE_DIR=$CACHE_DIR/images
 # fits both the official and the locally built images.
 MYSQL_UID=999
 
-archive_path() { local ref=$1; echo "$IMAGE_DIR/$(echo "$ref" | tr '/:' '__').tar"; }
+# The cached archive of an image spec: REF, or REF=SUITE for a MariaDB image,
+# whose archive is keyed by its package list too, so a changed list builds
+# the image again.
+archive_path() {
+  local spec=$1 name
+  name=$(echo "${spec%%=*}" | tr '/:' '__')
+  [ "$spec" = "${spec%%=*}" ] || name+=-$(echo "$MARIADB_PACKAGES" | sha256sum | cut -c1-12)
+  echo "$IMAGE_DIR/$name.tar"
+}
 
 build_pause_image() {
   local out; out=$(archive_path "$PAUSE_IMAGE")
@@ -44,12 +52,14 @@ C
   rm -rf "$root"
 }
 
-# MariaDB server image from a Debian suite: server, client, backup, socat,
-# bash and coreutils, and nothing that depends on an entrypoint.
+# MariaDB server image from a Debian suite: $MARIADB_PACKAGES (server,
+# client, backup, socat, bash, coreutils, the metrics exporter), and nothing
+# that depends on an entrypoint.
 build_mariadb_image() {
-  local ref=$1 suite=$2 out rootfs
-  out=$(archive_path "$ref")
+  local ref=${1%%=*} suite=${1#*=} out rootfs
+  out=$(archive_path "$1")
   [ -f "$out" ] && return
+  rm -f "${out%-*}"-*.tar  # built from an earlier package list
   rootfs=$IMAGE_DIR/rootfs-$suite
   remove_tree "$rootfs"
   log "image $ref: debootstrap $suite (about 1 min)"
@@ -68,8 +78,7 @@ CFG
     useradd --system --uid $MYSQL_UID --gid mysql --home-dir /var/lib/mysql --shell /usr/sbin/nologin mysql
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
     apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      mariadb-server mariadb-client mariadb-backup socat bash coreutils procps
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $MARIADB_PACKAGES
     apt-get clean; rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d
     rm -rf /var/lib/mysql/* && mkdir -p /run/mysqld && chown mysql:mysql /var/lib/mysql /run/mysqld
   " > "$IMAGE_DIR/apt-$suite.log" 2>&1 || die "package install for $ref failed, see $IMAGE_DIR/apt-$suite.log"
@@ -84,7 +93,7 @@ build_images() {
   build_pause_image
   local spec
   for spec in "${MARIADB_IMAGES[@]}"; do
-    build_mariadb_image "${spec%%=*}" "${spec#*=}"
+    build_mariadb_image "$spec"
   done
 }
 
@@ -99,7 +108,7 @@ load_images() {
   have=$(ctr -n k8s.io images ls | awk 'NR > 1 {print $1, $3}')
   for spec in "$PAUSE_IMAGE" "${MARIADB_IMAGES[@]}"; do
     ref=${spec%%=*}
-    archive=$(archive_path "$ref")
+    archive=$(archive_path "$spec")
     grep -qxF "$ref $(archive_digest "$archive")" <<<"$have" && continue
     log "image $ref: loading into containerd"
     ctr -n k8s.io images import "$archive" >/dev/null

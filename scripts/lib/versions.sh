@@ -6,3 +6,6 @@ COREDNS_VERSION=v1.14.7
 ETCD_DEB_VERSION=3.5.16-4
 PAUSE_IMAGE=registry.k8s.io/pause:3.10
 MARIADB_IMAGES=("localhost/mariadb:10.11=bookworm" "localhost/mariadb:11.8=trixie")
+# Debian packages of the MariaDB images; their cache is keyed by this list.
+# prometheus-mysqld-exporter: 0.14.0 in bookworm, 0.17.2 in trixie.
+MARIADB_PACKAGES="mariadb-server mariadb-client mariadb-backup socat bash coreutils procps prometheus-mysqld-exporter"
