@@ -1,0 +1,131 @@
+"""Enforced and observable, on one deployment of 3 pods: every pod's exporter
+reports its own server, replication and threads; the PodDisruptionBudget lets
+the Eviction API take one pod at a time; a ServiceMonitor exists where the
+Prometheus Operator's CRD does, and teardown removes it."""
+import pytest
+from kubernetes import client
+
+import metrics
+from harness import run_playbook, wait_until
+
+NS = "disruption"
+BASE = {"mariadb_namespace": NS, "replicas": 3}
+PODS = ["mysql-0", "mysql-1", "mysql-2"]
+CRD = "servicemonitors.monitoring.coreos.com"
+
+
+@pytest.fixture(scope="module")
+def deployed(core):
+    run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+    run_playbook("deploy.yml", BASE).check()
+    yield
+    run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+
+
+def scrape(core, pod):
+    """The pod's /metrics on 9104 through the API server's pod proxy."""
+    response = core.connect_get_namespaced_pod_proxy_with_path(pod + ":9104", NS, "metrics", _preload_content=False)
+    return metrics.parse(response.data.decode())
+
+
+def test_every_pod_exports_its_own_server(core, deployed):
+    pages = {pod: scrape(core, pod) for pod in PODS}
+    for ordinal, pod in enumerate(PODS):
+        assert metrics.problems(pages[pod], replica=pod != "mysql-0") == [], pod
+        assert metrics.value(pages[pod], "mysql_global_variables_server_id") == 100 + ordinal, pod
+    for pod in PODS[1:]:
+        assert metrics.value(pages[pod], "mysql_slave_status_master_server_id") == 100, pod
+    # GTID positions are strings, which the exporter drops; the strict mode shows.
+    assert all(metrics.value(pages[pod], "mysql_global_variables_gtid_strict_mode") == 1 for pod in PODS)
+    dumps = [v for labels, v in pages["mysql-0"]["mysql_info_schema_processlist_threads"] if labels["command"] == "binlog_dump"]
+    assert sum(dumps) == 2, "one binlog dump thread per replica: %s" % dumps
+
+
+def test_the_metrics_service_lists_every_pod_and_the_port_is_open(api, core, deployed):
+    slices = client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(
+        NS, label_selector="kubernetes.io/service-name=mysql-metrics").items
+    assert sorted(e.target_ref.name for s in slices for e in s.endpoints or []) == PODS
+    assert {p.name: p.port for s in slices for p in s.ports} == {"metrics": 9104}
+    rules = client.NetworkingV1Api(api).read_namespaced_network_policy("mysql", NS).spec.ingress
+    assert [r._from for r in rules if r.ports[0].port == 9104] == [None]
+    pod = core.read_namespaced_pod("mysql-1", NS).spec
+    exporter, sidecar = ([c for c in pod.containers if c.name == name][0] for name in ("exporter", "sidecar"))
+    assert exporter.security_context == sidecar.security_context
+    assert exporter.security_context.read_only_root_filesystem and pod.security_context.run_as_user == 999
+
+
+def uid(core, pod):
+    found = core.list_namespaced_pod(NS, field_selector="metadata.name=" + pod).items
+    return found[0].metadata.uid if found and not found[0].metadata.deletion_timestamp else None
+
+
+def ready(core, pod):
+    found = core.list_namespaced_pod(NS, field_selector="metadata.name=" + pod).items
+    return bool(found) and any(c.type == "Ready" and c.status == "True" for c in found[0].status.conditions or [])
+
+
+def evict(core, pod):
+    """Raises ApiException when the API server refuses the eviction."""
+    body = client.V1Eviction(metadata=client.V1ObjectMeta(name=pod, namespace=NS))
+    core.create_namespaced_pod_eviction(pod, NS, body, _preload_content=False)
+
+
+def allows_one(api):
+    """The disruption controller has seen the budget and every pod healthy."""
+    budget = client.PolicyV1Api(api).read_namespaced_pod_disruption_budget("mysql", NS)
+    status = budget.status
+    return (status.observed_generation == budget.metadata.generation
+            and status.current_healthy == 3 and status.disruptions_allowed == 1)
+
+
+def test_the_budget_lets_one_pod_go_at_a_time(api, core, deployed):
+    budget = client.PolicyV1Api(api).read_namespaced_pod_disruption_budget("mysql", NS).spec
+    selector = client.AppsV1Api(api).read_namespaced_stateful_set("mysql", NS).spec.selector.match_labels
+    assert (budget.max_unavailable, budget.unhealthy_pod_eviction_policy) == (1, "AlwaysAllow")
+    assert budget.selector.match_labels == selector
+    wait_until("the budget allows one disruption", lambda: allows_one(api), timeout=180)
+    first, second = uid(core, "mysql-2"), uid(core, "mysql-1")
+
+    evict(core, "mysql-2")
+    with pytest.raises(client.ApiException) as refused:
+        evict(core, "mysql-1")
+    assert refused.value.status == 429 and "disruption budget" in refused.value.body
+    wait_until("mysql-2 deleted by its eviction", lambda: uid(core, "mysql-2") != first, timeout=90, interval=0.5)
+    assert uid(core, "mysql-1") == second
+
+    wait_until("mysql-2 Ready again", lambda: uid(core, "mysql-2") not in (None, first) and ready(core, "mysql-2"))
+    wait_until("the budget allows one disruption again", lambda: allows_one(api), timeout=180)
+    evict(core, "mysql-1")
+    wait_until("mysql-1 deleted by its eviction", lambda: uid(core, "mysql-1") != second, timeout=90, interval=0.5)
+    wait_until("mysql-1 Ready again", lambda: uid(core, "mysql-1") not in (None, second) and ready(core, "mysql-1"))
+
+
+def test_a_service_monitor_where_the_crd_exists_and_teardown_removes_it(api, core, deployed):
+    extensions, custom = client.ApiextensionsV1Api(api), client.CustomObjectsApi(api)
+    created = None
+    if not extensions.list_custom_resource_definition(field_selector="metadata.name=" + CRD).items:
+        created = extensions.create_custom_resource_definition(client.V1CustomResourceDefinition(
+            metadata=client.V1ObjectMeta(name=CRD),
+            spec=client.V1CustomResourceDefinitionSpec(
+                group="monitoring.coreos.com", scope="Namespaced",
+                names=client.V1CustomResourceDefinitionNames(plural="servicemonitors", singular="servicemonitor",
+                                                             kind="ServiceMonitor", list_kind="ServiceMonitorList"),
+                versions=[client.V1CustomResourceDefinitionVersion(
+                    name="v1", served=True, storage=True,
+                    schema=client.V1CustomResourceValidation(open_apiv3_schema=client.V1JSONSchemaProps(
+                        type="object", x_kubernetes_preserve_unknown_fields=True)))])))
+    try:
+        wait_until("the CRD established", lambda: any(
+            c.type == "Established" and c.status == "True"
+            for c in extensions.read_custom_resource_definition(CRD).status.conditions or []), timeout=60)
+        run_playbook("deploy.yml", BASE).check()
+        monitor = custom.get_namespaced_custom_object("monitoring.coreos.com", "v1", NS, "servicemonitors", "mysql")
+        service = core.read_namespaced_service("mysql-metrics", NS).metadata.labels
+        assert monitor["spec"]["selector"]["matchLabels"].items() <= service.items()
+        assert monitor["spec"]["endpoints"] == [{"port": "metrics"}]
+        run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+        listed = custom.list_namespaced_custom_object("monitoring.coreos.com", "v1", NS, "servicemonitors")["items"]
+        assert listed == []
+    finally:
+        if created:
+            extensions.delete_custom_resource_definition(CRD)
