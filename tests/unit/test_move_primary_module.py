@@ -2,7 +2,7 @@
 touching anything, the order of the role changes, and the roll-back."""
 import pytest
 
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import replication
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import primary_move, replication
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 from ansible_collections.mariadb_k8s.cluster.plugins.modules import move_primary
 from captured import read as fixture
@@ -303,9 +303,9 @@ def test_forced_failover_fences_the_answering_primary_first(cluster):
 
 
 def test_pods_of_an_older_release_without_role_sh_are_named_before_anything_changes(cluster, monkeypatch):
-    monkeypatch.setattr(move_primary.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(primary_move.time, "sleep", lambda seconds: None)
     clock = iter(range(0, 100000, 10))
-    monkeypatch.setattr(move_primary.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(primary_move.time, "monotonic", lambda: next(clock))
     cluster.without_role_script = {"mysql-0"}
     result = run(target="mysql-1", timeout=10000)
     assert result["failed"] is True
