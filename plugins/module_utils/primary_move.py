@@ -7,6 +7,9 @@ import time
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import gtid, replication
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 
+# role.sh fence waits this long for commits in flight (lock_wait_timeout).
+FENCE_LOCK_WAIT = 10
+
 
 class MoveFailed(Exception):
     """A step failed; the message says which and why."""
@@ -19,6 +22,7 @@ class Move:
         self.module, self.cluster = module, cluster
         self.started = time.monotonic()
         self.deadline = None
+        self.fence_started = None
         self.previous = cluster.recorded_primary()
         self.pods = cluster.pods(cluster.replicas())
         self.result = dict(changed=False, previous=self.previous, primary=self.previous, positions={},
@@ -137,8 +141,11 @@ class Move:
         attempted = []
         try:
             attempted.append("fence")
-            # Longer than role.sh's own 10 s lock wait: the fence never lands after a rollback.
-            position = (self.cluster.role(old, "fence", timeout=max(15.0, self.left())).strip().splitlines() or [""])[-1]
+            self.fence_started = time.monotonic()
+            # Longer than role.sh's own lock wait: the fence never lands after a rollback.
+            position = (self.cluster.role(old, "fence", timeout=max(FENCE_LOCK_WAIT + 5.0, self.left())).strip().splitlines()
+                        or [""])[-1]
+            attempted.append("fenced")
             self.step("fenced %s at %s" % (old, position))
             self.wait_applied(target, position)
             attempted.append("promote")
@@ -157,6 +164,10 @@ class Move:
             if "promote" in attempted:
                 self.cluster.role(target, "replicate", self.cluster.ordinal(old), timeout=30)
                 undone.append("%s replicates from %s" % (target, old))
+            if "fenced" not in attempted:
+                # The fence's exec failed early (a broken stream): role.sh may
+                # still be waiting for locks in the pod. Unfence after it gave up.
+                time.sleep(max(0.0, self.fence_started + FENCE_LOCK_WAIT + 2 - time.monotonic()))
             self.cluster.role(old, "unfence", timeout=30)
             if self.cluster.sql(old, "SELECT @@global.read_only", timeout=10).strip() not in ("0", "OFF"):
                 raise MoveFailed("%s is still read-only" % old)
@@ -185,6 +196,9 @@ class Move:
                     self.step("could not fence %s (%s); going on (force)" % (old, exc))
         self.start_deadline()
         candidates, errors = self.states([pod for pod in self.pods if pod != old])
+        if errors and not self.module.params["force"]:
+            self.fail("%s: a replica that cannot be read may hold acknowledged writes the others lack; bring it "
+                      "back, or -e force=true to fail over without it" % "; ".join(errors.values()))
         skipped = dict(errors)
         for pod, state in list(candidates.items()):
             if not state["replicating"] or state["sql_running"] != "Yes":
@@ -200,14 +214,18 @@ class Move:
             self.module.exit_json(**self.result)
         self.scripts_mounted(sorted(candidates))
         try:
+            # An old primary restarting now must not take writes that no
+            # replica receives (their IO threads stop below).
+            self.cluster.point_write_service(None)
+            self.step("the write Service selects no pod until the new primary is recorded")
             # Nothing more arrives from the old primary; apply what did.
             for pod in candidates:
                 self.cluster.sql(pod, "STOP SLAVE IO_THREAD", timeout=self.left())
             for pod, state in self.read_all(candidates).items():
                 self.wait_applied(pod, state["gtid_io_pos"])
             positions = {pod: state["gtid_current_pos"] for pod, state in self.read_all(candidates).items()}
-        except (ExecError, MoveFailed) as exc:
-            self.resume(candidates)
+        except Exception as exc:  # ExecError, MoveFailed, or the API refusing the Service change
+            self.abandon(candidates)
             self.fail("failover stopped before promoting anyone: %s; the replicas replicate from %s again" % (exc, old))
         chosen = gtid.most_advanced(positions)
         if chosen is None:
@@ -218,11 +236,15 @@ class Move:
                           % (target, chosen, positions[target], positions[chosen]))
             chosen = target
         self.check_nothing_left_behind(chosen, positions[chosen], skipped, candidates)
+        if not self.module.params["force"] and (self.answers(old) or self.cluster.pod_ready(old)):
+            self.abandon(candidates)
+            self.fail("the primary %s came back during the failover: nothing promoted; it is the primary again "
+                      "(switchover.yml moves it)" % old)
         self.step("%s is the most advanced replica at %s" % (chosen, positions[chosen]))
         try:
             self.promote(chosen)
         except (ExecError, MoveFailed) as exc:
-            self.resume([pod for pod in candidates if pod != chosen])
+            self.abandon([pod for pod in candidates if pod != chosen])
             self.fail("promoting %s failed: %s; the other replicas replicate from %s again" % (chosen, exc, old))
         # Skipped replicas too: a broken one stays broken, but not pointed at the old primary.
         self.follow([pod for pod in self.pods if pod not in (chosen, old)])
@@ -247,17 +269,23 @@ class Move:
         behind = ["%s received up to %s" % (pod, state["gtid_io_pos"]) for pod, state in sorted(states.items())
                   if state["gtid_io_pos"] and not gtid.covers(position, state["gtid_io_pos"])]
         if behind:
-            self.resume(candidates)
+            self.abandon(candidates)
             self.fail("%s (at %s) lacks transactions that only broken replicas received (%s): repair them, or "
                       "-e force=true to promote it anyway" % (chosen, position, "; ".join(behind)))
 
-    def resume(self, pods):
-        """Restart the IO threads stopped by the failover (the move did not happen)."""
+    def abandon(self, pods):
+        """The failover did not happen: restart the IO threads it stopped and
+        point the write Service at the old primary again."""
         for pod in pods:
             try:
                 self.cluster.sql(pod, "START SLAVE IO_THREAD", timeout=10)
             except ExecError:
                 pass  # verify.yml names a replica that does not replicate
+        try:
+            self.cluster.point_write_service(self.previous)
+        except Exception as exc:  # ApiException or a connection error: say so, keep the first failure
+            self.result["problems"].append("the write Service could not be pointed at %s again (%s): run deploy.yml"
+                                           % (self.previous, exc))
 
     def rejoin(self, old):
         """The old primary: a pod that is not Ready starts again through its init

@@ -150,6 +150,11 @@ def execute_module(module, api_client):
         reason = "%s %s" % (exc.status, exc.reason) if getattr(exc, "status", None) else exc
         module.fail_json(msg="Cannot read StatefulSet %s or its record ConfigMap %s-topology in namespace %s: %s" % (
             params["name"], params["name"], params["namespace"], reason))
+    if params["timeout"] <= 0:
+        module.fail_json(msg="timeout (primary_timeout) must be a positive number of seconds, got %s" % params["timeout"],
+                         **move.result)
+    if params["max_lag"] < 0:
+        module.fail_json(msg="max_lag (primary_max_lag) must be 0 or more seconds, got %s" % params["max_lag"], **move.result)
     target = params["target"]
     if target is not None and target not in move.pods:
         module.fail_json(msg="target (-e primary) must be a pod of the cluster, %s, got '%s'" % (
