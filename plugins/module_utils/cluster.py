@@ -61,11 +61,15 @@ class Cluster:
         the Service cannot be moved, the record names `previous` again."""
         self._core.patch_namespaced_config_map(record_name(self.name), self.namespace, {"data": {"primary": pod}})
         try:
-            self._core.patch_namespaced_service(self.name + "-primary", self.namespace, {
-                "spec": {"selector": {"app": self.name, "statefulset.kubernetes.io/pod-name": pod}}})
+            self.point_write_service(pod)
         except Exception:
             self._core.patch_namespaced_config_map(record_name(self.name), self.namespace, {"data": {"primary": previous}})
             raise
+
+    def point_write_service(self, pod):
+        """The write Service selects `pod`; None: no pod (no label value is empty)."""
+        self._core.patch_namespaced_service(self.name + "-primary", self.namespace, {
+            "spec": {"selector": {"app": self.name, "statefulset.kubernetes.io/pod-name": pod or ""}}})
 
     def announce_primary(self, pods, primary):
         """Annotate each pod: updating a pod makes the kubelet refresh its

@@ -6,6 +6,8 @@ real MariaDB 10.11 and 11.8 servers.
 
 import re
 
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import gtid
+
 # One exec per pod: server identity, then the replica status (no row on a
 # server that replicates from nobody). Vertical output parses the same way
 # for both statements.
@@ -138,6 +140,28 @@ def problems(pod, state, is_primary, primary_host, max_lag=None, allow_reconnect
         if max_lag is not None and lag is not None and lag > max_lag:
             found.append("lag %ds exceeds %ds" % (lag, max_lag))
     return ["%s: %s" % (pod, p) for p in found]
+
+
+def cluster_problems(pods, primary):
+    """More than one writable pod; replicas whose history the primary lacks.
+
+    Returns (the writable pods, one line per problem); sets each replica's
+    errant_gtids."""
+    found = []
+    writable = sorted(pod for pod, state in pods.items() if not state["read_only"])
+    if len(writable) > 1:
+        found.append("%d pods are writable (%s); only the primary %s may be" % (len(writable), ", ".join(writable), primary))
+    if primary in pods:
+        for pod, state in sorted(pods.items()):
+            if pod == primary:
+                continue
+            errant = gtid.errant(state["gtid_current_pos"], pods[primary]["gtid_binlog_state"],
+                                 pods[primary]["gtid_slave_pos"])
+            state["errant_gtids"] = gtid.format_gtids(errant)
+            if errant:
+                found.append("%s: errant GTIDs %s, not in the history of the primary %s: it must not serve; "
+                             "rebuild.yml -e pod=%s re-clones it" % (pod, state["errant_gtids"], primary, pod))
+    return writable, found
 
 
 def error_suffix(message):

@@ -141,7 +141,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import gtid, k8s_module, replication
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import k8s_module, replication
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import Cluster
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 
@@ -182,25 +182,6 @@ def _wait_for_sentinel(cluster, primary, replicas, timeout):
     return token, seconds
 
 
-def _cluster_problems(pods, primary):
-    """More than one writable pod; replicas whose history the primary lacks."""
-    found = []
-    writable = sorted(pod for pod, state in pods.items() if not state["read_only"])
-    if len(writable) > 1:
-        found.append("%d pods are writable (%s); only the primary %s may be" % (len(writable), ", ".join(writable), primary))
-    if primary in pods:
-        for pod, state in sorted(pods.items()):
-            if pod == primary:
-                continue
-            errant = gtid.errant(state["gtid_current_pos"], pods[primary]["gtid_binlog_state"],
-                                 pods[primary]["gtid_slave_pos"])
-            state["errant_gtids"] = gtid.format_gtids(errant)
-            if errant:
-                found.append("%s: errant GTIDs %s, not in the history of the primary %s: it must not serve; "
-                             "rebuild.yml -e pod=%s re-clones it" % (pod, state["errant_gtids"], primary, pod))
-    return writable, found
-
-
 def execute_module(module, api_client):
     params = module.params
     cluster = Cluster(api_client, params["namespace"], params["name"], params["container"])
@@ -238,7 +219,7 @@ def execute_module(module, api_client):
     # The primary last: a replica read after it may already be ahead of its
     # snapshot, which would look like errant transactions.
     judge(cluster.read_states(replicas) + cluster.read_states([primary]))
-    writable, more = _cluster_problems(pods, primary)
+    writable, more = replication.cluster_problems(pods, primary)
     found.extend(more)
     result = dict(changed=False, primary=primary, writable=writable, pods=pods, problems=found)
     if not found and sentinel:

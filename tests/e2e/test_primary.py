@@ -117,6 +117,30 @@ def test_switchover_and_back_loses_no_acknowledged_write(api, core, runner, repo
                        "both moves completed; writes went on through mysql-primary")
 
 
+def semi_sync_sides(api):
+    """Which pods run the primary side of semi-sync (only the primary may)."""
+    return {p: local_sql(api, p, "SELECT @@rpl_semi_sync_master_enabled").strip() for p in ("mysql-0", "mysql-1", "mysql-2")}
+
+
+def test_a_primary_promoted_by_a_switchover_restarts_as_the_primary(api, core, runner, report):
+    # mysql-0 was a replica of mysql-2 and was promoted again: a restart must
+    # bring it back writable (its replication was reset), with semi-sync.
+    primary = recorded_primary(core, NS)
+    assert semi_sync_sides(api) == {p: "1" if p == primary else "0" for p in ("mysql-0", "mysql-1", "mysql-2")}
+    uid = core.read_namespaced_pod(primary, NS).metadata.uid
+    with Writer(runner, "promoted-restart") as writer:
+        started = time.monotonic()
+        core.delete_namespaced_pod(primary, NS)
+        wait_until(primary + " back and Ready", lambda: ready(core, primary)
+                   and core.read_namespaced_pod(primary, NS).metadata.uid != uid, timeout=180, interval=1)
+        seconds = time.monotonic() - started
+        time.sleep(2)
+    assert local_sql(api, primary, "SELECT @@read_only").strip() == "0"
+    assert semi_sync_sides(api)[primary] == "1"
+    check_nothing_lost(report, runner, core, BASE, "primary promoted by a switchover, pod deleted under load", writer, 3,
+                       seconds, "%s came back writable, semi-synchronous, replicas reconnected" % primary)
+
+
 def test_failover_is_refused_while_the_primary_answers(api, core, runner, report):
     before = state(api, core)
     result = play("failover.yml")

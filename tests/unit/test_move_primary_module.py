@@ -2,7 +2,7 @@
 touching anything, the order of the role changes, and the roll-back."""
 import pytest
 
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import replication
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import primary_move, replication
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 from ansible_collections.mariadb_k8s.cluster.plugins.modules import move_primary
 from captured import read as fixture
@@ -111,6 +111,9 @@ class FakeCluster:
         if self.fail_record:
             raise self.fail_record
         self.calls.append(("record_primary", pod))
+
+    def point_write_service(self, pod):
+        self.calls.append(("service", pod))
 
     def announce_primary(self, pods, primary):
         self.calls.append(("announce_primary", tuple(pods), primary))
@@ -250,6 +253,8 @@ def test_failover_picks_the_most_advanced_replica_after_its_relay_log(cluster):
     assert result["failed"] is False, result.get("msg")
     assert result["primary"] == "mysql-1" and result["changed"] is True
     calls = cluster.calls
+    # No pod takes writes through the Service while no replica fetches from the old primary.
+    assert calls.index(("service", None)) < calls.index(("sql", "mysql-1", "STOP SLAVE IO_THREAD"))
     assert calls.index(("sql", "mysql-1", "STOP SLAVE IO_THREAD")) < calls.index(("wait", "mysql-1", "0-100-20"))
     assert calls[calls.index(("role", "mysql-1", "promote")):] == [
         ("role", "mysql-1", "promote"),
@@ -303,9 +308,9 @@ def test_forced_failover_fences_the_answering_primary_first(cluster):
 
 
 def test_pods_of_an_older_release_without_role_sh_are_named_before_anything_changes(cluster, monkeypatch):
-    monkeypatch.setattr(move_primary.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(primary_move.time, "sleep", lambda seconds: None)
     clock = iter(range(0, 100000, 10))
-    monkeypatch.setattr(move_primary.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(primary_move.time, "monotonic", lambda: next(clock))
     cluster.without_role_script = {"mysql-0"}
     result = run(target="mysql-1", timeout=10000)
     assert result["failed"] is True
@@ -350,3 +355,52 @@ def test_failover_stops_when_a_candidate_cannot_be_read_after_stopping_its_io_th
     assert result["failed"] is True and "failover stopped before promoting anyone" in result["msg"]
     assert roles(cluster) == []
     assert ("sql", "mysql-1", "START SLAVE IO_THREAD") in cluster.calls
+
+
+def test_failover_refuses_while_a_replica_cannot_be_read_unless_forced(cluster):
+    # mysql-1 may hold the acknowledged write 0-100-20 that mysql-2 lacks.
+    cluster.dead = {"mysql-0", "mysql-1"}
+    result = run(mode="failover")
+    assert result["failed"] is True
+    assert "mysql-1: cannot read its state" in result["msg"] and "-e force=true" in result["msg"]
+    assert cluster.calls == []
+    forced = run(mode="failover", force=True)
+    assert forced["failed"] is False and forced["primary"] == "mysql-2"
+
+
+def test_failover_gives_up_when_the_old_primary_comes_back(cluster, monkeypatch):
+    cluster.dead = {"mysql-0"}
+    # The old primary's container restarts while the replicas apply their relay logs.
+    original = cluster.sql
+
+    def restarted(pod, query, timeout=30):
+        if query.startswith("SELECT MASTER_GTID_WAIT"):
+            cluster.dead.discard("mysql-0")
+        return original(pod, query, timeout)
+
+    monkeypatch.setattr(cluster, "sql", restarted)
+    result = run(mode="failover")
+    assert result["failed"] is True and "the primary mysql-0 came back during the failover" in result["msg"]
+    assert roles(cluster) == [] and not any(call[0] == "record_primary" for call in cluster.calls)
+    assert cluster.calls[-1] == ("service", "mysql-0")
+    assert ("sql", "mysql-1", "START SLAVE IO_THREAD") in cluster.calls
+
+
+def test_a_roll_back_after_a_broken_fence_stream_waits_out_the_fence(cluster, monkeypatch):
+    slept = []
+    monkeypatch.setattr(primary_move.time, "sleep", slept.append)
+    cluster.fail_role[("mysql-0", "fence")] = ExecError("stream closed")
+    result = run(target="mysql-1")
+    assert result["failed"] is True and "Rolled back" in result["msg"]
+    assert roles(cluster) == [("mysql-0", "fence"), ("mysql-0", "unfence")]
+    assert slept and slept[0] > primary_move.FENCE_LOCK_WAIT
+
+
+@pytest.mark.parametrize("params,message", [
+    (dict(timeout=0), "timeout (primary_timeout) must be a positive number of seconds, got 0"),
+    (dict(max_lag=-1), "max_lag (primary_max_lag) must be 0 or more seconds, got -1"),
+])
+def test_limits_out_of_range_are_refused_before_any_change(cluster, params, message):
+    result = run(target="mysql-1", **params)
+    assert result["failed"] is True and message in result["msg"]
+    assert cluster.calls == []

@@ -38,10 +38,12 @@ NASTY = [
 ]
 
 # A stand-in for sql() in common.sh: SHOW SLAVE STATUS answers with the file
-# $SLAVE_STATUS; everything else is recorded in $SQL_LOG with its stdin.
+# $SLAVE_STATUS, @@global.read_only with $T/read_only (1 when missing);
+# everything else is recorded in $SQL_LOG with its stdin.
 SQL_STUB = r"""
 sql() {
   if [ "$*" = "-e SHOW SLAVE STATUS" ]; then cat "$SLAVE_STATUS" 2>/dev/null; return 0; fi
+  if [ "$*" = "-N -e SELECT @@global.read_only" ]; then cat "$T/read_only" 2>/dev/null || echo 1; return 0; fi
   { printf -- '-- sql %s\n' "$*"; cat; } >> "$SQL_LOG"
 }
 """
@@ -237,6 +239,7 @@ def test_credentials_exits_3_while_the_mounted_secret_is_not_the_expected_one(po
 def test_credentials_on_the_primary_changes_every_account(pod, tmp_path):
     values = dict(zip(PASSWORD_KEYS, NASTY[:3]))
     write_credentials(tmp_path, values)
+    (tmp_path / "read_only").write_text("0\n")  # writable, replicating from nobody
     done = pod("credentials.sh", SQL_STUB + 'main "$@"', hostname="mysql-0", args=[ansible_checksum(values)])
     assert done.rc == 0, done.err
     skeleton, literals = parse_sql(sql_log(tmp_path))
@@ -645,7 +648,7 @@ def test_server_initialises_a_new_cluster_on_the_recorded_primary(server, tmp_pa
     assert "CREATE USER repl@'%';" in (tmp_path / "mariadb.log").read_text()
     bootstrap, final = mariadbd_runs(tmp_path)
     assert "--skip-networking" in bootstrap.split()
-    assert final.split() == ["--defaults-file=%s" % (tmp_path / "my.cnf"), "--read-only=OFF"]
+    assert final.split() == ["--defaults-file=%s" % (tmp_path / "my.cnf"), "--read-only=OFF", "--rpl-semi-sync-master-enabled=OFF"]
 
 
 def test_server_does_not_initialise_a_replica(server, tmp_path):
@@ -661,8 +664,30 @@ def test_server_is_writable_only_on_the_recorded_primary(server, tmp_path, hostn
     write_topology(tmp_path, primary="mysql-2", initialised="true")
     done = server(hostname)
     assert done.rc == 0, done.err
-    assert mariadbd_runs(tmp_path) == ["--defaults-file=%s --read-only=%s" % (tmp_path / "my.cnf", read_only)]
+    assert mariadbd_runs(tmp_path) == ["--defaults-file=%s --read-only=%s --rpl-semi-sync-master-enabled=OFF"
+                                       % (tmp_path / "my.cnf", read_only)]
     assert not (tmp_path / "install-db.log").exists()
+
+
+def test_a_recorded_primary_whose_replication_is_configured_starts_read_only(server, tmp_path):
+    # A demoted primary restarting before the kubelet refreshed its record.
+    (tmp_path / "data" / "mysql").mkdir()
+    (tmp_path / "data" / "master.info").write_text("mysql-2.mysql\n")
+    write_topology(tmp_path, primary="mysql-0", initialised="true")
+    (tmp_path / "my.cnf").write_text("[mysqld]\nrpl_semi_sync_master_enabled = ON\n")
+    done = server("mysql-0")
+    assert done.rc == 0, done.err
+    assert mariadbd_runs(tmp_path)[0].split()[1:] == ["--read-only=ON", "--rpl-semi-sync-master-enabled=OFF"]
+
+
+@pytest.mark.parametrize("hostname,semi_sync", [("mysql-2", "ON"), ("mysql-1", "OFF")])
+def test_only_the_primary_runs_the_primary_side_of_semi_sync(server, tmp_path, hostname, semi_sync):
+    (tmp_path / "data" / "mysql").mkdir()
+    write_topology(tmp_path, primary="mysql-2", initialised="true")
+    (tmp_path / "my.cnf").write_text("[mysqld]\nrpl_semi_sync_master_enabled = ON\nrpl_semi_sync_slave_enabled = ON\n")
+    done = server(hostname)
+    assert done.rc == 0, done.err
+    assert mariadbd_runs(tmp_path)[0].split()[-1] == "--rpl-semi-sync-master-enabled=" + semi_sync
 
 
 # clone.sh when the primary is not ordinal 0
@@ -729,7 +754,8 @@ def test_sidecar_makes_a_former_primary_continue_after_its_own_history(pod, tmp_
     assert done.rc == 0, done.err
     assert "former primary" in done.err
     skeleton, literals = parse_sql(sql_log(tmp_path))
-    assert skeleton == ("-- sql \nSET GLOBAL read_only = ON;\nSTOP SLAVE;\nSET GLOBAL gtid_slave_pos = @@gtid_current_pos;\n"
+    assert skeleton == ("-- sql \nSET GLOBAL read_only = ON;\nSET GLOBAL rpl_semi_sync_master_enabled = OFF;\nSTOP SLAVE;\n"
+                        "SET GLOBAL gtid_slave_pos = @@gtid_current_pos;\n"
                         "-- sql \nSTOP SLAVE;\nCHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = 3306, MASTER_USER = ?,\n"
                         "  MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos,\n  MASTER_CONNECT_RETRY = 5;\nSTART SLAVE;\n")
     assert literals == ["mysql-2.mysql", "repl", NASTY[0]]
@@ -745,8 +771,33 @@ def test_sidecar_logs_the_recorded_primary_it_replicates_from(pod, tmp_path, con
 
 def test_sidecar_does_nothing_to_replication_on_the_recorded_primary(pod, tmp_path):
     write_topology(tmp_path, primary="mysql-1")
-    done = pod("sidecar.sh", SQL_STUB + "is_primary || configure_replication", hostname="mysql-1")
+    (tmp_path / "read_only").write_text("0\n")
+    done = pod("sidecar.sh", SQL_STUB + "set_up_replication", hostname="mysql-1")
     assert done.rc == 0 and sql_log(tmp_path) == ""
+
+
+def test_sidecar_never_demotes_a_promoted_primary_whose_record_is_stale(pod, tmp_path):
+    write_topology(tmp_path, primary="mysql-0")  # mysql-1 was promoted; not refreshed here yet
+    (tmp_path / "read_only").write_text("0\n")
+    done = pod("sidecar.sh", SQL_STUB + "set_up_replication", hostname="mysql-1")
+    assert done.rc == 0 and sql_log(tmp_path) == ""
+    assert "left as it is" in done.err
+
+
+def test_sidecar_leaves_a_demoted_primary_whose_record_is_stale_replicating(pod, tmp_path):
+    write_topology(tmp_path, primary="mysql-0")  # mysql-0 was demoted; not refreshed here yet
+    shutil.copy(os.path.join(FIXTURES, "status-11.8-mysql-1.txt"), tmp_path / "status")
+    done = pod("sidecar.sh", SQL_STUB + "set_up_replication", hostname="mysql-0")
+    assert done.rc == 0 and sql_log(tmp_path) == ""
+    assert "left replicating as it is" in done.err
+
+
+def test_sidecar_sets_up_a_replica_named_as_such_by_the_record(pod, tmp_path):
+    write_topology(tmp_path, primary="mysql-0")
+    write_credentials(tmp_path, {"replication-password": "p"})
+    shutil.copy(os.path.join(FIXTURES, "status-11.8-mysql-1.txt"), tmp_path / "status")
+    done = pod("sidecar.sh", SQL_STUB + "set_up_replication", hostname="mysql-1")
+    assert done.rc == 0 and "CHANGE MASTER TO" in sql_log(tmp_path), done.err
 
 
 # role.sh: the role changes move_primary makes
@@ -773,7 +824,8 @@ def test_role_replicate_points_a_replica_at_the_given_ordinal_not_the_record(pod
     done = pod("role.sh", SQL_STUB + 'main "$@"', hostname="mysql-1", args=["replicate", "2"])
     assert done.rc == 0, done.err
     skeleton, literals = parse_sql(sql_log(tmp_path))
-    assert skeleton.startswith("-- sql -e SET GLOBAL read_only = ON\n-- sql \nSTOP SLAVE;\nCHANGE MASTER TO MASTER_HOST = ?")
+    assert skeleton.startswith("-- sql -e SET GLOBAL read_only = ON; SET GLOBAL rpl_semi_sync_master_enabled = OFF\n"
+                               "-- sql \nSTOP SLAVE;\nCHANGE MASTER TO MASTER_HOST = ?")
     assert "gtid_slave_pos" not in skeleton  # a replica keeps its position
     assert literals[0] == "mysql-2.mysql"
 
@@ -783,8 +835,8 @@ def test_role_replicate_on_a_former_primary_continues_after_its_history(pod, tmp
     done = pod("role.sh", SQL_STUB + 'main "$@"', hostname="mysql-0", args=["replicate", "1"])
     assert done.rc == 0, done.err
     skeleton, literals = parse_sql(sql_log(tmp_path))
-    assert skeleton.startswith("-- sql \nSET GLOBAL read_only = ON;\nSTOP SLAVE;\nSET GLOBAL gtid_slave_pos = @@gtid_current_pos;\n"
-                               "-- sql \nSTOP SLAVE;\nCHANGE MASTER TO")
+    assert skeleton.startswith("-- sql \nSET GLOBAL read_only = ON;\nSET GLOBAL rpl_semi_sync_master_enabled = OFF;\nSTOP SLAVE;\n"
+                               "SET GLOBAL gtid_slave_pos = @@gtid_current_pos;\n-- sql \nSTOP SLAVE;\nCHANGE MASTER TO")
     assert literals[0] == "mysql-1.mysql"
 
 
@@ -804,3 +856,15 @@ sql() {
     assert log.startswith("-- sql -e SET SESSION lock_wait_timeout = 10; SET GLOBAL read_only = ON\n")
     assert "KILL CONNECTION 12;\nKILL CONNECTION 13;\n" in log
     assert log.index("KILL CONNECTION") < log.index("SELECT @@gtid_binlog_pos")
+
+
+@pytest.mark.parametrize("cnf,statements", [
+    ("[mysqld]\nrpl_semi_sync_master_enabled = ON\n",
+     ["STOP SLAVE; RESET SLAVE ALL", "SET GLOBAL rpl_semi_sync_master_enabled = ON", "SET GLOBAL read_only = OFF"]),
+    ("[mysqld]\nsync_binlog = 1\n", ["STOP SLAVE; RESET SLAVE ALL", "SET GLOBAL read_only = OFF"]),
+])
+def test_role_promote_turns_semi_sync_on_before_taking_writes(pod, tmp_path, cnf, statements):
+    (tmp_path / "my.cnf").write_text(cnf)
+    done = pod("role.sh", SQL_STUB + 'CNF=$T/my.cnf; main "$@"', hostname="mysql-1", args=["promote"])
+    assert done.rc == 0, done.err
+    assert sql_log(tmp_path) == "".join("-- sql -e %s\n" % statement for statement in statements)

@@ -81,6 +81,14 @@ valid_position() { [[ $1 == empty || $1 =~ ^[0-9]+-[0-9]+-[0-9]+(,[0-9]+-[0-9]+-
 
 # read_only is 0/1 on 10.11 and may read OFF/ON on later releases.
 writable() { [[ $(sql -N -e 'SELECT @@global.read_only') =~ ^(0|OFF)$ ]]; }
+# The running server acts as the primary: writable, replicating from nobody.
+# Its state decides, not the mounted record, which the kubelet refreshes some
+# seconds after a move: only role.sh changes the role of a running server.
+acting_primary() { [ -z "$(sql -e 'SHOW SLAVE STATUS')" ] && writable; }
+# The cluster's config turns semi-synchronous replication on for its primary
+# (configmap.yml.j2); a replica never waits for acknowledgements, since no
+# one replicates from it.
+semi_sync_wanted() { grep -Eqs '^ *rpl_semi_sync_master_enabled *= *(ON|1) *$' "$CNF"; }
 
 wait_for_server() {
   until sql -e 'SELECT 1' >/dev/null 2>&1; do sleep 1; done
@@ -123,6 +131,7 @@ SQL
 continue_after_own_history() {
   sql <<'SQL'
 SET GLOBAL read_only = ON;
+SET GLOBAL rpl_semi_sync_master_enabled = OFF;
 STOP SLAVE;
 SET GLOBAL gtid_slave_pos = @@gtid_current_pos;
 SQL

@@ -30,7 +30,7 @@ main() {
     log "the mounted credentials have checksum $actual, not $1: the Secret is not refreshed in this pod yet"
     exit 3
   fi
-  if is_primary; then
+  if acting_primary; then
     # Binary-logged, so the replicas' copies of the accounts follow.
     account_passwords_sql | sql
     log "account passwords set"

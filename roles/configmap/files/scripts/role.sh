@@ -35,14 +35,17 @@ main() {
     fence/1) fence ;;
     unfence/1) sql -e 'SET GLOBAL read_only = OFF' ;;
     promote/1)
-      sql -e 'STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF'
+      # RESET SLAVE ALL removes master.info: server.sh starts it writable.
+      sql -e 'STOP SLAVE; RESET SLAVE ALL'
+      if semi_sync_wanted; then sql -e 'SET GLOBAL rpl_semi_sync_master_enabled = ON'; fi
+      sql -e 'SET GLOBAL read_only = OFF'
       log "promoted to primary" ;;
     replicate/2)
       [[ $2 =~ ^[0-9]+$ ]] || die "replicate needs an ordinal, got '$2'"
       if [ -z "$(sql -e 'SHOW SLAVE STATUS')" ]; then
         continue_after_own_history
       else
-        sql -e 'SET GLOBAL read_only = ON'
+        sql -e 'SET GLOBAL read_only = ON; SET GLOBAL rpl_semi_sync_master_enabled = OFF'
       fi
       replicate_from_primary "$2"
       log "replicating from $(pod_host "$2")" ;;

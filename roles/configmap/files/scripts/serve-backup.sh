@@ -15,6 +15,12 @@ if [ "$received" != "$token" ]; then
   log "refused a clone request from $peer: wrong token"
   exit 0
 fi
+# A server that would not be Ready (its replication broken or refused, an
+# errant former primary) never hands out its data.
+if ! unfit=$(bash "$(dirname "${BASH_SOURCE[0]}")/probe.sh"); then
+  log "refused a clone request from $peer: this server is not fit to donate ($unfit)"
+  exit 0
+fi
 log "streaming a backup to $peer"
 # Connections can overlap: each has its own directory and log.
 work=$(mktemp -d /tmp/backup.XXXXXX)

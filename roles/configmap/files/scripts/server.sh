@@ -51,7 +51,14 @@ if [ ! -d "$DATADIR/mysql" ]; then
   cluster_initialised && die "this pod is the recorded primary but its volume is empty while the cluster holds data: run failover.yml to promote the most advanced replica; this pod then rejoins as a replica"
   initialize_primary
 fi
-read_only=ON
-is_primary && read_only=OFF
-log "starting mariadbd, read_only $read_only"
-exec mariadbd --defaults-file="$CNF" --read-only="$read_only"
+# A server whose replication is configured (master.info) was a replica when
+# it stopped: it starts read-only even when the record names it, since a
+# record refreshed late would make a demoted primary writable again
+# (role.sh promote removes master.info).
+read_only=ON semi_sync=OFF
+if is_primary && [ ! -e "$DATADIR/master.info" ]; then
+  read_only=OFF
+  if semi_sync_wanted; then semi_sync=ON; fi
+fi
+log "starting mariadbd, read_only $read_only, semi-sync primary side $semi_sync"
+exec mariadbd --defaults-file="$CNF" --read-only="$read_only" --rpl-semi-sync-master-enabled="$semi_sync"

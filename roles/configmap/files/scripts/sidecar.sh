@@ -64,10 +64,24 @@ serve_backups() {
   done
 }
 
+# Replication is set up only on a server that is neither acting as the
+# primary nor named by the record: a record that the kubelet has not
+# refreshed yet after a move must not demote the new primary or point the
+# old one at itself.
+set_up_replication() {
+  if acting_primary; then
+    is_primary || log "writable and replicating from nobody, while the mounted record names another pod: left as it is"
+  elif is_primary; then
+    log "the mounted record names this pod, but it runs as a replica: left replicating as it is"
+  else
+    configure_replication
+  fi
+}
+
 main() {
   wait_for_server
   upgrade_system_tables
-  is_primary || configure_replication
+  set_up_replication
   serve_backups
 }
 
