@@ -89,7 +89,8 @@ def test_the_budget_lets_one_pod_go_at_a_time(api, core, deployed):
     evict(core, "mysql-2")
     with pytest.raises(client.ApiException) as refused:
         evict(core, "mysql-1")
-    assert refused.value.status == 429 and "disruption budget" in refused.value.body
+    body = refused.value.body
+    assert refused.value.status == 429 and "disruption budget" in (body.decode() if isinstance(body, bytes) else body)
     wait_until("mysql-2 deleted by its eviction", lambda: uid(core, "mysql-2") != first, timeout=90, interval=0.5)
     assert uid(core, "mysql-1") == second
 
