@@ -6,3 +6,6 @@ COREDNS_VERSION=v1.14.7
 ETCD_DEB_VERSION=3.5.16-4
 PAUSE_IMAGE=registry.k8s.io/pause:3.10
 MARIADB_IMAGES=("localhost/mariadb:10.11=bookworm" "localhost/mariadb:11.8=trixie")
+# Network policy enforcement only (its firewall); v2.1.0 has reported security
+# flaws, acceptable for this test bed and nothing else (README).
+KUBE_ROUTER_VERSION=v2.1.0
