@@ -78,7 +78,12 @@ def running(core, namespace, name):
 
 
 def ensure_namespace(core, name):
-    if not core.list_namespace(field_selector="metadata.name=" + name).items:
+    """The namespace, active: one still terminating (an earlier run's) is waited out."""
+    def found():
+        return core.list_namespace(field_selector="metadata.name=" + name).items
+    if found() and found()[0].status.phase == "Terminating":
+        wait_until("namespace %s gone" % name, lambda: not found(), timeout=180)
+    if not found():
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
 
 
