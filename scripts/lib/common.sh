@@ -14,6 +14,7 @@ RUN_DIR=/run/mariadb-k8s
 LOG_DIR=/var/log/mariadb-k8s
 KUBECONFIG_PATH=${MARIADB_K8S_KUBECONFIG:-$STATE_DIR/admin.kubeconfig}
 K8S_BIN=$CACHE_DIR/kubernetes-$K8S_VERSION/bin
+KUBE_ROUTER_BIN=$CACHE_DIR/kube-router-$KUBE_ROUTER_VERSION/bin/kube-router
 TOOLS_BIN=$CACHE_DIR/tools/bin
 DNS_IP=169.254.20.10
 

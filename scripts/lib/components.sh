@@ -4,7 +4,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # Start order; `down` stops them in reverse.
-COMPONENTS=(containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy coredns)
+COMPONENTS=(containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kube-router
+  coredns)
 CONF_DIR=$STATE_DIR/etc
 POD_CIDR=10.88.0.0/16
 SERVICE_CIDR=10.0.0.0/24
@@ -30,6 +31,40 @@ wait_for() {
 }
 
 kubectl_admin() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+# kube-router's network policy controller reads this node's object and its
+# InternalIP (the pods whose status.hostIP is that address are the local pods
+# it firewalls) once at start, and exits when they are missing.
+node_has_ip() {
+  [ -n "$(kubectl_admin get node "$1" -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')" ]
+}
+
+# What kube-router's informers list and watch, and nothing else: it writes
+# nothing to the API.
+apply_kube_router_rbac() {
+  kubectl_admin apply -f - >/dev/null <<'EOF_RBAC'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "mariadb-k8s:kube-router"}
+rules:
+  - apiGroups: [""]
+    resources: [pods, namespaces, nodes, services, endpoints]
+    verbs: [get, list, watch]
+  - apiGroups: [networking.k8s.io]
+    resources: [networkpolicies]
+    verbs: [get, list, watch]
+  - apiGroups: [discovery.k8s.io]
+    resources: [endpointslices]
+    verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "mariadb-k8s:kube-router"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "mariadb-k8s:kube-router"}
+subjects:
+  - {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:kube-router"}
+EOF_RBAC
+}
 
 write_configs() {
   local node=$1 node_ip=$2 pki=$STATE_DIR/pki
@@ -101,6 +136,10 @@ mode: iptables
 clusterCIDR: $POD_CIDR
 # The conntrack hash size is read-only on this kernel.
 conntrack: {maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+# kube-router's firewall restores the whole filter table: a rule kube-proxy
+# wrote meanwhile (a Service's endpoints changed) can be undone. Every sync
+# rewrites kube-proxy's filter chains, so one at least every 10 s mends it.
+iptables: {syncPeriod: 10s, minSyncPeriod: 1s}
 EOF_P
   cat > "$CONF_DIR/Corefile" <<EOF_D
 .:53 {
@@ -168,6 +207,19 @@ start_components() {
           --kubeconfig="$pki/kubelet.kubeconfig" --hostname-override="$node" --node-ip="$node_ip" --v=1 ;;
       kube-proxy)
         start_process kube-proxy "$K8S_BIN/kube-proxy" --config="$CONF_DIR/kube-proxy.yaml" ;;
+      kube-router)
+        # Its firewall only: no BGP routing, no IPVS service proxy (kube-proxy
+        # does that), no load balancer allocator. Health and metrics servers
+        # off: they would listen on every address. The service range is
+        # whitelisted in its INPUT chain (the default, 10.96.0.0/12, is not ours).
+        wait_for "node $node registered with its InternalIP" 120 node_has_ip "$node"
+        apply_kube_router_rbac
+        start_process kube-router "$KUBE_ROUTER_BIN" --kubeconfig="$pki/kube-router.kubeconfig" \
+          --hostname-override="$node" --run-firewall=true --run-router=false \
+          --run-service-proxy=false --run-loadbalancer=false --enable-ipv4=true --enable-ipv6=false \
+          --service-cluster-ip-range="$SERVICE_CIDR" --iptables-sync-period=30s \
+          --health-port=0 --metrics-port=0 --v=1
+        wait_for "kube-router's firewall chains" 60 iptables -w -n -L KUBE-ROUTER-FORWARD ;;
       coredns)
         start_process coredns "$CACHE_DIR/coredns-$COREDNS_VERSION/coredns" -conf "$CONF_DIR/Corefile" ;;
     esac
@@ -236,12 +288,28 @@ clean_network() {
   ip link delete cni0 2>/dev/null || true
   rm -rf /var/lib/cni/networks/mariadb-k8s
   ip addr del "$DNS_IP/32" dev lo 2>/dev/null || true
-  # The CNI plugins' chains, per table: all flushed first, as they jump to
-  # each other, then deleted.
-  local table chains chain
+  # The chains of the CNI plugins and of kube-router's firewall, per table:
+  # the built-in chains' jumps to them removed, all of them flushed (they jump
+  # to each other), then deleted. `kube-router --cleanup-config` would not do
+  # it: in v2.1.0 it cleans up with a controller that has no iptables handlers.
+  local table chains chain builtin num
   for table in nat filter; do
-    chains=$(iptables-save -t "$table" 2>/dev/null | awk -F'[: ]' '/^:CNI-/ {print $2}')
-    for chain in $chains; do iptables -t "$table" -F "$chain" 2>/dev/null || true; done
-    for chain in $chains; do iptables -t "$table" -X "$chain" 2>/dev/null || true; done
+    chains=$(iptables-save -t "$table" 2>/dev/null \
+      | awk -F'[: ]' '/^:(CNI-|KUBE-ROUTER-|KUBE-NWPLCY-|KUBE-POD-FW-)/ {print $2}')
+    [ -n "$chains" ] || continue
+    for builtin in PREROUTING INPUT FORWARD OUTPUT POSTROUTING; do
+      for num in $(iptables -w -t "$table" -L "$builtin" -n --line-numbers 2>/dev/null \
+        | awk -v chains=" $(tr '\n' ' ' <<<"$chains")" 'index(chains, " " $2 " ") {print $1}' | sort -rn); do
+        iptables -w -t "$table" -D "$builtin" "$num" 2>/dev/null || true
+      done
+    done
+    for chain in $chains; do iptables -w -t "$table" -F "$chain" 2>/dev/null || true; done
+    for chain in $chains; do iptables -w -t "$table" -X "$chain" 2>/dev/null || true; done
+  done
+  # kube-router's ipsets (also the inet6: ones), now that no rule uses them,
+  # and a temporary set of an ipset restore it was killed in.
+  local set
+  for set in $(ipset list -n 2>/dev/null | grep -E '^(inet6:)?(KUBE-SRC-|KUBE-DST-|TMP-)'); do
+    ipset destroy "$set" 2>/dev/null || true
   done
 }

@@ -3,7 +3,8 @@
 # shellcheck source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-HOST_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack debootstrap socat
+# ipset: kube-router's firewall keeps its policies' pod addresses in ipsets.
+HOST_PACKAGES=(containerd runc containernetworking-plugins iptables ipset conntrack debootstrap socat
   iproute2 openssl gcc libc6-dev)
 
 install_packages() {
@@ -54,6 +55,10 @@ tune_kernel() {
   sysctl -qw net.ipv4.ip_forward=1
   modprobe br_netfilter 2>/dev/null || true
   sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || true
+  # Without it, traffic between pods on cni0 is switched past iptables and
+  # kube-router cannot enforce NetworkPolicies (test_network_policy.py fails).
+  [ "$(sysctl -n net.bridge.bridge-nf-call-iptables 2>/dev/null)" = 1 ] \
+    || log "WARNING: net.bridge.bridge-nf-call-iptables is not 1: NetworkPolicies are not enforced between pods"
   # `replace` is idempotent: no check-then-add that a failed earlier run can trip.
   ip addr replace "$DNS_IP/32" dev lo
 }

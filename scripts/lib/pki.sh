@@ -45,7 +45,19 @@ EOF_KC
 ensure_pki() {
   local node=$1 node_ip=$2
   # The stamp is written last: a run killed half-way regenerates everything.
-  [ -f "$PKI_DIR/complete" ] && return
+  [ -f "$PKI_DIR/complete" ] || new_pki "$node" "$node_ip"
+  # kube-router came later: a PKI made before gets its certificate on the next
+  # `up` (its own stamp, written last). Its identity may only read the API
+  # (ClusterRole in components.sh): it is not handed the admin's certificate.
+  if [ ! -f "$PKI_DIR/complete-kube-router" ]; then
+    sign kube-router /CN=system:kube-router
+    kubeconfig kube-router "$node_ip"
+    touch "$PKI_DIR/complete-kube-router"
+  fi
+}
+
+new_pki() {
+  local node=$1 node_ip=$2
   log "pki: generating CA, certificates and kubeconfigs"
   rm -rf "$PKI_DIR"; mkdir -p "$PKI_DIR"; chmod 700 "$PKI_DIR"
   openssl genrsa -out "$PKI_DIR/ca.key" 2048 2>/dev/null

@@ -75,9 +75,12 @@ def test_root_cannot_write_on_a_replica(runner):
         sql(runner, "mysql-1.mysql", "INSERT INTO shop.orders VALUES (9999, 'diverged')")
 
 
-def test_clone_port_streams_nothing_without_the_token(runner):
+def test_clone_port_streams_nothing_without_the_token(api, deployed):
+    # From a peer pod: the NetworkPolicy refuses the client pod on this port
+    # (test_network_policy.py), which would make this test pass unexamined.
+    peer = pod_exec(api, NS, "sidecar")
     for probe in ("</dev/null", "<<<wrong-token"):
-        received = runner.run("client", ["bash", "-c", "socat -T5 - TCP:mysql-1.mysql:3307 %s | wc -c" % probe])
+        received = peer.run("mysql-0", ["bash", "-c", "socat -T5 - TCP:mysql-1.mysql:3307 %s | wc -c" % probe])
         assert received.strip() == "0", "the clone port sent %s bytes to a peer without the token" % received.strip()
 
 
