@@ -92,6 +92,9 @@ def pod_state(output):
         "last_io_error": "",
         "last_sql_error": "",
         "using_gtid": None,
+        # The channel to the primary: TLS, and the primary's certificate verified.
+        "tls": None,
+        "tls_verified": None,
     }
     if replica is not None:
         state.update({
@@ -104,6 +107,8 @@ def pod_state(output):
             "last_sql_error": replica.get("Last_SQL_Error", ""),
             "using_gtid": replica.get("Using_Gtid"),
             "gtid_io_pos": replica.get("Gtid_IO_Pos", ""),
+            "tls": replica.get("Master_SSL_Allowed") == "Yes",
+            "tls_verified": replica.get("Master_SSL_Verify_Server_Cert") == "Yes",
         })
     return state
 
@@ -113,11 +118,12 @@ def reconnecting(state):
     return state["io_running"] == "Connecting" and (state["last_io_errno"] or 0) in RECONNECT_ERRNOS
 
 
-def problems(pod, state, is_primary, primary_host, max_lag=None, allow_reconnecting=False):
+def problems(pod, state, is_primary, primary_host, max_lag=None, allow_reconnecting=False, tls=False):
     """Why this pod is not a healthy member of the cluster (empty when it is).
 
     With allow_reconnecting, an IO thread that is reconnecting is no problem
-    (yet): the caller proves replication with a sentinel row instead."""
+    (yet): the caller proves replication with a sentinel row instead. With
+    tls, a replica must replicate over TLS, verifying the primary's certificate."""
     found = []
     if is_primary:
         if state["read_only"]:
@@ -136,6 +142,10 @@ def problems(pod, state, is_primary, primary_host, max_lag=None, allow_reconnect
             found.append("IO thread %s%s" % (state["io_running"], error_suffix(state["last_io_error"])))
         if state["sql_running"] != "Yes":
             found.append("SQL thread %s%s" % (state["sql_running"], error_suffix(state["last_sql_error"])))
+        if tls and not (state["tls"] and state["tls_verified"]):
+            found.append("replicates without TLS verifying the primary's certificate (Master_SSL_Allowed %s, "
+                         "Master_SSL_Verify_Server_Cert %s)" % ("Yes" if state["tls"] else "No",
+                                                                "Yes" if state["tls_verified"] else "No"))
         lag = state["seconds_behind_primary"]
         if max_lag is not None and lag is not None and lag > max_lag:
             found.append("lag %ds exceeds %ds" % (lag, max_lag))

@@ -66,6 +66,10 @@ options:
   max_lag:
     description: Fail when a replica reports more seconds behind the primary than this.
     type: int
+  tls:
+    description: Fail when a replica does not replicate over TLS with the primary's certificate verified.
+    type: bool
+    default: false
 requirements:
   - kubernetes >= 24.2.0
 """
@@ -115,6 +119,8 @@ pods:
       gtid_binlog_state: 0-100-12
       gtid_io_pos: 0-100-12
       semi_sync: false
+      tls: true
+      tls_verified: true
       errant_gtids: ""
       replicating: true
 sentinel:
@@ -155,6 +161,7 @@ OPTIONS = dict(
     sentinel=dict(type="bool", default=True),
     timeout=dict(type="float", default=30),
     max_lag=dict(type="int"),
+    tls=dict(type="bool", default=False),
 )
 
 
@@ -214,7 +221,8 @@ def execute_module(module, api_client):
             is_primary = pod == primary
             state["role"] = "primary" if is_primary else "replica"
             pods[pod] = state
-            found.extend(replication.problems(pod, state, is_primary, cluster.host(primary), params["max_lag"], sentinel))
+            found.extend(replication.problems(pod, state, is_primary, cluster.host(primary), params["max_lag"], sentinel,
+                                              params["tls"]))
 
     # The primary last: a replica read after it may already be ahead of its
     # snapshot, which would look like errant transactions.

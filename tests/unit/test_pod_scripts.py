@@ -868,3 +868,37 @@ def test_role_promote_turns_semi_sync_on_before_taking_writes(pod, tmp_path, cnf
     done = pod("role.sh", SQL_STUB + 'CNF=$T/my.cnf; main "$@"', hostname="mysql-1", args=["promote"])
     assert done.rc == 0, done.err
     assert sql_log(tmp_path) == "".join("-- sql -e %s\n" % statement for statement in statements)
+
+
+# TLS: fixed by the record's key tls for the cluster's life
+
+def test_replication_verifies_the_primarys_certificate_when_the_cluster_uses_tls(pod, tmp_path):
+    (tmp_path / "topology" / "tls").write_text("true")
+    write_credentials(tmp_path, {"replication-password": "p"})
+    done = pod("sidecar.sh", SQL_STUB + "replicate_from_primary 2", hostname="mysql-1")
+    assert done.rc == 0, done.err
+    skeleton, literals = parse_sql(sql_log(tmp_path))
+    assert "MASTER_CONNECT_RETRY = 5,\n  MASTER_SSL = 1, MASTER_SSL_CA = ?, MASTER_SSL_VERIFY_SERVER_CERT = 1;\n" in skeleton
+    assert literals == ["mysql-2.mysql", "repl", "p", "/etc/mysql/tls/ca.crt"]
+
+
+@pytest.mark.parametrize("tls", [None, "false"])
+def test_replication_leaves_tls_to_the_server_defaults_without_it(pod, tmp_path, tls):
+    if tls is not None:
+        (tmp_path / "topology" / "tls").write_text(tls)
+    write_credentials(tmp_path, {"replication-password": "p"})
+    done = pod("sidecar.sh", SQL_STUB + "replicate_from_primary 2", hostname="mysql-1")
+    assert done.rc == 0, done.err
+    assert "MASTER_SSL" not in sql_log(tmp_path)
+
+
+@pytest.mark.parametrize("tls,listen,connect", [
+    ("true", "OPENSSL-LISTEN:3307,cert=/etc/mysql/tls/tls.crt,key=/etc/mysql/tls/tls.key,verify=0",
+     "OPENSSL:mysql-0.mysql:3307,cafile=/etc/mysql/tls/ca.crt,verify=1"),
+    ("false", "TCP-LISTEN:3307", "TCP:mysql-0.mysql:3307"),
+])
+def test_the_clone_port_uses_tls_when_the_cluster_does(pod, tmp_path, tls, listen, connect):
+    (tmp_path / "topology" / "tls").write_text(tls)
+    done = pod("common.sh", 'clone_listen_address; echo; clone_connect_address mysql-0.mysql')
+    assert done.rc == 0, done.err
+    assert done.out.splitlines() == [listen, connect]

@@ -121,3 +121,20 @@ def test_refused_credentials_are_never_only_reconnecting():
     state = replication.pod_state(fixture("status-10.11-replica-auth-error.txt"))
     assert not replication.reconnecting(state)
     assert replication.problems("mysql-1", state, False, "mysql-0.mysql", allow_reconnecting=True)
+
+
+def test_a_replica_without_verified_tls_is_a_problem_only_when_tls_is_required():
+    text = fixture("status-11.8-mysql-1.txt")
+    plain = replication.pod_state(text)
+    assert (plain["tls"], plain["tls_verified"]) == (False, False)
+    assert replication.problems("mysql-1", plain, False, "mysql-0.mysql") == []
+    assert replication.problems("mysql-1", plain, False, "mysql-0.mysql", tls=True) == [
+        "mysql-1: replicates without TLS verifying the primary's certificate "
+        "(Master_SSL_Allowed No, Master_SSL_Verify_Server_Cert No)"]
+    unverified = replication.pod_state(text.replace("Master_SSL_Allowed: No", "Master_SSL_Allowed: Yes"))
+    assert "Master_SSL_Allowed Yes, Master_SSL_Verify_Server_Cert No" in replication.problems(
+        "mysql-1", unverified, False, "mysql-0.mysql", tls=True)[0]
+    verified = replication.pod_state(text.replace("Master_SSL_Allowed: No", "Master_SSL_Allowed: Yes")
+                                     .replace("Master_SSL_Verify_Server_Cert: No", "Master_SSL_Verify_Server_Cert: Yes"))
+    assert (verified["tls"], verified["tls_verified"]) == (True, True)
+    assert replication.problems("mysql-1", verified, False, "mysql-0.mysql", tls=True) == []

@@ -33,7 +33,7 @@ class Exit(Exception):
 class FakeModule:
     def __init__(self, check_mode=False, **params):
         self.params = dict(namespace="mysql", name="mysql", replicas=3, primary=None, container="mariadb",
-                           sentinel=True, timeout=1, max_lag=None)
+                           sentinel=True, timeout=1, max_lag=None, tls=False)
         self.params.update(params)
         self.check_mode = check_mode
 

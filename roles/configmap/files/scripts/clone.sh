@@ -62,6 +62,23 @@ clone_position() {
   printf '%s\n' "$gtid"
 }
 
+# receive_stream DONOR DIR: the donor's backup, unpacked into DIR. The donor
+# streams only after reading the clone token. Sending it ends our side,
+# after which socat's -T no longer applies: -t keeps the connection while
+# bytes arrive and gives up after the idle timeout without one, so a
+# vanished donor fails the clone instead of hanging it.
+receive_stream() {
+  local token
+  read_clone_token token
+  printf '%s\n' "$token" \
+    | socat -t "$CLONE_IDLE_TIMEOUT" - "$(clone_connect_address "$1"),connect-timeout=10,$CLONE_KEEPALIVE" \
+    | mbstream -x -C "$2" \
+    || die "receiving the stream from $1 failed"
+  # mariadb-backup sends *_checkpoints last: without it the stream was cut.
+  ls "$2"/*_checkpoints >/dev/null 2>&1 \
+    || die "the stream from $1 was empty or cut short (donor gone, refused, or silent for ${CLONE_IDLE_TIMEOUT}s)"
+}
+
 main() {
   if [ -d "$DATADIR/mysql" ]; then
     log "data present: no clone needed"
@@ -74,27 +91,16 @@ main() {
   fi
 
   # With OrderedReady, every lower ordinal is Ready before this pod starts.
-  local donor_ordinal=$((ORDINAL - 1)) donor donor_role=replica stage=$DATADIR/$STAGE_PREFIX-clone token position started
+  local donor_ordinal=$((ORDINAL - 1)) donor donor_role=replica stage=$DATADIR/$STAGE_PREFIX-clone position started
   [ "$donor_ordinal" -ge 0 ] || donor_ordinal=$(recorded_primary)
   donor=$(pod_host "$donor_ordinal")
   is_primary "$donor_ordinal" && donor_role=primary
-  read_clone_token token
   clear_incomplete_datadir
   mkdir -p "$stage"
-  log "cloning from $donor:$CLONE_PORT"
+  log "cloning from $donor:$CLONE_PORT$(tls_enabled && printf ' over TLS')"
   started=$(date +%s.%N)
   since_start() { awk -v s="$started" -v n="$(date +%s.%N)" 'BEGIN { printf "%.2f", n - s }'; }
-  # The donor streams only after reading the clone token. Sending it ends
-  # our side, after which socat's -T no longer applies: -t keeps the
-  # connection while bytes arrive and gives up after the idle timeout
-  # without one, so a vanished donor fails the clone instead of hanging it.
-  printf '%s\n' "$token" \
-    | socat -t "$CLONE_IDLE_TIMEOUT" - "TCP:$donor:$CLONE_PORT,connect-timeout=10,$CLONE_KEEPALIVE" \
-    | mbstream -x -C "$stage" \
-    || die "receiving the stream from $donor failed"
-  # mariadb-backup sends *_checkpoints last: without it the stream was cut.
-  ls "$stage"/*_checkpoints >/dev/null 2>&1 \
-    || die "the stream from $donor was empty or cut short (donor gone, or silent for ${CLONE_IDLE_TIMEOUT}s)"
+  receive_stream "$donor" "$stage"
   position=$(clone_position "$stage" "$donor_role")
   log "stream received in $(since_start)s ($(du -sh "$stage" | cut -f1)); preparing"
   mariadb-backup --prepare --target-dir="$stage" --use-memory="${PREPARE_MEMORY:-256M}" 2>"$stage.prepare.log" \

@@ -12,6 +12,8 @@ CREDENTIALS=/etc/mysql/credentials
 # key primary names the primary pod; initialised is true once the cluster
 # holds data. Only switchover.yml and failover.yml change it.
 TOPOLOGY=/etc/mysql/topology
+# The TLS Secret, mounted when the cluster uses TLS: ca.crt, tls.crt, tls.key.
+TLS_DIR=/etc/mysql/tls
 CLONE_PORT=3307
 # Seconds without a byte on a clone connection before either side gives up.
 CLONE_IDLE_TIMEOUT=${CLONE_IDLE_TIMEOUT:-120}
@@ -45,6 +47,9 @@ is_primary() {
 }
 # The cluster created its data once: an empty volume is never a new cluster.
 cluster_initialised() { [ "$(cat "$TOPOLOGY/initialised" 2>/dev/null)" = true ]; }
+# Replication and clones use TLS, verifying the peer's certificate; the
+# record's key never changes for a cluster, so a mounted copy is never stale.
+tls_enabled() { [ "$(cat "$TOPOLOGY/tls" 2>/dev/null)" = true ]; }
 pod_host() { printf '%s-%d.%s' "$STATEFULSET_NAME" "$1" "$SERVICE_NAME"; }
 
 # SQL as the local admin account: unix socket authentication as the OS user
@@ -112,17 +117,39 @@ SQL
 # primary, or at ORDINAL, with the mounted replication password; the GTID
 # position is kept (slave_pos).
 replicate_from_primary() {
-  local password host primary
+  local password host primary tls=
   primary=${1:-$(recorded_primary)} || exit 1
   host=$(pod_host "$primary")
   read_credential password replication-password
+  if tls_enabled; then
+    tls=",
+  MASTER_SSL = 1, MASTER_SSL_CA = '$(sql_quote "$TLS_DIR/ca.crt")', MASTER_SSL_VERIFY_SERVER_CERT = 1"
+  fi
   sql <<SQL
 STOP SLAVE;
 CHANGE MASTER TO MASTER_HOST = '$host', MASTER_PORT = 3306, MASTER_USER = 'repl',
   MASTER_PASSWORD = '$(sql_quote "$password")', MASTER_USE_GTID = slave_pos,
-  MASTER_CONNECT_RETRY = 5;
+  MASTER_CONNECT_RETRY = 5$tls;
 START SLAVE;
 SQL
+}
+
+# The clone port's socat addresses: the donor's listener and a clone's
+# connection to DONOR, over TLS when the cluster uses it (the clone verifies
+# the donor's certificate and name; the token authenticates the clone).
+clone_listen_address() {
+  if tls_enabled; then
+    printf 'OPENSSL-LISTEN:%s,cert=%s,key=%s,verify=0' "$CLONE_PORT" "$TLS_DIR/tls.crt" "$TLS_DIR/tls.key"
+  else
+    printf 'TCP-LISTEN:%s' "$CLONE_PORT"
+  fi
+}
+clone_connect_address() {
+  if tls_enabled; then
+    printf 'OPENSSL:%s:%s,cafile=%s,verify=1' "$1" "$CLONE_PORT" "$TLS_DIR/ca.crt"
+  else
+    printf 'TCP:%s:%s' "$1" "$CLONE_PORT"
+  fi
 }
 
 # A server that was primary becomes a replica: replication resumes after the

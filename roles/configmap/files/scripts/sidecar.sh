@@ -55,7 +55,7 @@ serve_backups() {
     # ended its side. Two at a time (the next ordinal, and its retry while
     # a dead attempt times out); more wait in the listen queue.
     socat -T "$CLONE_IDLE_TIMEOUT" -t "$CLONE_IDLE_TIMEOUT" \
-      "TCP-LISTEN:$CLONE_PORT,reuseaddr,fork,max-children=2,$CLONE_KEEPALIVE" \
+      "$(clone_listen_address),reuseaddr,fork,max-children=2,$CLONE_KEEPALIVE" \
       "EXEC:$(dirname "${BASH_SOURCE[0]}")/serve-backup.sh" &
     pid=$!
     wait "$pid" || true

@@ -1,0 +1,217 @@
+"""TLS on the real cluster, each claim proven by an attempt that must fail:
+replication verifies the primary's certificate, a plaintext client is
+refused when TLS is required, clones run over TLS and refuse a donor whose
+certificate another CA issued; a renewed certificate rolls out under a
+concurrent writer; all of it on 10.11 and again after the upgrade to 11.8."""
+import base64
+import datetime
+import re
+import time
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from kubernetes import client
+
+from harness import image, pod_exec, run_playbook, sql, start_client, wait_until
+from writes import Writer, check_nothing_lost, create_events_table
+
+NS = "tls"
+BASE = {"mariadb_namespace": NS}
+PODS = ["mysql-0", "mysql-1", "mysql-2"]
+MBSTREAM_MAGIC = "XBSTCK01"
+
+
+def play(name, **extra):
+    return run_playbook(name, dict(BASE, **extra))
+
+
+def secret(core, name):
+    return {k: base64.b64decode(v).decode() for k, v in core.read_namespaced_secret(name, NS).data.items()}
+
+
+@pytest.fixture(scope="module")
+def runner(api, core):
+    play("teardown.yml", delete_data=True).check()
+    play("deploy.yml", replicas=3, mariadb_tls_required=True).check()
+    runner = start_client(core, api, NS)
+    # The client verifies the server's certificate and name against the CA.
+    runner.run("client", ["bash", "-c", 'printf "%s" "$1" > /tmp/ca.crt; '
+                          'printf "ssl-ca=/tmp/ca.crt\\nssl-verify-server-cert\\n" >> /tmp/client.cnf',
+                          "-", secret(core, "mysql-tls")["ca.crt"]])
+    create_events_table(runner)
+    yield runner
+    for pod in ("client", "fake-donor"):
+        if core.list_namespaced_pod(NS, field_selector="metadata.name=" + pod).items:
+            core.delete_namespaced_pod(pod, NS, grace_period_seconds=0)
+    play("teardown.yml", delete_data=True).check()
+
+
+def in_container(api, container, pod, script, *args):
+    """Run a bash script in a container; returns (exit code, stdout+stderr)."""
+    out = pod_exec(api, NS, container).run(pod, ["bash", "-c", script + '\necho "rc=$?"', "-"] + list(args), timeout=60)
+    found = re.search(r"rc=(\d+)\s*$", out)
+    return int(found.group(1)), out[:found.start()]
+
+
+def local_sql(api, pod, query):
+    return pod_exec(api, NS, "sidecar").run(pod, ["bash", "-c", '. /opt/mariadb-k8s/common.sh; sql -e "$0"', query])
+
+
+def replica_channels(api, pods):
+    """Each replica's SSL fields of SHOW SLAVE STATUS."""
+    channels = {}
+    for pod in pods:
+        status = local_sql(api, pod, "SHOW SLAVE STATUS\\G")
+        channels[pod] = {key: re.search(r"^\s*%s: (.*)$" % key, status, re.M).group(1).strip()
+                         for key in ("Slave_IO_Running", "Master_SSL_Allowed", "Master_SSL_Verify_Server_Cert")}
+    return channels
+
+
+def assert_replication_verifies_tls(api, core, replicas):
+    primary = core.read_namespaced_config_map("mysql-topology", NS).data["primary"]
+    expected = {"Slave_IO_Running": "Yes", "Master_SSL_Allowed": "Yes", "Master_SSL_Verify_Server_Cert": "Yes"}
+    pods = ["mysql-%d" % i for i in range(replicas)]
+    assert replica_channels(api, [p for p in pods if p != primary]) == {p: expected for p in pods if p != primary}
+    # Plaintext replication would be refused: TCP connections need TLS.
+    assert local_sql(api, primary, "SELECT @@require_secure_transport").split()[-1] == "1"
+
+
+def test_replication_verifies_the_primarys_certificate(api, core, runner):
+    assert_replication_verifies_tls(api, core, 3)
+    # verify.yml fails on a replica that does not verify the primary's certificate.
+    assert ", TLS" in play("verify.yml").check().output
+
+
+def test_a_plaintext_client_is_refused_and_a_verified_one_served(runner):
+    code, out = 0, ""
+    try:
+        runner.run("client", ["mariadb", "--defaults-file=/tmp/client.cnf", "--skip-ssl", "-h", "mysql-primary", "-e", "SELECT 1"])
+    except Exception as exc:  # ExecError: the exit code and the server's refusal
+        code, out = 1, str(exc)
+    assert code == 1 and "insecure transport" in out, out
+    # The same client with TLS, verifying the certificate for the name mysql-primary.
+    assert sql(runner, "mysql-primary", "SHOW STATUS LIKE 'Ssl_version'").split()[-1].startswith("TLSv1.")
+    assert sql(runner, "mysql-read", "SHOW STATUS LIKE 'Ssl_version'").split()[-1].startswith("TLSv1.")
+
+
+def test_a_clone_runs_over_tls_and_the_clone_port_speaks_only_tls(api, core, runner):
+    play("deploy.yml", replicas=4).check()
+    log = core.read_namespaced_pod_log("mysql-3", NS, container="clone")
+    assert "cloning from mysql-2.mysql:3307 over TLS" in log and "clone complete" in log, log
+    # The right token in plaintext gets no backup.
+    code, out = in_container(api, "sidecar", "mysql-0", '. /opt/mariadb-k8s/common.sh; read_clone_token t; '
+                             'printf "%s\\n" "$t" | timeout 15 socat -t 5 - TCP:mysql-1.mysql:3307 | head -c 4096 | base64 -w0')
+    received = base64.b64decode(out.strip() or "")
+    assert MBSTREAM_MAGIC.encode() not in received and len(received) < 100, (code, received[:200])
+
+
+def certificate(name, issuer_key=None, issuer=None):
+    """A key and a certificate for DNS name `name`, self-signed as a CA when
+    no issuer is given. PEM strings."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer.subject if issuer else subject)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False))
+    if issuer is None:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    cert = builder.sign(issuer_key or key, hashes.SHA256())
+    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return pem_key.decode(), cert.public_bytes(serialization.Encoding.PEM).decode(), key, cert
+
+
+def start_fake_donor(api, core, key_pem, cert_pem):
+    """A pod behind the Service fake-donor that speaks TLS on 3307 with this
+    certificate and records the first line a clone sends (the token)."""
+    if core.list_namespaced_pod(NS, field_selector="metadata.name=fake-donor").items:
+        core.delete_namespaced_pod("fake-donor", NS, grace_period_seconds=0)
+        wait_until("old fake donor gone", lambda: not core.list_namespaced_pod(NS, field_selector="metadata.name=fake-donor").items)
+    core.create_namespaced_pod(NS, client.V1Pod(
+        metadata=client.V1ObjectMeta(name="fake-donor", labels={"fake-donor": "true"}),
+        spec=client.V1PodSpec(termination_grace_period_seconds=1, containers=[client.V1Container(
+            name="donor", image=image("10.11"), image_pull_policy="IfNotPresent",
+            command=["bash", "-c", 'printf "%s" "$KEY" > /tmp/key.pem; printf "%s" "$CERT" > /tmp/cert.pem; '
+                     'exec socat OPENSSL-LISTEN:3307,cert=/tmp/cert.pem,key=/tmp/key.pem,verify=0,reuseaddr,fork '
+                     'SYSTEM:"head -n 1 > /tmp/received; echo not-a-backup"'],
+            env=[client.V1EnvVar(name="KEY", value=key_pem), client.V1EnvVar(name="CERT", value=cert_pem)])])))
+    if not core.list_namespaced_service(NS, field_selector="metadata.name=fake-donor").items:
+        core.create_namespaced_service(NS, client.V1Service(
+            metadata=client.V1ObjectMeta(name="fake-donor"),
+            spec=client.V1ServiceSpec(selector={"fake-donor": "true"}, ports=[client.V1ServicePort(port=3307)])))
+    wait_until("fake donor running", lambda: core.read_namespaced_pod("fake-donor", NS).status.phase == "Running")
+    time.sleep(1)
+
+
+def clone_from_fake_donor(api):
+    """clone.sh's receive step in mysql-1's sidecar, against fake-donor."""
+    return in_container(api, "sidecar", "mysql-1", '. /opt/mariadb-k8s/clone.sh; rm -rf /tmp/fake-clone; '
+                        'mkdir /tmp/fake-clone; receive_stream fake-donor /tmp/fake-clone 2>&1')
+
+
+def received_token(api):
+    try:
+        return pod_exec(api, NS, "donor").run("fake-donor", ["cat", "/tmp/received"]).strip()
+    except Exception:  # ExecError: nothing received
+        return ""
+
+
+def test_a_donor_with_a_certificate_from_another_ca_is_refused(api, core, runner):
+    _, _, stranger_ca_key, stranger_ca = certificate("another CA")
+    key_pem, cert_pem, _, _ = certificate("fake-donor", stranger_ca_key, stranger_ca)
+    start_fake_donor(api, core, key_pem, cert_pem)
+    code, out = clone_from_fake_donor(api)
+    assert code != 0 and "certificate verify failed" in out, out
+    assert received_token(api) == "", "the clone sent its token to a donor it could not verify"
+
+    # The control: the same donor with a certificate from the cluster's CA is trusted.
+    ca = secret(core, "mysql-tls-ca")
+    ours_key = serialization.load_pem_private_key(ca["ca.key"].encode(), None)
+    key_pem, cert_pem, _, _ = certificate("fake-donor", ours_key, x509.load_pem_x509_certificate(ca["ca.crt"].encode()))
+    start_fake_donor(api, core, key_pem, cert_pem)
+    code, out = clone_from_fake_donor(api)
+    assert code != 0 and "certificate verify failed" not in out, out  # not a backup, but a trusted peer
+    token = secret(core, "mysql-credentials")["clone-token"]
+    assert received_token(api) == token
+
+
+def served_not_before(api, pod):
+    return local_sql(api, pod, "SHOW STATUS LIKE 'Ssl_server_not_before'").split("\t")[-1].strip()
+
+
+def test_renewing_the_certificate_rolls_it_out_without_losing_a_write(api, core, runner, report):
+    before = secret(core, "mysql-tls")
+    pods = ["mysql-%d" % i for i in range(4)]
+    served = {pod: served_not_before(api, pod) for pod in pods}
+    with Writer(runner, "tls-renew") as writer:
+        started = time.monotonic()
+        play("renew-tls.yml").check()
+        seconds = time.monotonic() - started
+    after = secret(core, "mysql-tls")
+    assert after["tls.crt"] != before["tls.crt"] and after["ca.crt"] == before["ca.crt"]
+    renewed = {pod: served_not_before(api, pod) for pod in pods}
+    assert all(renewed[pod] != served[pod] for pod in pods), (served, renewed)
+    assert_replication_verifies_tls(api, core, 4)
+    check_nothing_lost(report, runner, core, BASE, "renew-tls.yml (new certificate rolled out)", writer, 4, seconds,
+                       "every pod serves the new certificate; replicas verify it")
+
+
+def test_tls_is_refused_to_change_on_a_running_cluster(api, core, runner, report):
+    generation = client.AppsV1Api(api).read_namespaced_stateful_set("mysql", NS).metadata.generation
+    result = play("deploy.yml", mariadb_tls=False)
+    assert result.rc != 0 and "mariadb_tls is false, but this cluster was created with TLS on" in result.output
+    unchanged = client.AppsV1Api(api).read_namespaced_stateful_set("mysql", NS).metadata.generation == generation
+    report.bad_input("deploy.yml -e {'mariadb_tls': False} (TLS cluster)", "mariadb_tls is false, but this cluster was "
+                     "created with TLS on", unchanged)
+    assert unchanged
+
+
+def test_tls_on_11_8_after_the_upgrade(api, core, runner):
+    play("upgrade.yml", version="11.8").check()
+    assert all("11.8" in local_sql(api, pod, "SELECT @@version") for pod in ["mysql-%d" % i for i in range(4)])
+    assert_replication_verifies_tls(api, core, 4)
+    assert sql(runner, "mysql-primary", "SHOW STATUS LIKE 'Ssl_version'").split()[-1].startswith("TLSv1.")
