@@ -902,3 +902,17 @@ def test_the_clone_port_uses_tls_when_the_cluster_does(pod, tmp_path, tls, liste
     done = pod("common.sh", 'clone_listen_address; echo; clone_connect_address mysql-0.mysql')
     assert done.rc == 0, done.err
     assert done.out.splitlines() == [listen, connect]
+
+
+@pytest.mark.parametrize("table,listening", [
+    # /proc/net/tcp of a pod: socat listening on 3307 (0CEB), state 0A.
+    ("  sl  local_address rem_address   st\n   0: 00000000:0CEB 00000000:0000 0A 00000000:00000000 00:00000000\n", True),
+    # Only a connection from 3307, no listener.
+    ("  sl  local_address rem_address   st\n   0: 0A580003:0CEB 0A580002:D2F0 01 00000000:00000000 00:00000000\n", False),
+    ("  sl  local_address rem_address   st\n   0: 00000000:0CEA 00000000:0000 0A 00000000:00000000 00:00000000\n", False),
+])
+def test_the_clone_port_probe_reads_the_listener_from_the_kernel(pod, tmp_path, table, listening):
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "tcp").write_text(table)
+    done = pod("common.sh", 'PROC_NET=$T/net; clone_port_listening')
+    assert (done.rc == 0) is listening, done.err

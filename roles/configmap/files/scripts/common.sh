@@ -144,6 +144,13 @@ clone_listen_address() {
     printf 'TCP-LISTEN:%s' "$CLONE_PORT"
   fi
 }
+# The clone listener is up (the sidecar's probes): a socket listening on
+# CLONE_PORT, read from the kernel, since a probe connecting to a TLS
+# listener would log a failed handshake every time.
+PROC_NET=/proc/net
+clone_port_listening() {
+  grep -qsE "^ *[0-9]+: [0-9A-F]+:$(printf '%04X' "$CLONE_PORT") [0-9A-F]+:0000 0A " "$PROC_NET/tcp" "$PROC_NET/tcp6"
+}
 clone_connect_address() {
   if tls_enabled; then
     printf 'OPENSSL:%s:%s,cafile=%s,verify=1' "$1" "$CLONE_PORT" "$TLS_DIR/ca.crt"
