@@ -1,6 +1,7 @@
 """Helpers shared by the e2e tests and the benchmarks: playbook runs, waits,
 and a client pod that talks SQL to the cluster. They act on the cluster that
 scripts/with-cluster selected (KUBECONFIG, ANSIBLE_INVENTORY)."""
+import base64
 import json
 import os
 import re
@@ -116,6 +117,14 @@ def start_client(core, api, namespace, secret="mysql-credentials"):
             )])))
     wait_until("client pod running", lambda: core.read_namespaced_pod("client", namespace).status.phase == "Running")
     return pod_exec(api, namespace, "client")
+
+
+def trust_cluster_ca(runner, core, namespace, secret="mysql-tls"):
+    """The client pod connects with TLS, verifying the server's certificate
+    and name against the cluster's CA (its ca.crt is no secret)."""
+    ca = base64.b64decode(core.read_namespaced_secret(secret, namespace).data["ca.crt"]).decode()
+    runner.run("client", ["bash", "-c", 'printf "%s" "$1" > /tmp/ca.crt; '
+                          'printf "ssl-ca=/tmp/ca.crt\\nssl-verify-server-cert\\n" >> ' + CLIENT_CNF, "-", ca])
 
 
 def sql(runner, host, query):
