@@ -18,11 +18,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 from kubernetes import client, config  # noqa: E402
 
-from harness import ROOT, pod_exec, run_playbook, sql, start_client, wait_until  # noqa: E402
+from harness import ROOT, pod_exec, run_playbook, sql, start_client, trust_cluster_ca, wait_until  # noqa: E402
 
 NS = "bench"
 BASE = {"mariadb_namespace": NS, "version": "10.11"}
 SIZES_MIB = (256, 512, 1024)
+TLS_MIB = 256
 ROW_BYTES = 2048
 RELAXED = {"sync_binlog": 0, "innodb_flush_log_at_trx_commit": 2}
 # profile_tasks prints each task's time in its recap: "<role> : <task> ---- 1.23s".
@@ -50,6 +51,30 @@ def timed(function, *args, **kwargs):
 
 def playbook(name, **extra):
     return run_playbook(name, dict(BASE, **extra)).check()
+
+
+def commits_per_second(runner, table, rows):
+    """Single-row autocommit inserts into a new table through mysql-primary, one connection."""
+    sql(runner, "mysql-primary", "CREATE TABLE %s (id INT PRIMARY KEY)" % table)
+    seconds = float(runner.run("client", ["bash", "-c", (
+        "start=$(date +%s.%N); seq {rows} | sed 's/.*/INSERT INTO {table} VALUES (&);/' "
+        "| mariadb --defaults-file=/tmp/client.cnf -h mysql-primary; "
+        "awk -v s=$start -v e=$(date +%s.%N) 'BEGIN {{ print e - s }}'").format(rows=rows, table=table)], timeout=300))
+    return rows / seconds
+
+
+def fill(runner, rows, target_mib):
+    """Grow fill.t (created when rows is 0) to target_mib; returns its row count."""
+    if rows == 0:
+        sql(runner, "mysql-primary", "CREATE DATABASE fill; CREATE TABLE fill.t (id INT PRIMARY KEY, pad VARCHAR(%d))" % ROW_BYTES)
+    target = target_mib * 1024 * 1024 // ROW_BYTES
+    log("filling to %d MiB" % target_mib)
+    while rows < target:
+        upto = min(target, rows + 20000)
+        sql(runner, "mysql-primary", "INSERT INTO fill.t SELECT seq, REPEAT(MD5(seq), %d) FROM fill.seq_%d_to_%d"
+            % (ROW_BYTES // 32, rows + 1, upto))
+        rows = upto
+    return rows
 
 
 def profiled(name, **extra):
@@ -93,12 +118,14 @@ class Bench:
     # 1. deploy.yml against the same manifests applied with kubectl.
     def deploy_vs_plain(self):
         manifests = tempfile.mkdtemp(prefix="manifests-")
-        playbook("render.yml", render_dir=manifests)
+        # Both without TLS: the rendered manifests need a TLS Secret made by
+        # hand, and kubectl has no certificate generator.
+        playbook("render.yml", render_dir=manifests, mariadb_tls=False)
         ours, plain = [], []
         for run in range(self.runs):
             log("deploy run %d/%d" % (run + 1, self.runs))
             self.fresh()
-            ours.append(profiled("deploy.yml"))
+            ours.append(profiled("deploy.yml", mariadb_tls=False))
             self.fresh()
             plain.append(timed(self.plain_deploy, manifests))
         self.record_profiled("deploy 3 pods: deploy.yml", ours)
@@ -157,12 +184,8 @@ class Bench:
             self.fresh()
             playbook("deploy.yml", replicas=1, mariadb_server_settings=settings)
             runner = self.client()
-            sql(runner, "mysql-primary", "CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY)")
-            seconds = float(runner.run("client", ["bash", "-c", (
-                "start=$(date +%s.%N); seq {rows} | sed 's/.*/INSERT INTO d.t VALUES (&);/' "
-                "| mariadb --defaults-file=/tmp/client.cnf -h mysql-primary; "
-                "awk -v s=$start -v e=$(date +%s.%N) 'BEGIN {{ print e - s }}'").format(rows=rows)]))
-            self.record("single-row commits, %s" % label, [rows / seconds], unit=" rows/s")
+            sql(runner, "mysql-primary", "CREATE DATABASE d")
+            self.record("single-row commits, %s" % label, [commits_per_second(runner, "d.t", rows)], unit=" rows/s")
 
     # 8. Moving the primary, seen by a client that writes through
     # mysql-primary every 50 ms (a new connection each time, as a pool that
@@ -196,15 +219,7 @@ class Bench:
         runner.run("client", ["touch", "/tmp/stop-probe"])
         for label, semi_sync in (("on", True), ("off", False)):
             playbook("deploy.yml", mariadb_semi_sync=semi_sync)
-            samples = []
-            for run in range(self.runs):
-                table = "m.s_%s_%d" % (label, run)
-                sql(runner, "mysql-primary", "CREATE TABLE %s (id INT PRIMARY KEY)" % table)
-                seconds = float(runner.run("client", ["bash", "-c", (
-                    "start=$(date +%s.%N); seq {rows} | sed 's/.*/INSERT INTO {table} VALUES (&);/' "
-                    "| mariadb --defaults-file=/tmp/client.cnf -h mysql-primary; "
-                    "awk -v s=$start -v e=$(date +%s.%N) 'BEGIN {{ print e - s }}'").format(rows=rows, table=table)], timeout=300))
-                samples.append(rows / seconds)
+            samples = [commits_per_second(runner, "m.s_%s_%d" % (label, run), rows) for run in range(self.runs)]
             self.record("single-row commits, 3 pods, semi-sync %s" % label, samples, unit=" rows/s")
 
     @staticmethod
@@ -231,26 +246,20 @@ class Bench:
                           lambda: next((t for t in self.acked_times(runner) if t > start), None), timeout=120, interval=0.5)
 
     # 3. and 4. Scale-out 3 -> 5 by data size; clone vs raw copy at 1 GiB.
+    # The raw copy uses port 3399, which the NetworkPolicy (enforced on the
+    # local cluster) refuses: measured without it.
     def scale_out(self):
         self.fresh()
-        playbook("deploy.yml", replicas=3)
+        playbook("deploy.yml", replicas=3, mariadb_network_policy=False)
         runner = self.client()
-        sql(runner, "mysql-primary", "CREATE DATABASE fill; CREATE TABLE fill.t (id INT PRIMARY KEY, pad VARCHAR(%d))" % ROW_BYTES)
         rows = 0
         for size in SIZES_MIB:
-            target = size * 1024 * 1024 // ROW_BYTES
-            log("filling to %d MiB" % size)
-            while rows < target:
-                upto = min(target, rows + 20000)
-                sql(runner, "mysql-primary", "INSERT INTO fill.t SELECT seq, REPEAT(MD5(seq), %d) FROM fill.seq_%d_to_%d"
-                    % (ROW_BYTES // 32, rows + 1, upto))
-                rows = upto
+            rows = fill(runner, rows, size)
             samples, clones = [], []
             for run in range(self.runs):
                 log("scale-out at %d MiB, run %d/%d" % (size, run + 1, self.runs))
                 samples.append(timed(playbook, "deploy.yml", replicas=5))
-                clones.append(float(re.search(r"clone complete in ([\d.]+)s",
-                                              self.core.read_namespaced_pod_log("mysql-3", NS, container="clone")).group(1)))
+                clones.append(self.clone_seconds("mysql-3"))
                 if size == SIZES_MIB[-1] and run == self.runs - 1:
                     self.record("raw copy mysql-2 -> mysql-3 (tar through socat), %d MiB" % size,
                                 [self.raw_copy() for _ in range(self.runs)])
@@ -260,6 +269,33 @@ class Bench:
                 wait_until("claims gone", lambda: len(self.core.list_namespaced_persistent_volume_claim(NS).items) == 3)
             self.record("scale-out 3 -> 5, %d MiB" % size, samples)
             self.record("clone of mysql-3 (stream + prepare), %d MiB" % size, clones)
+
+    def clone_seconds(self, pod):
+        return float(re.search(r"clone complete in ([\d.]+)s", self.core.read_namespaced_pod_log(pod, NS, container="clone")).group(1))
+
+    # 9. What TLS costs: a clone of TLS_MIB (scale-out 2 -> 3) and single-row
+    # commits through mysql-primary, on a cluster with TLS off and one with
+    # TLS on whose client verifies the certificate.
+    def tls_cost(self, rows=3000):
+        for label, tls in (("plaintext", False), ("TLS", True)):
+            self.fresh()
+            playbook("deploy.yml", replicas=2, mariadb_tls=tls)
+            runner = self.client()
+            if tls:
+                trust_cluster_ca(runner, self.core, NS)
+            fill(runner, 0, TLS_MIB)
+            clones = []
+            for run in range(self.runs):
+                log("clone with %s, run %d/%d" % (label, run + 1, self.runs))
+                playbook("deploy.yml", replicas=3)
+                clones.append(self.clone_seconds("mysql-2"))
+                playbook("deploy.yml", replicas=2)
+                self.core.delete_namespaced_persistent_volume_claim("data-mysql-2", NS)
+                wait_until("claim gone", lambda: len(self.core.list_namespaced_persistent_volume_claim(NS).items) == 2)
+            self.record("clone of %d MiB (stream + prepare), %s" % (TLS_MIB, label), clones)
+            sql(runner, "mysql-primary", "CREATE DATABASE w")
+            self.record("single-row commits, 2 pods, %s" % label,
+                        [commits_per_second(runner, "w.t%d" % run, rows) for run in range(self.runs)], unit=" rows/s")
 
     def raw_copy(self):
         """tar of mysql-2's datadir through socat into mysql-3, the same TCP path as the clone."""
@@ -324,25 +360,29 @@ class Bench:
              self.median("single-row commits, durable") / self.median("single-row commits, relaxed"), "(cost, no target)"),
         ]
 
-    def write_primary(self):
-        """docs/benchmarks-primary.md: the primary moves (step 8), on their own
-        so that `--steps primary` regenerates them without the rest."""
-        names = [n for n in self.results if n.startswith(("switchover:", "failover.yml", "single-row commits, 3 pods"))]
-        md = ["# Benchmarks: moving the primary", "",
-              "Generated by `make benchmark` (benchmarks/run.py, step `primary`) on %s: %s, %d CPUs, %s. "
+    def write_step(self, step, title, intro, names, ratios):
+        """docs/benchmarks-<step>.md: a step run on its own (--steps <step>)."""
+        md = ["# Benchmarks: " + title, "",
+              "Generated by `make benchmark` (benchmarks/run.py, step `%s`) on %s: %s, %d CPUs, %s. "
               "Median of %d runs; min and max beside it." % (
-                  datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), platform.node(),
-                  os.cpu_count(), platform.platform(), self.runs), "",
-              "A client pod writes one row through `mysql-primary` every 50 ms, a new connection each time, and",
-              "records when each write was acknowledged. Switchovers go mysql-0 -> 1 -> 2 -> 0; each failover",
-              "follows the destruction (SIGKILL) of the primary's pod and volume.", "",
-              "| measurement | median | min | max | runs |", "|---|---|---|---|---|"]
+                  step, datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), platform.node(),
+                  os.cpu_count(), platform.platform(), self.runs), ""] + intro + [
+              "", "| measurement | median | min | max | runs |", "|---|---|---|---|---|"]
         for name in names:
             samples, unit = self.results[name]
             md.append("| %s | %.2f %s | %.2f | %.2f | %d |" % (name, statistics.median(samples), unit,
                                                               min(samples), max(samples), len(samples)))
         md += ["", "| ratio | measured | target |", "|---|---|---|"]
-        md += ["| %s | %.2f | %s |" % row for row in [
+        md += ["| %s | %.2f | %s |" % row for row in ratios]
+        with open(os.path.join(ROOT, "docs", "benchmarks-%s.md" % step), "w") as handle:
+            handle.write("\n".join(md) + "\n")
+
+    def write_primary(self):
+        self.write_step("primary", "moving the primary", [
+            "A client pod writes one row through `mysql-primary` every 50 ms, a new connection each time, and",
+            "records when each write was acknowledged. Switchovers go mysql-0 -> 1 -> 2 -> 0; each failover",
+            "follows the destruction (SIGKILL) of the primary's pod and volume."],
+            [n for n in self.results if n.startswith(("switchover:", "failover.yml", "single-row commits, 3 pods"))], [
             ("switchover: longest time without an acknowledged write (seconds)",
              self.median("switchover: longest time without an acknowledged write"), "≤ 3"),
             ("failover.yml start to the first acknowledged write (seconds)",
@@ -350,9 +390,21 @@ class Bench:
             ("semi-sync on / off commits per second (3 pods)",
              self.median("single-row commits, 3 pods, semi-sync on") / self.median("single-row commits, 3 pods, semi-sync off"),
              "(cost, no target)"),
-        ]]
-        with open(os.path.join(ROOT, "docs", "benchmarks-primary.md"), "w") as handle:
-            handle.write("\n".join(md) + "\n")
+        ])
+
+    def write_tls(self):
+        clone = "clone of %d MiB (stream + prepare), " % TLS_MIB
+        self.write_step("tls", "what TLS costs", [
+            "Two clusters of 2 pods (10.11), one with `mariadb_tls=false`, one with TLS (the default), each filled",
+            "to %d MiB; a scale-out to 3 clones mysql-1 into mysql-2 (over TLS, verifying the donor, on the" % TLS_MIB,
+            "second); the client writes single-row commits through `mysql-primary` on one connection (verifying",
+            "the server's certificate on the second). Semi-sync on in both."],
+            [n for n in self.results if n.startswith((clone, "single-row commits, 2 pods"))], [
+            ("clone with TLS / plaintext clone", self.median(clone + "TLS") / self.median(clone + "plaintext"), "≤ 1.15"),
+            ("commits per second with TLS / plaintext",
+             self.median("single-row commits, 2 pods, TLS") / self.median("single-row commits, 2 pods, plaintext"),
+             "≥ 0.90 (writes at most 10% slower)"),
+        ])
 
     def plot(self):
         import matplotlib
@@ -436,8 +488,9 @@ module_utils (0.3 s, as for ansible.builtin.stat), the kubernetes client import 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--steps", choices=["all", "primary"], default="all",
-                        help="primary: only the primary moves (docs/benchmarks-primary.md)")
+    parser.add_argument("--steps", choices=["all", "primary", "tls"], default="all",
+                        help="primary: only the primary moves (docs/benchmarks-primary.md); tls: only what TLS costs "
+                             "(docs/benchmarks-tls.md)")
     args = parser.parse_args()
     bench = Bench(args.runs)
     started = time.monotonic()
@@ -449,11 +502,15 @@ def main():
             bench.scale_out()
             bench.durability()
             bench.write()
-        bench.primary_moves()
-        bench.write_primary()
+        if args.steps in ("all", "primary"):
+            bench.primary_moves()
+            bench.write_primary()
+        if args.steps in ("all", "tls"):
+            bench.tls_cost()
+            bench.write_tls()
     finally:
         bench.fresh()
-    log("done in %.0f s; wrote docs/benchmarks%s.md" % (time.monotonic() - started, "-primary" if args.steps == "primary" else "*"))
+    log("done in %.0f s; wrote docs/benchmarks%s.md" % (time.monotonic() - started, "*" if args.steps == "all" else "-" + args.steps))
 
 
 if __name__ == "__main__":
