@@ -17,6 +17,11 @@ sys.path.insert(0, os.path.join(ROOT, ".venv", "collections"))
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import PodExec  # noqa: E402
 
+# What every selector of the cluster mysql selects by (roles/mariadb/vars/main.yml).
+SELECTOR = {"app.kubernetes.io/name": "mariadb", "app.kubernetes.io/instance": "mysql",
+            "app.kubernetes.io/managed-by": "mariadb_k8s.cluster"}
+PODS = ",".join("%s=%s" % label for label in SELECTOR.items())
+
 
 def inventory_vars():
     """The group_vars of the inventory in use (local cluster or the user's)."""
@@ -36,11 +41,11 @@ def image(version):
 
 class Playbook:
     """Runs a command (an argv list, or a shell line) from the repository root
-    and keeps its output and the play recap's changed count."""
+    (or cwd) and keeps its output and the play recap's changed count."""
 
-    def __init__(self, command, env=None):
+    def __init__(self, command, env=None, cwd=ROOT):
         started = time.monotonic()
-        proc = subprocess.run(command, shell=isinstance(command, str), cwd=ROOT, capture_output=True, text=True,
+        proc = subprocess.run(command, shell=isinstance(command, str), cwd=cwd, capture_output=True, text=True,
                               env=dict(os.environ, **(env or {})))
         self.seconds = time.monotonic() - started
         self.rc = proc.returncode
@@ -53,13 +58,13 @@ class Playbook:
         return self
 
 
-def run_playbook(name, extra_vars=None, verbosity=0, env=None, check=False):
+def run_playbook(name, extra_vars=None, verbosity=0, env=None, check=False, cwd=ROOT):
     cmd = ["ansible-playbook", name] + (["--check"] if check else [])
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
     if verbosity:
         cmd.append("-" + "v" * verbosity)
-    return Playbook(cmd, env)
+    return Playbook(cmd, env, cwd)
 
 
 def readme_commands():

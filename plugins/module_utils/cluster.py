@@ -67,9 +67,11 @@ class Cluster:
             raise
 
     def point_write_service(self, pod):
-        """The write Service selects `pod`; None: no pod (no label value is empty)."""
+        """The write Service selects `pod`; None: no pod (no label value is empty).
+        Only the pod name changes: the patch merges into the selector, which
+        keeps the labels the services role gave it."""
         self._core.patch_namespaced_service(self.name + "-primary", self.namespace, {
-            "spec": {"selector": {"app": self.name, "statefulset.kubernetes.io/pod-name": pod or ""}}})
+            "spec": {"selector": {"statefulset.kubernetes.io/pod-name": pod or ""}}})
 
     def announce_primary(self, pods, primary):
         """Annotate each pod: updating a pod makes the kubelet refresh its

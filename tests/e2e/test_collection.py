@@ -8,7 +8,7 @@ import shutil
 import pytest
 from kubernetes import client
 
-from harness import ROOT, image, pod_exec, readme_commands, run_playbook, run_readme_command, sql, start_client, wait_until
+from harness import PODS, ROOT, SELECTOR, image, pod_exec, readme_commands, run_playbook, run_readme_command, sql, start_client, wait_until
 
 NS = "mysql"
 OLD, NEW = "10.11", "11.8"
@@ -23,7 +23,7 @@ def readme(command):
 
 def pod_images(core):
     """{pod: image of its server container} for the cluster's pods."""
-    pods = core.list_namespaced_pod(NS, label_selector="app=mysql").items
+    pods = core.list_namespaced_pod(NS, label_selector=PODS).items
     return {p.metadata.name: [c.image for c in p.spec.containers if c.name == "mariadb"][0] for p in pods}
 
 
@@ -96,7 +96,7 @@ def test_containers_run_as_mysql_without_privileges(api):
 def test_network_policy_limits_the_clone_port_to_the_cluster(api):
     policy = client.NetworkingV1Api(api).read_namespaced_network_policy("mysql", NS)
     rules = {rule.ports[0].port: rule for rule in policy.spec.ingress}
-    assert [peer.pod_selector.match_labels for peer in rules[3307]._from] == [{"app": "mysql"}]
+    assert [peer.pod_selector.match_labels for peer in rules[3307]._from] == [SELECTOR]
     assert {"mariadb-client": "true"} in [peer.pod_selector.match_labels for peer in rules[3306]._from]
 
 

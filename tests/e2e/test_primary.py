@@ -8,7 +8,7 @@ import time
 import pytest
 from kubernetes import client
 
-from harness import image, pod_exec, run_playbook, sql, start_client, wait_until
+from harness import PODS, image, pod_exec, run_playbook, sql, start_client, wait_until
 from writes import Writer, check_nothing_lost, create_events_table, recorded_primary, rows
 
 NS = "primary"
@@ -226,7 +226,7 @@ def test_upgrade_replaces_the_primary_last(api, core, runner, report):
     assert out.index("Apply the StatefulSet (partition 2)") < out.index("fenced mysql-1") < out.index(
         "Apply the StatefulSet (partition 0)"), out[-4000:]
     assert recorded_primary(core, NS) == "mysql-2"
-    pods = core.list_namespaced_pod(NS, label_selector="app=mysql").items
+    pods = core.list_namespaced_pod(NS, label_selector=PODS).items
     assert {p.metadata.name: [c.image for c in p.spec.containers if c.name == "mariadb"][0] for p in pods} == {
         "mysql-%d" % i: image("11.8") for i in range(3)}
     check_nothing_lost(report, runner, core, BASE, "upgrade 10.11 -> 11.8 with the primary at mysql-1", writer, 3, seconds,

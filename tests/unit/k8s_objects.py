@@ -1,10 +1,13 @@
 """StatefulSet and Pod objects in the API's JSON form, for the rollout tests."""
 
+SELECTOR = {"app.kubernetes.io/name": "mariadb", "app.kubernetes.io/instance": "mysql",
+            "app.kubernetes.io/managed-by": "mariadb_k8s.cluster"}
+
 
 def sts(replicas=3, partition=0, revision="new", generation=2, observed=2):
     return {
         "metadata": {"name": "mysql", "generation": generation},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "mysql"}}, "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": partition}}},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": SELECTOR}, "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": partition}}},
         "status": {"observedGeneration": observed, "updateRevision": revision},
     }
 

@@ -47,7 +47,8 @@ def test_pod_images_maps_server_container_by_pod():
 
 
 def test_label_selector_from_match_labels():
-    assert label_selector(sts()) == "app=mysql"
+    assert label_selector(sts()) == (
+        "app.kubernetes.io/instance=mysql,app.kubernetes.io/managed-by=mariadb_k8s.cluster,app.kubernetes.io/name=mariadb")
 
 
 def test_outdated_names_the_pods_not_on_the_update_revision():
