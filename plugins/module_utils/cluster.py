@@ -1,6 +1,7 @@
 """The cluster as this collection's modules see it: its pods, the record of
 which pod is the primary, the write Service, and SQL run in the pods."""
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import replication
@@ -18,6 +19,20 @@ except ImportError:
 CLIENT = ["mariadb", "--defaults-file=/etc/mysql/cluster/my.cnf", "--protocol=socket", "--user=mysql"]
 ROLE_SCRIPT = ["bash", "/opt/mariadb-k8s/role.sh"]
 PRIMARY_ANNOTATION = "mariadb-k8s/primary"
+POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
+# Where kubernetes.core's apply, like kubectl's, keeps what it last applied.
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def last_applied_selecting(last_applied, pod):
+    """The write Service's last applied configuration with its selector's pod
+    name set to `pod`, so that the next deploy.yml, rendering the moved
+    primary, finds nothing to change; None when there is none."""
+    if not last_applied:
+        return None
+    config = json.loads(last_applied)
+    config.setdefault("spec", {}).setdefault("selector", {})[POD_NAME_LABEL] = pod
+    return json.dumps(config, separators=(",", ":"))
 
 
 def record_name(name):
@@ -70,8 +85,13 @@ class Cluster:
         """The write Service selects `pod`; None: no pod (no label value is empty).
         Only the pod name changes: the patch merges into the selector, which
         keeps the labels the services role gave it."""
-        self._core.patch_namespaced_service(self.name + "-primary", self.namespace, {
-            "spec": {"selector": {"statefulset.kubernetes.io/pod-name": pod or ""}}})
+        name = self.name + "-primary"
+        patch = {"spec": {"selector": {POD_NAME_LABEL: pod or ""}}}
+        annotations = self._core.read_namespaced_service(name, self.namespace).metadata.annotations or {}
+        last_applied = last_applied_selecting(annotations.get(LAST_APPLIED), pod or "")
+        if last_applied:
+            patch["metadata"] = {"annotations": {LAST_APPLIED: last_applied}}
+        self._core.patch_namespaced_service(name, self.namespace, patch)
 
     def announce_primary(self, pods, primary):
         """Annotate each pod: updating a pod makes the kubelet refresh its
