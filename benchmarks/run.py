@@ -24,6 +24,8 @@ NS = "bench"
 BASE = {"mariadb_namespace": NS, "version": "10.11"}
 SIZES_MIB = (256, 512, 1024)
 TLS_MIB = 256
+# Scale-out against a raw copy: no NetworkPolicy, no TLS on either side.
+PLAIN = {"mariadb_network_policy": False, "mariadb_tls": False}
 ROW_BYTES = 2048
 RELAXED = {"sync_binlog": 0, "innodb_flush_log_at_trx_commit": 2}
 # profile_tasks prints each task's time in its recap: "<role> : <task> ---- 1.23s".
@@ -247,10 +249,11 @@ class Bench:
 
     # 3. and 4. Scale-out 3 -> 5 by data size; clone vs raw copy at 1 GiB.
     # The raw copy uses port 3399, which the NetworkPolicy (enforced on the
-    # local cluster) refuses: measured without it.
+    # local cluster) refuses, and plain TCP: measured without either, the
+    # clone too (TLS costs are step 9's).
     def scale_out(self):
         self.fresh()
-        playbook("deploy.yml", replicas=3, mariadb_network_policy=False)
+        playbook("deploy.yml", replicas=3, **PLAIN)
         runner = self.client()
         rows = 0
         for size in SIZES_MIB:
@@ -258,12 +261,12 @@ class Bench:
             samples, clones = [], []
             for run in range(self.runs):
                 log("scale-out at %d MiB, run %d/%d" % (size, run + 1, self.runs))
-                samples.append(timed(playbook, "deploy.yml", replicas=5))
+                samples.append(timed(playbook, "deploy.yml", replicas=5, **PLAIN))
                 clones.append(self.clone_seconds("mysql-3"))
                 if size == SIZES_MIB[-1] and run == self.runs - 1:
                     self.record("raw copy mysql-2 -> mysql-3 (tar through socat), %d MiB" % size,
                                 [self.raw_copy() for _ in range(self.runs)])
-                playbook("deploy.yml", replicas=3)
+                playbook("deploy.yml", replicas=3, **PLAIN)
                 for pod in ("mysql-3", "mysql-4"):
                     self.core.delete_namespaced_persistent_volume_claim("data-" + pod, NS)
                 wait_until("claims gone", lambda: len(self.core.list_namespaced_persistent_volume_claim(NS).items) == 3)
