@@ -45,7 +45,7 @@ CASES = [
     ("deploy.yml", {"mariadb_tls": False, "mariadb_tls_required": True}, "mariadb_tls_required needs mariadb_tls"),
     ("deploy.yml", {"mariadb_tls_secret": "Not A Secret"}, "mariadb_tls_secret must be a Secret name"),
     ("deploy.yml", {"mariadb_cluster_domain": "cluster..local"}, "mariadb_cluster_domain must be a DNS domain"),
-    ("deploy.yml", {"tls_days": 0}, "tls_days must be a positive number of days"),
+    ("deploy.yml", {"mariadb_tls_days": 0}, "mariadb_tls_days must be a positive number of days"),
     ("failover.yml", {"force": "maybe"}, "argument 'primary_force' is of type str and we were unable to convert to bool"),
     ("switchover.yml", {"primary": "db-1"}, "primary_target (-e primary) must name the pod to promote"),
     ("deploy.yml", {"mariadb_storage_size": "2Gi"}, "mariadb_storage_size is 2Gi, but the running StatefulSet's volumes were created with 1Gi"),
