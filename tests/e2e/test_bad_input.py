@@ -46,7 +46,7 @@ CASES = [
     ("deploy.yml", {"mariadb_tls_secret": "Not A Secret"}, "mariadb_tls_secret must be a Secret name"),
     ("deploy.yml", {"mariadb_cluster_domain": "cluster..local"}, "mariadb_cluster_domain must be a DNS domain"),
     ("deploy.yml", {"mariadb_tls_days": 0}, "mariadb_tls_days must be a positive number of days"),
-    ("failover.yml", {"force": "maybe"}, "argument 'primary_force' is of type str and we were unable to convert to bool"),
+    ("failover.yml", {"force": "maybe"}, "primary_force (-e force) must be a boolean"),
     ("switchover.yml", {"primary": "db-1"}, "primary_target (-e primary) must name the pod to promote"),
     ("deploy.yml", {"mariadb_storage_size": "2Gi"}, "mariadb_storage_size is 2Gi, but the running StatefulSet's volumes were created with 1Gi"),
     ("deploy.yml", {"mariadb_kubeconfig": "/nonexistent/kubeconfig"}, "mariadb_kubeconfig points at '/nonexistent/kubeconfig', which does not exist"),
