@@ -78,9 +78,11 @@ def test_root_cannot_write_on_a_replica(runner):
 def test_clone_port_streams_nothing_without_the_token(api, deployed):
     # From a peer pod: the NetworkPolicy refuses the client pod on this port
     # (test_network_policy.py), which would make this test pass unexamined.
+    # Over TLS, as the clones connect, so that what arrives is the donor's answer.
     peer = pod_exec(api, NS, "sidecar")
     for probe in ("</dev/null", "<<<wrong-token"):
-        received = peer.run("mysql-0", ["bash", "-c", "socat -T5 - TCP:mysql-1.mysql:3307 %s | wc -c" % probe])
+        received = peer.run("mysql-0", ["bash", "-c", '. /opt/mariadb-k8s/common.sh; socat -T5 - '
+                                        '"$(clone_connect_address mysql-1.mysql)" %s | wc -c' % probe])
         assert received.strip() == "0", "the clone port sent %s bytes to a peer without the token" % received.strip()
 
 
@@ -246,7 +248,7 @@ def test_teardown_keeps_data_unless_asked(api, core, runner):
     readme("ansible-playbook teardown.yml")
     kept = objects(core, api)
     assert kept["statefulsets"] == [] and kept["services"] == [] and kept["configmaps"] == ["mysql-topology"]
-    assert kept["secrets"] == ["mysql-credentials"]
+    assert kept["secrets"] == ["mysql-credentials", "mysql-tls", "mysql-tls-ca"]
     assert kept["claims"] == ["data-mysql-%d" % i for i in range(5)]
     expect_pods(core)
     readme("ansible-playbook teardown.yml")  # twice is fine
