@@ -63,15 +63,16 @@ clone_position() {
 }
 
 # receive_stream DONOR DIR: the donor's backup, unpacked into DIR. The donor
-# streams only after reading the clone token. Sending it ends our side,
-# after which socat's -T no longer applies: -t keeps the connection while
-# bytes arrive and gives up after the idle timeout without one, so a
-# vanished donor fails the clone instead of hanging it.
+# streams only after reading the clone token. Our side never ends
+# (ignoreeof): a TLS connection cannot be half-closed, so socat would wait
+# for the donor forever; in its transfer loop -T gives up after the idle
+# timeout without a byte, so a vanished donor fails the clone instead of
+# hanging it, and -t 1 ends it once the donor has sent everything.
 receive_stream() {
   local token
   read_clone_token token
   printf '%s\n' "$token" \
-    | socat -t "$CLONE_IDLE_TIMEOUT" - "$(clone_connect_address "$1"),connect-timeout=10,$CLONE_KEEPALIVE" \
+    | socat -T "$CLONE_IDLE_TIMEOUT" -t 1 STDIO,ignoreeof "$(clone_connect_address "$1"),connect-timeout=10,$CLONE_KEEPALIVE" \
     | mbstream -x -C "$2" \
     || die "receiving the stream from $1 failed"
   # mariadb-backup sends *_checkpoints last: without it the stream was cut.
