@@ -3,6 +3,9 @@
 # shellcheck shell=bash
 # shellcheck source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# The object store's image (build_versitygw_image, VERSITYGW_IMAGE).
+# shellcheck source=build-versitygw.sh
+. "$(dirname "${BASH_SOURCE[0]}")/build-versitygw.sh"
 
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 IMAGE_DIR=$CACHE_DIR/images
@@ -91,6 +94,7 @@ CFG
 build_images() {
   mkdir -p "$IMAGE_DIR"
   build_pause_image
+  build_versitygw_image
   local spec
   for spec in "${MARIADB_IMAGES[@]}"; do
     build_mariadb_image "$spec"
@@ -106,7 +110,7 @@ archive_digest() {
 load_images() {
   local have ref spec archive
   have=$(ctr -n k8s.io images ls | awk 'NR > 1 {print $1, $3}')
-  for spec in "$PAUSE_IMAGE" "${MARIADB_IMAGES[@]}"; do
+  for spec in "$PAUSE_IMAGE" "$VERSITYGW_IMAGE" "${MARIADB_IMAGES[@]}"; do
     ref=${spec%%=*}
     archive=$(archive_path "$spec")
     grep -qxF "$ref $(archive_digest "$archive")" <<<"$have" && continue

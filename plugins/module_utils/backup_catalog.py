@@ -1,0 +1,216 @@
+"""What an object store holds for a cluster, and restore plans: no I/O.
+
+The input is what catalog.sh (the pods' scripts) prints: one line
+"OBJECTS <rclone lsjson>" with every object and its size, then one line per
+backup manifest (MANIFEST), archived binary log index (BINLOG) and timeline
+marker (ARCHIVED), each a JSON document. Paths are relative to the cluster's
+root, TIMELINE/backups/ID/... and TIMELINE/binlogs/....
+
+The cluster writes one GTID domain, so the sequence number orders every
+transaction of a timeline (gtid_strict_mode), whichever pod wrote it.
+"""
+
+import json
+import re
+from datetime import datetime, timezone
+
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import gtid as gtid_utils
+
+
+class PlanError(Exception):
+    """A restore that cannot be done; the message names the variable."""
+
+
+def parse(lines):
+    catalog = {"objects": {}, "manifests": [], "binlogs": [], "archived": {}}
+    for line in lines:
+        kind, _, payload = line.strip().partition(" ")
+        if kind == "OBJECTS":
+            for entry in json.loads(payload or "[]"):
+                catalog["objects"][entry["Path"]] = entry["Size"]
+        elif kind == "MANIFEST":
+            catalog["manifests"].append(json.loads(payload))
+        elif kind == "BINLOG":
+            catalog["binlogs"].append(json.loads(payload))
+        elif kind == "ARCHIVED":
+            marker = json.loads(payload)
+            catalog["archived"][marker["timeline"]] = marker
+    return catalog
+
+
+def seq(position):
+    """The sequence number of a one-domain GTID position; 0 when empty."""
+    gtids = gtid_utils.parse(position)
+    if len({domain for domain, _, _ in gtids}) > 1:
+        raise ValueError("position %r spans several GTID domains" % position)
+    return max(g[2] for g in gtids) if gtids else 0
+
+
+def utc(epoch):
+    return datetime.fromtimestamp(int(epoch), timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def parse_time(text):
+    """Epoch seconds of a UTC time 'YYYY-MM-DD HH:MM:SS' (or ISO, with T and Z)."""
+    match = re.match(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})Z?$", (text or "").strip())
+    if not match:
+        raise ValueError("not a UTC time 'YYYY-MM-DD HH:MM:SS': %r" % text)
+    when = datetime.strptime(" ".join(match.groups()), "%Y-%m-%d %H:%M:%S")
+    return int(when.replace(tzinfo=timezone.utc).timestamp())
+
+
+def backups(catalog):
+    """Every backup, oldest first, with its state: complete, damaged or incomplete."""
+    found = {}
+    for path in catalog["objects"]:
+        match = re.match(r"^([a-z0-9]+)/backups/(\d{8}T\d{6}Z)/backup\.mbstream$", path)
+        if match:
+            found[match.group(2)] = {"id": match.group(2), "timeline": match.group(1),
+                                     "state": "incomplete (no manifest: still running, or it failed)"}
+    for manifest in catalog["manifests"]:
+        entry = dict(manifest, finished_utc=utc(manifest["finished"]), state="complete")
+        size = catalog["objects"].get("%s/%s" % (manifest["timeline"], manifest["object"]))
+        if size is None:
+            entry["state"] = "damaged: its object is missing"
+        elif size != manifest["size"]:
+            entry["state"] = "damaged: its object is %d bytes, the manifest says %d" % (size, manifest["size"])
+        found[manifest["id"]] = entry
+    return [found[key] for key in sorted(found)]
+
+
+def _archived_binlogs(catalog, timeline):
+    """The timeline's binary logs whose object is there at its indexed size, in order."""
+    files = []
+    for index in catalog["binlogs"]:
+        path = "%s/%s" % (index["timeline"], index["object"])
+        if index["timeline"] == timeline and catalog["objects"].get(path) == index["size"]:
+            files.append(dict(index, path=path, first_seq=seq(index["first_gtid"]), last_seq=seq(index["last_gtid"])))
+    return sorted(files, key=lambda f: (f["first_seq"], f["last_seq"]))
+
+
+def chain(catalog, backup, until=None):
+    """The binary logs that roll BACKUP forward (up to epoch UNTIL), and the
+    first gap: None, or (last sequence number held, first one after it)."""
+    cursor = seq(backup.get("gtid", ""))
+    selected = []
+    for binlog in _archived_binlogs(catalog, backup["timeline"]):
+        if binlog["last_seq"] <= cursor:
+            continue
+        if until is not None and binlog["first_time"] >= until:
+            break
+        if binlog["first_seq"] > cursor + 1:
+            return selected, (cursor, binlog["first_seq"])
+        selected.append(binlog)
+        cursor = binlog["last_seq"]
+    return selected, None
+
+
+def recoverable_until(catalog, backup):
+    """Epoch seconds up to which BACKUP can be rolled forward, and the gap
+    that ends it early (None when the archive is whole)."""
+    selected, gap = chain(catalog, backup)
+    last_good = max(backup["finished"], selected[-1]["last_time"] if selected else 0)
+    if gap:
+        return last_good, gap
+    marker = catalog["archived"].get(backup["timeline"])
+    if not marker:
+        return backup["finished"], None
+    # The marker vouches for every transaction up to its position: those the
+    # usable logs lack are in logs missing or damaged.
+    cursor = selected[-1]["last_seq"] if selected else seq(backup.get("gtid", ""))
+    if seq(marker["gtid"]) > cursor:
+        return last_good, (cursor, seq(marker["gtid"]) + 1)
+    return max(backup["finished"], marker["time"]), None
+
+
+def _version(text):
+    match = re.match(r"^(\d+)\.(\d+)", text or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def plan(catalog, backup_id="", point_in_time="", server_version=""):
+    """The restore to run: the backup, the binary logs in order and the stop time.
+
+    backup_id picks the backup; otherwise the newest complete one that
+    finished before point_in_time. Raises PlanError naming the variable.
+    """
+    complete = [b for b in backups(catalog) if b["state"] == "complete"]
+    until = None
+    if point_in_time:
+        try:
+            until = parse_time(point_in_time)
+        except ValueError:
+            raise PlanError("point_in_time=%s is not a UTC time 'YYYY-MM-DD HH:MM:SS'" % point_in_time)
+    if backup_id:
+        chosen = [b for b in backups(catalog) if b["id"] == backup_id]
+        if not chosen:
+            raise PlanError("backup=%s: no such backup in the store; it holds %s"
+                            % (backup_id, ", ".join(b["id"] for b in complete) or "no complete backup"))
+        backup = chosen[0]
+        if backup["state"] != "complete":
+            raise PlanError("backup=%s is %s: nothing was restored" % (backup_id, backup["state"]))
+    elif until is not None:
+        before = [b for b in complete if b["finished"] <= until]
+        if not before:
+            raise PlanError("point_in_time=%s is before the oldest complete backup%s: nothing to restore from"
+                            % (point_in_time, " (finished %s UTC)" % complete[0]["finished_utc"] if complete else ""))
+        backup = before[-1]
+    else:
+        raise PlanError("restore.yml needs -e backup=<id> or -e point_in_time='YYYY-MM-DD HH:MM:SS' (UTC)")
+
+    wanted, have = _version(server_version), _version(backup.get("server_version"))
+    if wanted and have and wanted < have:
+        raise PlanError("mariadb_version: the backup %s is of MariaDB %s, newer than %s: MariaDB data cannot be downgraded"
+                        % (backup["id"], backup["server_version"], server_version))
+
+    binlogs = []
+    if until is not None:
+        if until < backup["finished"]:
+            raise PlanError("point_in_time=%s is before backup %s finished (%s UTC): pick an earlier backup"
+                            % (point_in_time, backup["id"], backup["finished_utc"]))
+        end, gap = recoverable_until(catalog, backup)
+        if until > end:
+            if gap:
+                raise PlanError(
+                    "point_in_time=%s is past a gap in the archive of timeline %s: the binary logs with the "
+                    "transactions after sequence number %d and before %d are missing; it can restore up to %s UTC"
+                    % (point_in_time, backup["timeline"], gap[0], gap[1], utc(end)))
+            raise PlanError("point_in_time=%s is after what the archive covers: up to %s UTC"
+                            % (point_in_time, utc(end)))
+        binlogs = chain(catalog, backup, until)[0]
+    return {
+        "backup": backup,
+        "binlogs": [{"object": b["path"], "sha256": b["sha256"], "last_gtid": b["last_gtid"],
+                     "last_time": b["last_time"]} for b in binlogs],
+        "stop": utc(until) if until is not None else "",
+        "stop_epoch": until if until is not None else 0,
+    }
+
+
+def report(catalog):
+    """Every backup, oldest first; a complete one with how far the archive
+    can roll it forward (pitr_until_utc) and the gap that stops it, if any."""
+    entries = []
+    for backup in backups(catalog):
+        if backup["state"] == "complete":
+            end, gap = recoverable_until(catalog, backup)
+            backup = dict(backup, pitr_until_utc=utc(end),
+                          gap=None if gap is None else {"after_seq": gap[0], "next_seq": gap[1]})
+        entries.append(backup)
+    return entries
+
+
+def summary(entries):
+    """One line per backup of report(), for people."""
+    lines = []
+    for b in entries:
+        if b["state"] != "complete":
+            lines.append("%s  %s" % (b["id"], b["state"]))
+            continue
+        line = "%s  complete  MariaDB %s  %.1f MiB from %s at GTID %s, finished %s UTC; point-in-time recovery up to %s UTC" % (
+            b["id"], b.get("server_version", "?"), b["size"] / 1048576.0, b.get("donor", "?"),
+            b.get("gtid") or "(empty)", b["finished_utc"], b["pitr_until_utc"])
+        if b["gap"]:
+            line += " (the archive lacks the transactions after sequence number %d)" % b["gap"]["after_seq"]
+        lines.append(line)
+    return lines
