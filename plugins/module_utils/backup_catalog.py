@@ -24,7 +24,7 @@ class PlanError(Exception):
 def parse(lines):
     catalog = {"objects": {}, "manifests": [], "binlogs": [], "archived": {}}
     for line in lines:
-        kind, _, payload = line.strip().partition(" ")
+        kind, payload = (line.strip().split(" ", 1) + [""])[:2]
         if kind == "OBJECTS":
             for entry in json.loads(payload or "[]"):
                 catalog["objects"][entry["Path"]] = entry["Size"]
@@ -41,7 +41,7 @@ def parse(lines):
 def seq(position):
     """The sequence number of a one-domain GTID position; 0 when empty."""
     gtids = gtid_utils.parse(position)
-    if len({domain for domain, _, _ in gtids}) > 1:
+    if len({g[0] for g in gtids}) > 1:
         raise ValueError("position %r spans several GTID domains" % position)
     return max(g[2] for g in gtids) if gtids else 0
 

@@ -11,9 +11,9 @@ module: backup_catalog
 short_description: Read what an object store holds for a MariaDB cluster and plan a restore
 version_added: 1.0.0
 description:
-  - Parses the listing that the pods' C(catalog.sh) prints (run by a Job of the backup role, since
-    only the cluster's pods may reach the object store): backup manifests, archived binary logs and
-    each timeline's archived-until marker.
+  - Parses the listing that the pods' C(catalog.sh) prints, run by a Job of the backup role since
+    only the cluster's pods may reach the object store. It holds the backup manifests, the archived
+    binary logs and each timeline's archived-until marker.
   - Reports every backup with its state (complete, damaged when its object is missing or not the
     size its manifest records, incomplete without a manifest) and how far the archived binary logs
     can roll it forward, naming the first gap in the archive.

@@ -48,7 +48,13 @@ def test_every_selector_selects_by_name_instance_and_managed_by(manifests):
     assert {(kind, name) for kind, name, _ in found} == {
         ("StatefulSet", "mysql"), ("Service", "mysql"), ("Service", "mysql-read"), ("Service", "mysql-primary"),
         ("Service", "mysql-metrics"), ("NetworkPolicy", "mysql"), ("PodDisruptionBudget", "mysql"), ("ServiceMonitor", "mysql")}
-    assert len(found) == 11, sorted(found)  # the anti-affinity and the policy's two peers too
+    assert len(found) == 12, sorted(found)  # the anti-affinity and the policy's three peers too
+    # The backup Jobs reach the clone port; nothing else selects them.
+    backup_jobs = {place: labels for place, labels in found.items() if labels.get("app.kubernetes.io/name") == "mariadb-backup"}
+    assert list(backup_jobs.values()) == [dict(SELECTOR, **{"app.kubernetes.io/name": "mariadb-backup"})]
+    assert [kind for kind, _, _ in backup_jobs] == ["NetworkPolicy"]
+    for place in backup_jobs:
+        del found[place]
     for place, labels in found.items():
         assert "app" not in labels and labels.items() >= SELECTOR.items(), place
     extra = {place: {k: v for k, v in labels.items() if k not in SELECTOR} for place, labels in found.items()}

@@ -1,7 +1,9 @@
 #!/bin/bash
 # One clone-port connection: stream a backup only to a peer that sends the
 # clone token first. stdin/stdout are the TCP connection; the log goes to
-# the sidecar's stderr, the container log.
+# the sidecar's stderr, the container log. A backup Job (request-backup.sh)
+# sends "backup ID KEEP" before the token: the backup then goes to the
+# object store (backup-to-store.sh) instead of the connection.
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
@@ -11,6 +13,11 @@ peer=${SOCAT_PEERADDR:-unknown}
 token=
 read_clone_token token
 IFS= read -r -t 10 received || exit 0
+request=()
+if [[ $received =~ ^backup\ ([0-9]{8}T[0-9]{6}Z)\ ([1-9][0-9]*)$ ]]; then
+  request=("${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}")
+  IFS= read -r -t 10 received || exit 0
+fi
 if [ "$received" != "$token" ]; then
   log "refused a clone request from $peer: wrong token"
   exit 0
@@ -20,6 +27,10 @@ fi
 if ! unfit=$(bash "$(dirname "${BASH_SOURCE[0]}")/probe.sh"); then
   log "refused a clone request from $peer: this server is not fit to donate ($unfit)"
   exit 0
+fi
+if [ "${#request[@]}" -gt 0 ]; then
+  log "taking backup ${request[0]} for $peer"
+  exec bash "$(dirname "${BASH_SOURCE[0]}")/backup-to-store.sh" "${request[@]}"
 fi
 log "streaming a backup to $peer"
 # Connections can overlap: each has its own directory and log.

@@ -2,11 +2,14 @@
 # Sidecar: once the server answers, bring system tables up to date after a
 # version step, point a replica at the recorded primary (a fresh clone from
 # its cloned GTID position, a former primary after its own history), then
-# serve backups to the next ordinal on the clone port.
+# serve backups to the next ordinal on the clone port and archive the binary
+# logs while this pod acts as primary.
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/store.sh"
 
 upgrade_system_tables() {
   # mariadb-upgrade records the version it ran for in mysql_upgrade_info and
@@ -45,8 +48,13 @@ configure_replication() {
 }
 
 serve_backups() {
-  local pid
-  trap 'kill "$pid" 2>/dev/null; exit 0' TERM INT
+  local pid archiver=
+  # Uploads the binary logs while this pod acts as primary (backups configured).
+  if store_configured; then
+    bash "$(dirname "${BASH_SOURCE[0]}")/archive-binlogs.sh" &
+    archiver=$!
+  fi
+  trap 'kill "$pid" $archiver 2>/dev/null; exit 0' TERM INT
   log "serving backups on port $CLONE_PORT"
   # bash stays PID 1 and restarts the listener if it ever exits.
   while true; do

@@ -1,0 +1,131 @@
+#!/bin/bash
+# The restore Job's container (restore.yml), with the first pod's volume
+# mounted and the first pod's config: seed the datadir from a backup in the
+# object store and roll it forward through archived binary logs. The plan
+# comes from the backup_catalog module, in the environment:
+#   RESTORE_SOURCE   NAMESPACE/NAME of the cluster the backup is of
+#   RESTORE_BACKUP   the backup's object, its RESTORE_SIZE, RESTORE_SHA256
+#                    and RESTORE_GTID (its manifest's)
+#   RESTORE_BINLOGS  "OBJECT SHA256 LAST_GTID LAST_TIME" per binary log, in
+#                    order (LAST_TIME: its last transaction's, epoch seconds)
+#   RESTORE_STOP     UTC "YYYY-MM-DD HH:MM:SS": apply the transactions
+#                    before it only; empty: every one the logs hold; and
+#                    RESTORE_STOP_EPOCH, the same time in epoch seconds
+# Everything lands in a staging directory, checked, and only then becomes
+# the datadir: a backup or binary log that fails its checksum leaves the
+# volume empty.
+set -euo pipefail
+shopt -s inherit_errexit
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/store.sh"
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/clone.sh"
+
+STAGE=$DATADIR/$STAGE_PREFIX-restore
+
+# fetch OBJECT SHA256 DEST_COMMAND...: stream OBJECT into DEST_COMMAND,
+# failing unless its bytes have SHA256.
+fetch() {
+  local object=$1 expected=$2 actual
+  shift 2
+  mkfifo "$STAGE/tap"
+  sha256sum < "$STAGE/tap" | cut -d' ' -f1 > "$STAGE/sha256" &
+  store cat "$(store_root "$RESTORE_SOURCE")/$object" | tee "$STAGE/tap" | "$@" \
+    || die "reading $object from the store failed"
+  wait "$!"
+  actual=$(<"$STAGE/sha256")
+  rm -f "$STAGE/tap" "$STAGE/sha256"
+  [ "$actual" = "$expected" ] \
+    || die "$object fails its checksum (sha256 $actual, the manifest says $expected): it is damaged or incomplete; nothing was restored"
+}
+
+# The position the extracted backup holds, read as clone.sh reads a clone's:
+# a replica's gtid_slave_pos, else the server's own position.
+backup_position() {
+  local info
+  for info in "$1/xtrabackup_slave_info" "$1/mariadb_backup_slave_info"; do
+    if grep -qs "^SET GLOBAL gtid_slave_pos = '.\+';$" "$info"; then
+      clone_position "$1" replica
+      return
+    fi
+  done
+  clone_position "$1" primary
+}
+
+start_server() {
+  mariadbd --defaults-file="$CNF" --datadir="$STAGE/data" --skip-networking --read-only=OFF \
+    --rpl-semi-sync-master-enabled=OFF --skip-slave-start &
+  server=$!
+  until sql -e 'SELECT 1' >/dev/null 2>&1; do
+    kill -0 "$server" 2>/dev/null || die "the server did not start on the restored data"
+    sleep 1
+  done
+}
+
+# Transactions of later binary logs that an earlier one held already are
+# skipped: each log is applied after the position reached so far.
+apply_binlogs() {
+  local object sha last last_time position file n=0
+  while read -r object sha last last_time; do
+    [ -n "$object" ] || continue
+    n=$((n + 1))
+    file=$STAGE/binlog.$n
+    fetch "$object" "$sha" dd of="$file" status=none
+    position=$(sql -N -e 'SELECT @@gtid_binlog_pos')
+    log "applying $object after GTID ${position:-(none)}${RESTORE_STOP:+, up to $RESTORE_STOP UTC}"
+    TZ=UTC mariadb-binlog --no-defaults ${position:+--start-position="$position"} \
+      ${RESTORE_STOP:+--stop-datetime="$RESTORE_STOP"} "$file" | sql \
+      || die "applying $object failed"
+    rm -f "$file"
+    # A log that ends before the stop time must have been applied whole.
+    if [ -z "$RESTORE_STOP" ] || [ "$last_time" -lt "$RESTORE_STOP_EPOCH" ]; then
+      [ "$(sql -N -e 'SELECT @@gtid_binlog_pos')" = "$last" ] \
+        || die "$object ends before its last transaction $last: it is incomplete; nothing was restored"
+    fi
+  done <<<"$RESTORE_BINLOGS"
+}
+
+main() {
+  local position started server
+  [ ! -d "$DATADIR/mysql" ] || die "the volume holds data already: a restore never overwrites it"
+  clear_incomplete_datadir
+  mkdir -p "$STAGE/data"
+  started=$SECONDS
+  log "restoring backup $RESTORE_BACKUP of $RESTORE_SOURCE ($RESTORE_SIZE bytes)"
+  fetch "$RESTORE_BACKUP" "$RESTORE_SHA256" mbstream -x -C "$STAGE/data"
+  position=$(backup_position "$STAGE/data")
+  [ "$position" = "${RESTORE_GTID:-empty}" ] \
+    || die "the backup holds GTID position $position, its manifest says ${RESTORE_GTID:-empty}"
+  log "backup received in $((SECONDS - started))s; preparing"
+  mariadb-backup --prepare --target-dir="$STAGE/data" --use-memory="${PREPARE_MEMORY:-256M}" 2>"$STAGE/prepare.log" \
+    || { cat "$STAGE/prepare.log" >&2; die "prepare failed"; }
+  # The donor's replication state and binary logs are not this cluster's.
+  rm -f "$STAGE/data"/master.info "$STAGE/data"/relay-log.info "$STAGE/data"/multi-master.info \
+    "$STAGE/data"/*relay-bin* "$STAGE/data"/mysql-bin.* "$STAGE/prepare.log"
+  start_server
+  # The history continues after the backup's position; the accounts take
+  # this cluster's passwords (not binary-logged: the replicas clone them).
+  { printf 'SET SESSION sql_log_bin = 0;\n'; account_passwords_sql; } | sql
+  [ "$position" = empty ] && position=
+  sql <<SQL
+RESET MASTER;
+SET GLOBAL gtid_binlog_state = '$(sql_quote "$position")';
+SET GLOBAL gtid_slave_pos = '$(sql_quote "$position")';
+SQL
+  apply_binlogs
+  # The replayed transactions keep the server ids that wrote them, and
+  # gtid_current_pos (what clones start from) counts another server's binlog
+  # GTIDs only through gtid_slave_pos.
+  position=$(sql -N -e 'SELECT @@gtid_binlog_pos')
+  sql <<<"SET GLOBAL gtid_slave_pos = '$(sql_quote "$position")';"
+  sql -e 'SHUTDOWN'
+  wait "$server" || true
+  move_into_datadir "$STAGE/data"
+  rm -rf "$STAGE"
+  log "restored in $((SECONDS - started))s"
+  printf 'RESTORED %s\n' "${position:-empty}"
+}
+
+[ "${BASH_SOURCE[0]}" != "$0" ] || main "$@"

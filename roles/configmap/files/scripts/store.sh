@@ -1,0 +1,59 @@
+# Sourced by the scripts that reach the object store of backups and binlog
+# archives (mariadb_backup_store_secret, mounted): rclone, copied into the pod
+# by the backup-tools init container, with the store as its remote "store:".
+# shellcheck shell=bash disable=SC2034  # variables are used by the sourcing scripts
+
+# The Secret: endpoint, bucket, access-key-id, secret-access-key; optional
+# region, prefix, and ca.crt for an endpoint whose certificate a public CA
+# did not sign.
+STORE_SECRET=/etc/mysql/backup-store
+RCLONE=/opt/backup-tools/rclone
+# Streaming uploads of unknown size take at most 10,000 parts: 64 MiB parts
+# allow 625 GiB, and rclone buffers this much per part uploading at once.
+STORE_CHUNK_SIZE=${STORE_CHUNK_SIZE:-64M}
+
+store_configured() { [ -r "$STORE_SECRET/bucket" ]; }
+
+store_key() {
+  local value=
+  if [ -r "$STORE_SECRET/$1" ]; then value=$(<"$STORE_SECRET/$1"); fi
+  printf '%s' "$value"
+}
+
+# store ARGS...: rclone against the store. The keys reach rclone through its
+# environment only, never its argv (visible to anyone in the pod).
+store() {
+  local ca=()
+  [ -r "$STORE_SECRET/ca.crt" ] && ca=(--ca-cert "$STORE_SECRET/ca.crt")
+  RCLONE_CONFIG=/dev/null RCLONE_CONFIG_STORE_TYPE=s3 RCLONE_CONFIG_STORE_PROVIDER=Other \
+    RCLONE_CONFIG_STORE_ENDPOINT=$(store_key endpoint) RCLONE_CONFIG_STORE_REGION=$(store_key region) \
+    RCLONE_CONFIG_STORE_ACCESS_KEY_ID=$(store_key access-key-id) \
+    RCLONE_CONFIG_STORE_SECRET_ACCESS_KEY=$(store_key secret-access-key) \
+    RCLONE_CONFIG_STORE_FORCE_PATH_STYLE=true \
+    "$RCLONE" --retries 3 --low-level-retries 10 --use-json-log=false "${ca[@]}" "$@"
+}
+
+# store_root [CLUSTER]: where a cluster's backups and archives live,
+# bucket/prefix/NAMESPACE/NAME; this cluster's ($BACKUP_PATH) by default.
+store_root() {
+  local prefix
+  prefix=$(store_key prefix)
+  printf 'store:%s/%s%s' "$(store_key bucket)" "${prefix:+${prefix%/}/}" "${1:-$BACKUP_PATH}"
+}
+
+# The cluster's timeline: a new id for every cluster deploy.yml or
+# restore.yml creates (the record's key timeline), so a restored cluster
+# never writes into the archive of the history it diverged from.
+timeline() {
+  local id=
+  [ -r "$TOPOLOGY/timeline" ] && id=$(<"$TOPOLOGY/timeline")
+  [[ $id =~ ^[a-z0-9]{8,}$ ]] || die "$TOPOLOGY/timeline holds '$id', not a timeline id"
+  printf '%s' "$id"
+}
+
+# json_field JSON NAME: a string or number field of one of our own one-line
+# JSON documents (no nesting, no escaped quotes in the values).
+json_field() { sed -n "s/.*\"$2\": *\"\{0,1\}\([^\",}]*\)\"\{0,1\}[,}].*/\1/p" <<<"$1"; }
+
+# gtid_seq GTID: the sequence number of D-S-N (the cluster has one domain).
+gtid_seq() { printf '%s' "$((10#${1##*-}))"; }

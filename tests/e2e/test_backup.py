@@ -1,0 +1,307 @@
+"""Backups, restores and point-in-time recovery against a real S3 server
+(versitygw) running in the cluster: a backup taken from a replica under the
+concurrent writer restores into another namespace with every table equal to
+the source at the backup's GTID; a point-in-time restore across a switchover
+holds exactly the rows written before the time; retention (run by the
+scheduled Job) deletes what it should and nothing else; a damaged backup and
+a missing binary log are refused with the target untouched; on 11.8 too."""
+import datetime
+import json
+import re
+import threading
+import time
+
+import pytest
+from kubernetes import client
+
+import object_store
+from harness import pod_exec, run_playbook, sql, start_client, trust_cluster_ca, wait_until
+from writes import Writer, create_events_table
+
+NS, TARGET = "backup", "restored"
+SOURCE = NS + "/mysql"
+STORE_SECRET = "backup-store"
+# Each run writes under a prefix of its own in the shared store.
+PREFIX = "e2e-%d" % time.time()
+ROOT = "%s/%s/mysql/" % (PREFIX, NS)
+BASE = {"mariadb_namespace": NS, "mariadb_backup_store_secret": STORE_SECRET, "mariadb_binlog_archive_interval": 2}
+PODS = ["mysql-0", "mysql-1", "mysql-2"]
+SYSTEM = "'mysql', 'sys', 'information_schema', 'performance_schema', 'mariadb_k8s'"
+
+
+def play(name, **extra):
+    return run_playbook(name, dict(BASE, **extra))
+
+
+def restore(**extra):
+    return run_playbook("restore.yml", dict(dict(BASE, mariadb_namespace=TARGET, source=SOURCE), **extra))
+
+
+def local_sql(api, namespace, pod, query):
+    return pod_exec(api, namespace, "sidecar").run(pod, ["bash", "-c", '. /opt/mariadb-k8s/common.sh; sql -N -e "$0"', query])
+
+
+def utc(epoch):
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def manifests(store):
+    found = [json.loads(store.get(key)) for key in store.list(ROOT) if key.endswith("/manifest.json")]
+    return sorted(found, key=lambda m: m["id"])
+
+
+def binlog_indexes(store):
+    return [json.loads(store.get(key)) for key in store.list(ROOT)
+            if "/binlogs/" in key and key.endswith(".json") and not key.endswith("archived-until.json")]
+
+
+def seq(gtid):
+    return int(gtid.split("-")[-1]) if gtid else 0
+
+
+def tables(api, namespace, pod):
+    """Every user table of a pod's server: row count and checksum."""
+    names = local_sql(api, namespace, pod, "SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables "
+                      "WHERE table_schema NOT IN (%s) AND table_type = 'BASE TABLE'" % SYSTEM).split()
+    assert names, "no user tables on %s/%s" % (namespace, pod)
+    return {name: (local_sql(api, namespace, pod, "SELECT COUNT(*) FROM %s" % name).strip(),
+                   local_sql(api, namespace, pod, "CHECKSUM TABLE %s" % name).split()[-1]) for name in names}
+
+
+def target_untouched(core, apps):
+    """No StatefulSet, no volume, no pod and no Job left in the target."""
+    return (not apps.list_namespaced_stateful_set(TARGET).items
+            and not core.list_namespaced_persistent_volume_claim(TARGET).items
+            and not core.list_namespaced_pod(TARGET).items
+            and not client.BatchV1Api(core.api_client).list_namespaced_job(TARGET).items)
+
+
+def ensure_namespace(core, namespace):
+    if not core.list_namespace(field_selector="metadata.name=" + namespace).items:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+
+
+@pytest.fixture(scope="module")
+def store(api):
+    return object_store.deploy(api)
+
+
+@pytest.fixture(scope="module")
+def apps(api):
+    return client.AppsV1Api(api)
+
+
+@pytest.fixture(scope="module")
+def runner(api, core, store):
+    for namespace in (NS, TARGET):
+        run_playbook("teardown.yml", {"mariadb_namespace": namespace, "delete_data": True}).check()
+        ensure_namespace(core, namespace)
+        store.store_secret(namespace, STORE_SECRET, prefix=PREFIX)
+    play("deploy.yml", replicas=3).check()
+    runner = start_client(core, api, NS)
+    trust_cluster_ca(runner, core, NS)
+    create_events_table(runner)
+    sql(runner, "mysql-primary", "CREATE TABLE app.static (id INT PRIMARY KEY, payload VARCHAR(200)); "
+        "INSERT INTO app.static SELECT seq, REPEAT(MD5(seq), 6) FROM app.seq_1_to_20000")
+    yield runner
+    core.delete_namespaced_pod("client", NS, grace_period_seconds=0)
+    for namespace in (NS, TARGET):
+        run_playbook("teardown.yml", {"mariadb_namespace": namespace, "delete_data": True}).check()
+
+
+def restored_client(core, api):
+    target = start_client(core, api, TARGET)
+    trust_cluster_ca(target, core, TARGET)
+    return target
+
+
+def events(runner, host):
+    return [tuple(line.split("\t")) for line in
+            sql(runner, host, "SELECT scenario, seq FROM app.events ORDER BY scenario, seq").splitlines()]
+
+
+def test_backup_from_a_replica_under_the_writer_restores_every_table(report, runner, api, core, store):
+    restarts = {p: core.read_namespaced_pod(p, NS).status.container_statuses[0].restart_count for p in PODS}
+    # Each of the writer's inserts is one transaction, in order: the backup's
+    # GTID tells how many of them it holds.
+    before_writer = seq(sql(runner, "mysql-primary", "SELECT @@gtid_binlog_pos"))
+    samples, done = [], threading.Event()
+
+    def sample_donor_readiness():
+        while not done.is_set():
+            pod = core.read_namespaced_pod("mysql-2", NS)
+            samples.append(all(c.ready for c in pod.status.container_statuses))
+            time.sleep(0.5)
+
+    sampler = threading.Thread(target=sample_donor_readiness)
+    with Writer(runner, "backup") as writer:
+        sampler.start()
+        taken = play("backup.yml").check()
+        done.set()
+        sampler.join()
+    backup = manifests(store)[-1]
+    assert backup["donor"] == "mysql-2" and backup["server_version"].startswith("10.11.")
+    assert "Backup %s of backup/mysql" % backup["id"] in taken.output
+    assert samples and all(samples), "the donor was not Ready throughout the backup: %s" % samples
+    assert {p: core.read_namespaced_pod(p, NS).status.container_statuses[0].restart_count for p in PODS} == restarts
+    acked = writer.acknowledged()
+    assert len(acked) > 20
+    held = seq(backup["gtid"]) - before_writer
+    assert 0 < held < len(acked) + 20, (held, len(acked))
+
+    started = time.monotonic()
+    restore(backup=backup["id"]).check()
+    seconds = time.monotonic() - started
+    target = restored_client(core, api)
+    # The source at the backup's GTID: the tables nobody wrote since, and
+    # the first `held` of the writer's rows.
+    source_tables = tables(api, NS, "mysql-0")
+    expected_events = events(runner, "mysql-primary")[:held]
+    for pod in PODS:
+        found = tables(api, TARGET, pod)
+        assert {k: v for k, v in found.items() if k != "app.events"} == {k: v for k, v in source_tables.items() if k != "app.events"}
+        assert events(target, pod + ".mysql") == expected_events, pod
+    run_playbook("verify.yml", {"mariadb_namespace": TARGET}).check()
+    core.delete_namespaced_pod("client", TARGET, grace_period_seconds=0)
+    run_playbook("teardown.yml", {"mariadb_namespace": TARGET, "delete_data": True}).check()
+    report.backup("backup.yml under the writer (%d writes acknowledged), from replica mysql-2, restored into another namespace"
+                  % len(acked),
+                  "on each of the 3 restored pods: app.events row by row vs the source's first %d writes (the backup's GTID "
+                  "%s), every other table's rows and checksum vs the source" % (held, backup["gtid"]),
+                  "equal; donor Ready throughout (%d samples), no restart; restore.yml %.0f s" % (len(samples), seconds))
+
+
+def test_point_in_time_across_a_switchover_holds_exactly_the_earlier_rows(report, runner, api, core, store):
+    play("switchover.yml", primary="mysql-1").check()
+    sql(runner, "mysql-primary", "INSERT INTO app.events VALUES ('pitr', 1)")
+    before_gtid = sql(runner, "mysql-primary", "SELECT @@gtid_binlog_pos")
+    time.sleep(1.5)
+    point = int(time.time())
+    time.sleep(1.5)
+    sql(runner, "mysql-primary", "INSERT INTO app.events VALUES ('pitr', 2)")
+    expected = set(sql(runner, "mysql-primary", "SELECT CONCAT(scenario, ':', seq) FROM app.events").split()) - {"pitr:2"}
+    timeline = core.read_namespaced_config_map("mysql-topology", NS).data["timeline"]
+    marker = ROOT + timeline + "/binlogs/archived-until.json"
+    wait_until("the archive past the point in time", lambda: json.loads(store.get(marker))["time"] > point + 2, timeout=60)
+    # The new primary archived the transaction the restore stops after.
+    assert any(i["pod"] == "mysql-1" and seq(i["first_gtid"]) <= seq(before_gtid) <= seq(i["last_gtid"])
+               for i in binlog_indexes(store)), binlog_indexes(store)
+
+    restore(point_in_time=utc(point)).check()
+    target = restored_client(core, api)
+    found = set(sql(target, "mysql-primary", "SELECT CONCAT(scenario, ':', seq) FROM app.events").split())
+    assert found == expected, (sorted(expected - found)[:10], sorted(found - expected)[:10])
+    run_playbook("verify.yml", {"mariadb_namespace": TARGET}).check()
+    core.delete_namespaced_pod("client", TARGET, grace_period_seconds=0)
+    run_playbook("teardown.yml", {"mariadb_namespace": TARGET, "delete_data": True}).check()
+    report.backup("restore.yml -e point_in_time between two writes, after a switchover to mysql-1",
+                  "app.events on the restored primary vs the source's rows minus the write after the time",
+                  "exactly the %d earlier rows; the write after the time absent" % len(expected))
+
+
+@pytest.mark.parametrize("extra,message", [
+    ({"mariadb_namespace": NS, "backup": "20990101T000000Z"}, "mariadb_namespace=backup, mariadb_name=mysql: the target runs a cluster"),
+    ({"point_in_time": "2099-01-01 00:00:00"}, "point_in_time=2099-01-01 00:00:00 is after what the archive covers"),
+    ({"point_in_time": "2000-01-01 00:00:00"}, "point_in_time=2000-01-01 00:00:00 is before the oldest complete backup"),
+    ({"point_in_time": "yesterday"}, "point_in_time (restore_point_in_time) must be a UTC time"),
+    ({"backup": "20990101T000000Z"}, "backup=20990101T000000Z: no such backup in the store"),
+])
+def test_bad_restores_are_refused_naming_the_variable(report, runner, core, apps, extra, message):
+    refused = restore(**extra)
+    assert refused.rc != 0 and message in refused.output, refused.output[-3000:]
+    assert target_untouched(core, apps)
+    report.bad_input("restore.yml -e %s" % " -e ".join("%s=%s" % item for item in extra.items()), message, True)
+
+
+def test_scheduled_backup_keeps_the_newest_and_the_binlogs_they_need(report, runner, api, core, store):
+    play("deploy.yml", mariadb_backup_schedule="0 3 * * *", mariadb_backup_keep=2).check()
+    batch = client.BatchV1Api(api)
+    cron = batch.read_namespaced_cron_job("mysql-backup", NS)
+    assert cron.spec.schedule == "0 3 * * *"
+    play("backup.yml").check()
+    before = set(store.list(ROOT))
+    kept_oldest = manifests(store)[-1]
+    dropped = manifests(store)[0]
+    assert len(manifests(store)) == 2
+    # The CronJob's own Job, started now instead of at 03:00.
+    batch.create_namespaced_job(NS, client.V1Job(metadata=client.V1ObjectMeta(name="mysql-backup-now"),
+                                                 spec=cron.spec.job_template.spec))
+    wait_until("the scheduled backup Job done", lambda: (batch.read_namespaced_job("mysql-backup-now", NS).status.succeeded
+                                                         or 0) > 0, timeout=300)
+    batch.delete_namespaced_job("mysql-backup-now", NS, propagation_policy="Background")
+    after = set(store.list(ROOT))
+    ids = [m["id"] for m in manifests(store)]
+    assert len(ids) == 2 and ids[0] == kept_oldest["id"] and dropped["id"] not in ids
+    needed = seq(kept_oldest["gtid"])
+    expected_gone = {k for k in before if "/backups/%s/" % dropped["id"] in k} | {
+        k for k in before if re.search(r"/binlogs/\d{20}-(\d{20})\.", k)
+        and int(re.search(r"/binlogs/\d{20}-(\d{20})\.", k).group(1)) <= needed}
+    assert before - after == expected_gone
+    assert expected_gone and any("/binlogs/" in k for k in expected_gone)
+    report.backup("scheduled backup (the CronJob's Job) with mariadb_backup_keep=2 after 2 backups",
+                  "objects in the store before and after",
+                  "deleted exactly the oldest backup and the %d binary-log objects it alone needed; kept %d objects"
+                  % (len([k for k in expected_gone if "/binlogs/" in k]), len(after & before)))
+
+
+def test_damaged_backups_are_refused_with_the_target_untouched(report, runner, api, core, apps, store):
+    older, newer = manifests(store)
+    # Truncated: the listing's size already tells.
+    key = ROOT + older["timeline"] + "/" + older["object"]
+    store.truncate(key, older["size"] // 2)
+    refused = restore(backup=older["id"])
+    assert refused.rc != 0 and "backup=%s is damaged" % older["id"] in refused.output
+    assert target_untouched(core, apps)
+    # The same size with other bytes: the restore Job's checksum tells.
+    key = ROOT + newer["timeline"] + "/" + newer["object"]
+    data = bytearray(store.get(key))
+    data[len(data) // 2] ^= 0xFF
+    store.put(key, bytes(data))
+    corrupted = restore(backup=newer["id"])
+    assert corrupted.rc != 0 and "fails its checksum" in corrupted.output
+    assert target_untouched(core, apps)
+    report.backup("restore.yml -e backup=<truncated backup>, then of a backup with one byte changed",
+                  "the target namespace: StatefulSet, volumes, pods, Jobs",
+                  "both refused (damaged: size; fails its checksum); target untouched")
+
+
+def test_a_missing_binlog_is_reported_and_refused(report, runner, api, core, apps, store):
+    play("backup.yml").check()
+    backup = manifests(store)[-1]
+    for n in range(3):
+        sql(runner, "mysql-primary", "INSERT INTO app.events VALUES ('gap', %d)" % n)
+        time.sleep(3)
+    point = int(time.time())
+    timeline = core.read_namespaced_config_map("mysql-topology", NS).data["timeline"]
+    marker = ROOT + timeline + "/binlogs/archived-until.json"
+    wait_until("the archive past the writes", lambda: json.loads(store.get(marker))["time"] > point, timeout=60)
+    after_backup = sorted((i for i in binlog_indexes(store) if seq(i["first_gtid"]) > seq(backup["gtid"])),
+                          key=lambda i: seq(i["first_gtid"]))
+    assert len(after_backup) >= 2, after_backup
+    store.delete(ROOT + timeline + "/" + after_backup[0]["object"])
+    listed = play("backup.yml", list=True).check()
+    assert "the archive lacks the transactions after sequence number" in listed.output
+    refused = restore(point_in_time=utc(point))
+    assert refused.rc != 0 and "point_in_time=%s is past a gap in the archive" % utc(point) in refused.output
+    assert target_untouched(core, apps)
+    report.backup("restore.yml -e point_in_time with one archived binary log deleted",
+                  "backup.yml -e list=true, then the target namespace",
+                  "gap listed; refused naming point_in_time; target untouched")
+
+
+def test_an_118_backup_restores_on_118_only(report, runner, api, core, apps, store):
+    play("upgrade.yml", version="11.8").check()
+    play("backup.yml").check()
+    backup = manifests(store)[-1]
+    assert backup["server_version"].startswith("11.8.")
+    refused = restore(backup=backup["id"])  # a new cluster runs 10.11 unless told
+    assert refused.rc != 0 and "mariadb_version: the backup %s is of MariaDB %s" % (backup["id"], backup["server_version"]) \
+        in refused.output
+    assert target_untouched(core, apps)
+    restore(backup=backup["id"], version="11.8").check()
+    # Nothing wrote to the source's tables since the backup.
+    source = tables(api, NS, "mysql-1")
+    assert {pod: tables(api, TARGET, pod) for pod in PODS} == {pod: source for pod in PODS}
+    report.backup("an 11.8 backup restored with the default 10.11, then with -e version=11.8",
+                  "the refusal's message; every table's rows and checksum on the 3 restored pods vs the source",
+                  "refused naming mariadb_version; restored on 11.8, equal")
