@@ -50,12 +50,19 @@ cached_range() {
   cat "$cache"
 }
 
-# The highest sequence number the timeline's archive holds, 0 when empty.
+# The highest sequence number the timeline's archive holds, 0 when empty:
+# its newest log, or its marker's position, since retention may have
+# deleted every log the kept backups hold already.
 archived_max_seq() {
-  local max
+  local max marker=0
   max=$(store lsf --files-only --include '*.json' "$1/" \
     | sed -n 's/^[0-9]\{20\}-\([0-9]\{20\}\)\..*\.json$/\1/p' | sort | tail -n 1)
-  printf '%s' "$((10#${max:-0}))"
+  max=$((10#${max:-0}))
+  if [ -n "$(store lsf --files-only --include archived-until.json "$1/")" ]; then
+    marker=$(json_field "$(store cat "$1/archived-until.json")" gtid)
+    marker=$([ -n "$marker" ] && gtid_seq "$marker" || echo 0)
+  fi
+  printf '%s' "$((max > marker ? max : marker))"
 }
 
 upload_binlog() {

@@ -33,7 +33,7 @@ fetch() {
   mkfifo "$STAGE/tap"
   sha256sum < "$STAGE/tap" | cut -d' ' -f1 > "$STAGE/sha256" &
   store cat "$(store_root "$RESTORE_SOURCE")/$object" | tee "$STAGE/tap" | "$@" \
-    || die "reading $object from the store failed"
+    || die "$object could not be read whole from the store and unpacked: it is damaged or incomplete (or the store failed); nothing was restored"
   wait "$!"
   actual=$(<"$STAGE/sha256")
   rm -f "$STAGE/tap" "$STAGE/sha256"
