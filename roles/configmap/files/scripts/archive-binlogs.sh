@@ -88,8 +88,11 @@ archive_round() {
     printf '%s' "$position" > "$FLUSHED_AT"
   fi
   archived=$(archived_max_seq "$dir")
+  local listing
   local -a closed
-  mapfile -t closed < <(sql -N -e 'SHOW BINARY LOGS' | awk '{ print $1, $2 }' | sed '$d')
+  # An assignment, not a process substitution: errexit applies to it.
+  listing=$(sql -N -e 'SHOW BINARY LOGS')
+  mapfile -t closed < <(awk '{ print $1, $2 }' <<<"$listing" | sed '$d')
   for entry in "${closed[@]}"; do
     read -r file size <<<"$entry"
     range=$(cached_range "$file" "$size")

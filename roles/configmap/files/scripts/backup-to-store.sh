@@ -29,21 +29,25 @@ backup_gtid() {
 }
 
 progress() {
-  while sleep 10; do
+  # sleep holds no descriptor of the connection: once this loop is killed,
+  # the connection closes.
+  while sleep 10 >/dev/null; do
     printf 'PROGRESS %s\n' "$(tail -n 1 "$work/rclone.log" 2>/dev/null | sed 's/^.*NOTICE: *//')"
   done
 }
 
 main() {
   id=$1
-  local keep=$2 dir object started finished tap ticker gtid version size sha manifest
+  local keep=$2 dir object started finished tap gtid version size sha manifest
   [[ $id =~ ^[0-9]{8}T[0-9]{6}Z$ ]] || fail "'$id' is not a backup id (YYYYMMDDTHHMMSSZ)"
   [[ $keep =~ ^[1-9][0-9]*$ ]] || fail "'$keep' is not a number of backups to keep"
   store_configured || fail "no object store is configured on $HOSTNAME (mariadb_backup_store_secret)"
   dir=$(store_root)/$(timeline)/backups/$id
   object=$dir/backup.mbstream
   work=$(mktemp -d /tmp/backup.XXXXXX)
-  trap 'kill "${ticker:-}" 2>/dev/null; rm -rf "$work"' EXIT
+  # Global, not local: the trap runs after main has returned.
+  ticker=
+  trap '[ -z "$ticker" ] || kill "$ticker" 2>/dev/null || true; rm -rf "$work"' EXIT
   mkfifo "$work/tap"
   sha256sum < "$work/tap" | cut -d' ' -f1 > "$work/sha256" &
   tap=$!
@@ -75,7 +79,9 @@ main() {
     "$id" "$(timeline)" "$id" "$gtid" "$version" "$HOSTNAME" "$started" "$finished" "$size" "$sha")
   printf '%s\n' "$manifest" | store rcat "$dir/manifest.json"
   log "backup $id: $size bytes at GTID ${gtid:-empty} in $((finished - started))s"
-  bash "$(dirname "${BASH_SOURCE[0]}")/retention.sh" "$keep" | sed 's/^/RETENTION /'
+  # The backup is stored whatever retention does: a failure is only reported.
+  bash "$(dirname "${BASH_SOURCE[0]}")/retention.sh" "$keep" | sed 's/^/RETENTION /' \
+    || { log "WARNING: retention after backup $id failed"; printf 'RETENTION FAILED (see %s'"'"'s sidecar log)\n' "$HOSTNAME"; }
   printf 'BACKUP OK %s\n' "$manifest"
 }
 

@@ -14,14 +14,18 @@ shopt -s inherit_errexit
 . "$(dirname "${BASH_SOURCE[0]}")/store.sh"
 
 main() {
-  local keep=$1 root line id tl gtid dir name last oldest
+  local keep=$1 root manifests line id tl gtid dir name last oldest
   root=$(store_root)
+  # An assignment, not a process substitution: a failed read stops here,
+  # before a timeline whose manifests went unread loses its logs.
+  manifests=$(store cat --include '*/backups/*/manifest.json' "$root")
   # "ID TIMELINE SEQ" of each complete backup, newest first.
   local -a backups kept
-  mapfile -t backups < <(store cat --include '*/backups/*/manifest.json' "$root" | while IFS= read -r line; do
+  mapfile -t backups < <(while IFS= read -r line; do
+    [ -n "$line" ] || continue
     gtid=$(json_field "$line" gtid)
     printf '%s %s %s\n' "$(json_field "$line" id)" "$(json_field "$line" timeline)" "$([ -n "$gtid" ] && gtid_seq "$gtid" || echo 0)"
-  done | sort -r)
+  done <<<"$manifests" | sort -r)
   [ "${#backups[@]}" -gt 0 ] || return 0
   kept=("${backups[@]:0:keep}")
   oldest=${kept[-1]%% *}
