@@ -98,7 +98,9 @@ def test_containers_run_as_mysql_without_privileges(api):
 def test_network_policy_limits_the_clone_port_to_the_cluster(api):
     policy = client.NetworkingV1Api(api).read_namespaced_network_policy("mysql", NS)
     rules = {rule.ports[0].port: rule for rule in policy.spec.ingress}
-    assert [peer.pod_selector.match_labels for peer in rules[3307]._from] == [SELECTOR]
+    # The cluster's pods, and its backup Jobs (which ask a replica for a backup).
+    assert [peer.pod_selector.match_labels for peer in rules[3307]._from] == [
+        SELECTOR, dict(SELECTOR, **{"app.kubernetes.io/name": "mariadb-backup"})]
     assert {"mariadb-client": "true"} in [peer.pod_selector.match_labels for peer in rules[3306]._from]
 
 
