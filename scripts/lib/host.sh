@@ -4,8 +4,9 @@
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # ipset: kube-router's firewall keeps its policies' pod addresses in ipsets.
+# rclone: the unit tests check their fake object store against its local backend.
 HOST_PACKAGES=(containerd runc containernetworking-plugins iptables ipset conntrack debootstrap socat
-  iproute2 openssl gcc libc6-dev)
+  iproute2 openssl gcc libc6-dev rclone)
 
 install_packages() {
   local missing=() p
