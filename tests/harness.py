@@ -135,3 +135,17 @@ def trust_cluster_ca(runner, core, namespace, secret="mysql-tls"):
 def sql(runner, host, query):
     """Run SQL as root from the client pod against host (a Service or pod DNS name)."""
     return runner.run("client", ["mariadb", "--defaults-file=" + CLIENT_CNF, "-h", host, "-N", "-B", "-e", query]).strip()
+
+
+def release(tmp_path_factory, commit):
+    """An earlier release's tree (git archive of commit), and the cwd and env
+    of run_playbook that make Ansible use it as the collection."""
+    base = tmp_path_factory.mktemp("release")
+    tree = base / "tree"
+    tree.mkdir()
+    archive = subprocess.run(["git", "-C", ROOT, "archive", commit], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    link = base / "collections" / "ansible_collections" / "mariadb_k8s" / "cluster"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(tree)
+    return {"cwd": str(tree), "env": {"ANSIBLE_COLLECTIONS_PATH": str(base / "collections")}}

@@ -7,13 +7,12 @@ every row on every pod, replication verified, and no Service, NetworkPolicy
 or PodDisruptionBudget of the cluster selects the foreign pod; teardown
 deletes the cluster's volumes, not the foreign one."""
 import re
-import subprocess
 import types
 
 import pytest
 from kubernetes import client
 
-from harness import PODS, ROOT, SELECTOR, image, inventory_vars, run_playbook, sql, start_client, wait_until
+from harness import PODS, SELECTOR, image, inventory_vars, release, run_playbook, sql, start_client, wait_until
 
 NS = "labels"
 BASE = {"mariadb_namespace": NS}
@@ -27,16 +26,7 @@ QUOTA = "no-statefulsets"
 
 @pytest.fixture(scope="module")
 def previous(tmp_path_factory):
-    """The previous release's tree, and what makes Ansible use it as the collection."""
-    base = tmp_path_factory.mktemp("previous")
-    tree = base / "tree"
-    tree.mkdir()
-    archive = subprocess.run(["git", "-C", ROOT, "archive", PREVIOUS], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
-    link = base / "collections" / "ansible_collections" / "mariadb_k8s" / "cluster"
-    link.parent.mkdir(parents=True)
-    link.symlink_to(tree)
-    return {"cwd": str(tree), "env": {"ANSIBLE_COLLECTIONS_PATH": str(base / "collections")}}
+    return release(tmp_path_factory, PREVIOUS)
 
 
 def absent(core, *deletions):
