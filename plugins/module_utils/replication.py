@@ -6,7 +6,7 @@ real MariaDB 10.11 and 11.8 servers.
 
 import re
 
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import gtid
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import gtid, rollout
 
 # One exec per pod: server identity, then the replica status (no row on a
 # server that replicates from nobody). Vertical output parses the same way
@@ -27,6 +27,8 @@ SENTINEL_TABLE = SENTINEL_DATABASE + ".sentinel"
 # unreachable or restarting); 0 means it has not tried yet. probe.sh keeps
 # such a replica Ready for the same reason.
 RECONNECT_ERRNOS = (0, 2003, 2005, 2006, 2013)
+# What fixes a replica that no wait heals (its position gone, its SQL thread stopped on an error).
+REBUILD = "; rebuild.yml -e pod=%s re-clones it"
 
 _ROW_SEPARATOR = re.compile(r"^\*+ \d+\. row \*+$")
 _FIELD = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*): ?(.*)$")
@@ -90,6 +92,7 @@ def pod_state(output):
         "seconds_behind_primary": None,
         "last_io_errno": None,
         "last_io_error": "",
+        "last_sql_errno": None,
         "last_sql_error": "",
         "using_gtid": None,
         # The channel to the primary: TLS, and the primary's certificate verified.
@@ -104,6 +107,7 @@ def pod_state(output):
             "seconds_behind_primary": _int_or_none(replica.get("Seconds_Behind_Master")),
             "last_io_errno": _int_or_none(replica.get("Last_IO_Errno")),
             "last_io_error": replica.get("Last_IO_Error", ""),
+            "last_sql_errno": _int_or_none(replica.get("Last_SQL_Errno")),
             "last_sql_error": replica.get("Last_SQL_Error", ""),
             "using_gtid": replica.get("Using_Gtid"),
             "gtid_io_pos": replica.get("Gtid_IO_Pos", ""),
@@ -139,9 +143,11 @@ def problems(pod, state, is_primary, primary_host, max_lag=None, allow_reconnect
         if state["primary_host"] != primary_host:
             found.append("replicates from %s instead of %s" % (state["primary_host"], primary_host))
         if state["io_running"] != "Yes" and not (allow_reconnecting and reconnecting(state)):
-            found.append("IO thread %s%s" % (state["io_running"], error_suffix(state["last_io_error"])))
+            found.append("IO thread %s%s" % (state["io_running"], error_suffix(state["last_io_error"]))
+                         + (REBUILD % pod if (state["last_io_errno"] or 0) == rollout.POSITION_GONE else ""))
         if state["sql_running"] != "Yes":
-            found.append("SQL thread %s%s" % (state["sql_running"], error_suffix(state["last_sql_error"])))
+            found.append("SQL thread %s%s" % (state["sql_running"], error_suffix(state["last_sql_error"]))
+                         + (REBUILD % pod if state["last_sql_errno"] else ""))
         if tls and not (state["tls"] and state["tls_verified"]):
             found.append("replicates without TLS verifying the primary's certificate (Master_SSL_Allowed %s, "
                          "Master_SSL_Verify_Server_Cert %s)" % ("Yes" if state["tls"] else "No",
@@ -169,8 +175,8 @@ def cluster_problems(pods, primary):
                                  pods[primary]["gtid_slave_pos"])
             state["errant_gtids"] = gtid.format_gtids(errant)
             if errant:
-                found.append("%s: errant GTIDs %s, not in the history of the primary %s: it must not serve; "
-                             "rebuild.yml -e pod=%s re-clones it" % (pod, state["errant_gtids"], primary, pod))
+                found.append("%s: errant GTIDs %s, not in the history of the primary %s: it must not serve"
+                             % (pod, state["errant_gtids"], primary) + REBUILD % pod)
     return writable, found
 
 

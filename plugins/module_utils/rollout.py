@@ -1,5 +1,13 @@
 """What a StatefulSet rollout still waits for, from the StatefulSet and its
 pods as plain dicts (the API's JSON form, as kubernetes.core.k8s_info returns)."""
+import re
+
+# How probe.sh (roles/configmap/files/scripts) says why a replica is not
+# Ready: "replication IO thread: No (error 1236: Got fatal error ...)".
+PROBE_REPLICATION_ERROR = re.compile(r"replication (IO|SQL) thread: (\w+) \(error (\d+): (.*)\)", re.S)
+# The IO thread's error when the primary's binary logs no longer hold the
+# replica's position: no wait ends it, only a new copy of the data.
+POSITION_GONE = 1236
 
 
 def _ready(pod):
@@ -57,3 +65,29 @@ def label_selector(statefulset):
     """The StatefulSet's pod selector as a label selector string (matchLabels only)."""
     labels = statefulset["spec"]["selector"].get("matchLabels") or {}
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+
+
+def replication_stuck(probe_message):
+    """The replication error named by a readiness probe's message that no
+    waiting ends (the IO thread's position gone from the primary, or the SQL
+    thread stopped on an error), as one line; None for any other message."""
+    found = PROBE_REPLICATION_ERROR.search(probe_message or "")
+    if not found:
+        return None
+    thread, state, errno, error = found.groups()
+    if (thread == "IO" and int(errno) == POSITION_GONE) or (thread == "SQL" and int(errno) != 0):
+        return "replication %s thread %s with error %s: %s" % (thread, state, errno, " ".join(error.split()))
+    return None
+
+
+def stuck(pods, events):
+    """Map pod name -> why it cannot become Ready by waiting, from the
+    readiness probe failures (events of reason Unhealthy) of the pod as it
+    runs now (its uid): the fix is a new copy of its data."""
+    not_ready = {p["metadata"]["uid"]: p["metadata"]["name"] for p in pods if not _ready(p)}
+    latest = {}
+    for event in sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or ""):
+        pod = not_ready.get((event.get("involvedObject") or {}).get("uid"))
+        if pod:
+            latest[pod] = replication_stuck(event.get("message"))
+    return {pod: reason for pod, reason in sorted(latest.items()) if reason}

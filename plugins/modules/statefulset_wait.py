@@ -16,6 +16,9 @@ description:
     the update revision.
   - Unlike the StatefulSet wait of M(kubernetes.core.k8s), it completes under a partition.
   - Watches the pods, so it returns as soon as the last pod is Ready instead of at the next poll.
+  - Fails at once, naming the pod, the error and the playbook that fixes it, when a pod's readiness probe
+    reports a replication error that no wait ends (the replica's position gone from the primary's binary
+    logs, error 1236, or its SQL thread stopped on an error), instead of waiting out I(timeout).
   - Reads only; reports C(changed=false).
 author:
   # No GitHub account to name: the schema's form for an untraceable author.
@@ -94,6 +97,14 @@ pending:
   type: list
   elements: str
   sample: ["mysql-2: not Ready"]
+stuck:
+  description: >-
+    Pods whose readiness probe reports a replication error that no wait ends (the IO thread's position
+    gone from the primary's binary logs, error 1236, or the SQL thread stopped on an error), with the
+    error; the wait fails at once when there is one.
+  returned: when a pod is stuck
+  type: dict
+  sample: {mysql-3: "replication IO thread No with error 1236: Got fatal error 1236 from master ..."}
 """
 
 import time
@@ -137,6 +148,11 @@ class Cluster:
         pods = self._core.list_namespaced_pod(self._namespace, label_selector=rollout.label_selector(sts))
         return sts, self._api.sanitize_for_serialization(pods.items), pods.metadata.resource_version
 
+    def probe_failures(self):
+        """The namespace's events of failed pod probes, as plain dicts."""
+        events = self._core.list_namespaced_event(self._namespace, field_selector="involvedObject.kind=Pod,reason=Unhealthy")
+        return self._api.sanitize_for_serialization(events.items)
+
     def next_pod_event(self, statefulset, resource_version, seconds):
         """Return at the first pod change after resource_version, or after seconds."""
         watch = Watch()
@@ -148,13 +164,15 @@ class Cluster:
 
 
 def wait(cluster, timeout, replicas=None):
-    """Return (statefulset, pods, pending, error) once nothing is pending or timeout passed."""
+    """Return (statefulset, pods, pending, stuck, error) once nothing is pending,
+    a pod is stuck on a replication error no wait ends, or timeout passed."""
     deadline = time.monotonic() + timeout
-    sts, pods, waiting, error = None, [], [], None
+    sts, pods, waiting, stuck, error = None, [], [], {}, None
     while True:
         try:
             sts, pods, resource_version = cluster.read()
             waiting, error = rollout.pending(pods, sts, replicas), None
+            stuck = rollout.stuck(pods, cluster.probe_failures()) if waiting else {}
         except ApiException as exc:
             if exc.status == 404:
                 raise
@@ -162,8 +180,8 @@ def wait(cluster, timeout, replicas=None):
         except Exception as exc:  # connection errors: the API may come back before the deadline
             error = str(exc)
         remaining = deadline - time.monotonic()
-        if (not waiting and error is None) or remaining <= 0:
-            return sts, pods, waiting, error
+        if (not waiting and error is None) or stuck or remaining <= 0:
+            return sts, pods, waiting, stuck, error
         try:
             if error is None:
                 cluster.next_pod_event(sts, resource_version, min(remaining, WATCH_SECONDS))
@@ -177,11 +195,15 @@ def execute_module(module, cluster):
     params = module.params
     started = time.monotonic()
     try:
-        sts, pods, waiting, error = wait(cluster, params["timeout"], params["replicas"])
+        sts, pods, waiting, stuck, error = wait(cluster, params["timeout"], params["replicas"])
     except ApiException:
         module.fail_json(msg="StatefulSet %s not found in namespace %s." % (params["name"], params["namespace"]),
                          pending=[], seconds=0.0)
     seconds = round(time.monotonic() - started, 3)
+    if stuck:
+        module.fail_json(msg="StatefulSet %s cannot roll out: %s." % (params["name"], "; ".join(
+            "%s is not Ready and will not be by waiting (%s): rebuild.yml -e pod=%s re-clones it" % (pod, reason, pod)
+            for pod, reason in stuck.items())), pending=waiting, stuck=stuck, seconds=seconds)
     if error is not None or waiting:
         reasons = waiting + ([error] if error else [])
         module.fail_json(msg="StatefulSet %s not rolled out after %ss: %s" % (params["name"], params["timeout"], "; ".join(reasons)),

@@ -126,11 +126,17 @@ def test_purged_binlogs_are_named_and_rebuilt(core, cluster, report):
         sql(runner, "mysql-primary", "FLUSH BINARY LOGS; FLUSH BINARY LOGS")
         sql(runner, "mysql-primary", "PURGE BINARY LOGS BEFORE NOW() + INTERVAL 1 SECOND")
         assert sql(runner, "mysql-primary", "SHOW BINARY LOGS").count("mysql-bin.") == 1
-        failed = deploy(replicas=5, mariadb_wait_timeout=60)
+        # The wait fails at once naming the cause and the fix, long before
+        # its 900 s timeout would.
+        failed = deploy(replicas=5)
         assert failed.rc != 0, failed.output[-3000:]
+        assert failed.seconds < 300, "the wait ran %.0f s: it did not see that mysql-3 is stuck" % failed.seconds
+        assert re.search(r"mysql-3 is not Ready and will not be by waiting \(replication IO thread No with error 1236: .*\): "
+                         r"rebuild.yml -e pod=mysql-3 re-clones it", " ".join(failed.output.split())), failed.output[-3000:]
         verify = run_playbook("verify.yml", dict(BASE, replicas=4))
         assert verify.rc != 0
-        assert re.search(r"mysql-3: IO thread No: .*1236", verify.output), verify.output[-3000:]
+        assert re.search(r"mysql-3: IO thread No: .*1236.*; rebuild.yml -e pod=mysql-3 re-clones it",
+                         " ".join(verify.output.split())), verify.output[-3000:]
         started = time.monotonic()
         run_playbook("rebuild.yml", dict(BASE, replicas=5, pod="mysql-3")).check()
         run_playbook("rebuild.yml", dict(BASE, replicas=5, pod="mysql-4")).check()

@@ -13,7 +13,7 @@ def sts(replicas=3, partition=0, revision="new", generation=2, observed=2):
 
 
 def pod(ordinal, revision="new", ready=True, terminating=False, image="img:1"):
-    meta = {"name": "mysql-%d" % ordinal, "labels": {"controller-revision-hash": revision}}
+    meta = {"name": "mysql-%d" % ordinal, "uid": "uid-%d" % ordinal, "labels": {"controller-revision-hash": revision}}
     if terminating:
         meta["deletionTimestamp"] = "2026-11-27T00:00:00Z"
     return {

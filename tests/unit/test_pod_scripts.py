@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from captured import FIXTURES, read as fixture
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import replication, rollout
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPTS = os.path.join(ROOT, "roles", "configmap", "files", "scripts")
@@ -491,7 +492,10 @@ NOT_READY = {
     "slave-status-11.8-stopped.txt": "replication SQL thread: No",
     "slave-status-10.11-sql-error.txt": "replication SQL thread: No (error 1950: ",
     "slave-status-11.8-sql-error.txt": "replication SQL thread: No (error 1950: ",
+    "slave-status-10.11-position-gone.txt": "replication IO thread: No (error 1236: ",
 }
+# Of those, the ones no wait ends (statefulset_wait fails at once on them).
+STUCK = {"slave-status-10.11-sql-error.txt", "slave-status-11.8-sql-error.txt", "slave-status-10.11-position-gone.txt"}
 
 
 @pytest.mark.parametrize("name", READY)
@@ -504,6 +508,23 @@ def test_probe_accepts_a_running_or_reconnecting_replica(pod, name):
 def test_probe_rejects_a_broken_replica_and_says_why(pod, name):
     done = pod("probe.sh", 'replica_ready "$1"', args=[fixture(name)])
     assert done.rc == 1 and done.out.startswith(NOT_READY[name])
+
+
+@pytest.mark.parametrize("errno", sorted(set(range(1990, 2070)) | {0, 1045, 1236}))
+def test_the_probe_keeps_exactly_the_replicas_the_python_calls_reconnecting(pod, errno):
+    """probe.sh and replication.RECONNECT_ERRNOS agree on every errno a client can see."""
+    status = fixture("slave-status-10.11-primary-down.txt").replace("Last_IO_Errno: 2003", "Last_IO_Errno: %d" % errno)
+    done = pod("probe.sh", 'replica_ready "$1"', args=[status])
+    state = replication.pod_state(fixture("status-10.11-mysql-1.txt"))
+    state.update(io_running="Connecting", last_io_errno=errno)
+    assert (done.rc == 0) == replication.reconnecting(state), (errno, done.out)
+
+
+@pytest.mark.parametrize("name", sorted(NOT_READY))
+def test_the_wait_reads_the_probe_s_reason_as_the_probe_says_it(pod, name):
+    done = pod("probe.sh", 'replica_ready "$1"', args=[fixture(name)])
+    reason = rollout.replication_stuck("Readiness probe failed: " + done.out)
+    assert (reason is not None) == (name in STUCK), (done.out, reason)
 
 
 def test_probe_rejects_a_replica_without_replication(pod):

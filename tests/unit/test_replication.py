@@ -138,3 +138,16 @@ def test_a_replica_without_verified_tls_is_a_problem_only_when_tls_is_required()
                                      .replace("Master_SSL_Verify_Server_Cert: No", "Master_SSL_Verify_Server_Cert: Yes"))
     assert (verified["tls"], verified["tls_verified"]) == (True, True)
     assert replication.problems("mysql-1", verified, False, "mysql-0.mysql", tls=True) == []
+
+
+@pytest.mark.parametrize("io, io_errno, sql, sql_errno, fix", [
+    ("No", 1236, "Yes", 0, True),     # its position gone from the primary's binary logs
+    ("Yes", 0, "No", 1062, True),     # stopped applying on an error
+    ("Connecting", 1045, "Yes", 0, False),  # refused credentials: a rotation or the Secret fixes it
+    ("Yes", 0, "No", 0, False),       # stopped without an error: replication restarts it
+])
+def test_a_replica_no_wait_heals_is_named_with_the_playbook_that_fixes_it(io, io_errno, sql, sql_errno, fix):
+    state = replication.pod_state(fixture("status-10.11-mysql-1.txt"))
+    state.update(io_running=io, last_io_errno=io_errno, sql_running=sql, last_sql_errno=sql_errno)
+    [problem] = replication.problems("mysql-3", state, False, state["primary_host"])
+    assert problem.endswith("; rebuild.yml -e pod=mysql-3 re-clones it") == fix, problem

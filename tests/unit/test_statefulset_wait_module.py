@@ -29,10 +29,14 @@ class ScriptedCluster:
     """Each read returns the next state (the last one repeats); an exception in
     the script is raised instead. Pod events and watch errors likewise."""
 
-    def __init__(self, states, watch_errors=()):
+    def __init__(self, states, watch_errors=(), probe_failures=()):
         self.states = list(states)
         self.watch_errors = list(watch_errors)
+        self.events = list(probe_failures)
         self.reads = 0
+
+    def probe_failures(self):
+        return self.events
 
     def read(self):
         self.reads += 1
@@ -98,3 +102,52 @@ def test_api_error_until_the_deadline_is_reported(monkeypatch):
 def test_replicas_waits_only_for_the_first_ordinals():
     result = run(ScriptedCluster([STARTING]), replicas=1)
     assert result["failed"] is False and list(result["images"]) == ["mysql-0", "mysql-1"]
+
+
+def probe_failed(ordinal, message, when="2026-12-05T12:00:00Z"):
+    return {"involvedObject": {"kind": "Pod", "name": "mysql-%d" % ordinal, "uid": "uid-%d" % ordinal},
+            "reason": "Unhealthy", "lastTimestamp": when, "message": "Readiness probe failed: " + message}
+
+
+GONE = "replication IO thread: No (error 1236: Got fatal error 1236 from master when reading data from binary log)"
+
+
+def test_fails_at_once_naming_a_replica_whose_position_is_gone_and_the_fix():
+    cluster = ScriptedCluster([STARTING], probe_failures=[probe_failed(1, GONE)])
+    result = run(cluster, timeout=900)
+    assert result["failed"] is True and cluster.reads == 1
+    assert result["stuck"] == {"mysql-1": "replication IO thread No with error 1236: Got fatal error 1236 from master "
+                                          "when reading data from binary log"}
+    assert "mysql-1 is not Ready and will not be by waiting" in result["msg"]
+    assert "rebuild.yml -e pod=mysql-1 re-clones it" in result["msg"]
+
+
+@pytest.mark.parametrize("event", [
+    # The primary restarting: the replica reconnects by itself.
+    probe_failed(1, "replication IO thread: Connecting (error 2003: Can't connect)"),
+    # A replica stopped on purpose (a switchover in progress): no error.
+    probe_failed(1, "replication SQL thread: No (error 0: )"),
+    # The stuck message of a pod that is Ready now, or of an earlier pod of that name.
+    probe_failed(0, GONE),
+    dict(probe_failed(1, GONE), involvedObject={"kind": "Pod", "name": "mysql-1", "uid": "an-earlier-pod"}),
+])
+def test_waits_on_while_no_probe_names_an_error_that_stays(monkeypatch, event):
+    monkeypatch.setattr(statefulset_wait.time, "sleep", lambda seconds: None)
+    result = run(ScriptedCluster([STARTING], probe_failures=[event]), timeout=0.05)
+    assert result["failed"] is True and "stuck" not in result
+    assert "mysql-1: not Ready" in result["msg"]
+
+
+def test_the_latest_probe_failure_decides():
+    events = [probe_failed(1, GONE, when="2026-12-05T12:00:00Z"),
+              probe_failed(1, "replication SQL thread: No (error 1062: Duplicate entry)", when="2026-12-05T12:01:00Z")]
+    result = run(ScriptedCluster([STARTING], probe_failures=events))
+    assert result["stuck"]["mysql-1"].startswith("replication SQL thread No with error 1062")
+
+
+def test_a_replica_reconnecting_since_its_error_is_not_stuck(monkeypatch):
+    monkeypatch.setattr(statefulset_wait.time, "sleep", lambda seconds: None)
+    events = [probe_failed(1, GONE, when="2026-12-05T12:00:00Z"),
+              probe_failed(1, "replication IO thread: Connecting (error 2003: Can't connect)", when="2026-12-05T12:01:00Z")]
+    result = run(ScriptedCluster([STARTING], probe_failures=events), timeout=0.05)
+    assert "stuck" not in result
