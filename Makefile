@@ -19,8 +19,11 @@ lint: setup
 unit: setup
 	.venv/bin/pytest -q tests/unit
 
+# Independent modules run in parallel (each in its own namespaces), longest
+# first (tests/e2e/conftest.py); the ten slowest tests are listed at the end.
+E2E_WORKERS ?= 3
 e2e: setup
-	scripts/with-cluster pytest -v tests/e2e
+	scripts/with-cluster pytest -v -n $(E2E_WORKERS) --dist loadfile --no-loadscope-reorder --durations=10 tests/e2e
 
 molecule: setup
 	scripts/with-cluster molecule test

@@ -14,6 +14,7 @@ Namespace object-store has no NetworkPolicy.
     store.put("run-1/x", b"abc"); store.list("run-1/")  # {"run-1/x": 3}
 """
 import base64
+import fcntl
 import os
 import re
 import secrets
@@ -34,6 +35,7 @@ REGION = "us-east-1"
 PORT = 7070
 # The image's user (VERSITYGW_UID of scripts/lib/build-versitygw.sh).
 UID = 1000
+LOCK = "/tmp/mariadb-k8s-object-store.lock"
 LABELS = {"app.kubernetes.io/name": "versitygw", "app.kubernetes.io/instance": SERVICE}
 
 
@@ -185,6 +187,14 @@ def deploy(api, bucket=BUCKET, image=IMAGE, cluster_domain="cluster.local", time
     """Deploy the store (idempotent: a running one is kept, with its objects
     and keys), wait until it answers S3 from here, create bucket in it, and
     return the Store."""
+    # Test modules run in parallel processes and share the store: one
+    # deploys it at a time, the next finds it.
+    with open(LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _deploy(api, bucket, image, cluster_domain, timeout)
+
+
+def _deploy(api, bucket, image, cluster_domain, timeout):
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     _ensure_namespace(core)
     access_key_id, secret_access_key = _keys(core)

@@ -1,13 +1,40 @@
-"""Collects what the fault and bad-input tests observed and writes
+"""Collects what the fault, backup and bad-input tests observed and writes
 docs/reliability.md at the end of the session, so the report is generated
-by the suite rather than written by hand."""
+by the suite rather than written by hand. Test modules run in parallel
+processes (pytest-xdist): each module saves its rows to a part, and the
+process that started the session merges the parts into the report."""
 import datetime
+import glob
+import json
 import os
 import platform
+import shutil
 
 from harness import ROOT
 
 PATH = os.path.join(ROOT, "docs", "reliability.md")
+PARTS = os.path.join(ROOT, "tests", "output", "reliability-parts")
+# The report's order of the modules whose rows it holds.
+MODULES = ("test_faults", "test_primary", "test_backup", "test_bad_input")
+
+
+def start():
+    """A new session: no part of an earlier one is merged."""
+    shutil.rmtree(PARTS, ignore_errors=True)
+    os.makedirs(PARTS)
+
+
+def merge():
+    """The report of every part saved in this session (none: no report)."""
+    report = Report()
+    for module in sorted(glob.glob(os.path.join(PARTS, "*.json")),
+                         key=lambda p: (MODULES + (os.path.basename(p)[:-5],)).index(os.path.basename(p)[:-5])):
+        with open(module) as handle:
+            part = json.load(handle)
+        report.faults += part["faults"]
+        report.backups += part["backups"]
+        report.inputs += part["inputs"]
+    report.write()
 
 
 class Report:
@@ -15,6 +42,12 @@ class Report:
         self.faults = []
         self.inputs = []
         self.backups = []
+
+    def save(self, module):
+        """This module's rows, as a part for merge()."""
+        if self.faults or self.inputs or self.backups:
+            with open(os.path.join(PARTS, module + ".json"), "w") as handle:
+                json.dump({"faults": self.faults, "backups": self.backups, "inputs": self.inputs}, handle)
 
     def fault(self, scenario, written, found, recovery_seconds, outcome):
         """found: pod -> rows of the scenario on that pod."""

@@ -68,10 +68,13 @@ def deployed(api):
     run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
 
 
-def snapshot(api):
-    """Every object of the cluster this collection could touch, with its version."""
+def snapshot(api, namespaces):
+    """Every object the collection could touch for a play naming these
+    namespaces, with its version. Other test modules run meanwhile in their
+    own namespaces: theirs are not compared."""
     core, apps, net = client.CoreV1Api(api), client.AppsV1Api(api), client.NetworkingV1Api(api)
-    objects = {("Namespace", n.metadata.name): n.metadata.resource_version for n in core.list_namespace().items}
+    objects = {("Namespace", n.metadata.name): n.metadata.resource_version
+               for n in core.list_namespace().items if n.metadata.name in namespaces}
     for kind, items in (
         ("StatefulSet", apps.list_stateful_set_for_all_namespaces().items),
         ("Service", core.list_service_for_all_namespaces().items),
@@ -81,18 +84,28 @@ def snapshot(api):
         ("NetworkPolicy", net.list_network_policy_for_all_namespaces().items),
         ("Pod", core.list_pod_for_all_namespaces().items),
     ):
-        objects.update({(kind, o.metadata.namespace, o.metadata.name): o.metadata.resource_version for o in items})
+        objects.update({(kind, o.metadata.namespace, o.metadata.name): o.metadata.resource_version
+                        for o in items if o.metadata.namespace in namespaces})
     return objects
 
 
 @pytest.mark.parametrize("playbook, extra, message", CASES, ids=["%s %s" % (c[0], c[1]) for c in CASES])
 def test_bad_input_is_rejected_before_any_change(api, deployed, report, playbook, extra, message):
     extra = {k: (deployed if v == "UNREACHABLE" else v) for k, v in extra.items()}
-    before = snapshot(api)
+    namespaces = {NS, extra.get("mariadb_namespace", NS)}
+    before = snapshot(api, namespaces)
     result = run_playbook(playbook, dict(BASE, **extra))
-    after = snapshot(api)
+    after = snapshot(api, namespaces)
     assert result.rc != 0
     assert message in " ".join(result.output.split()), result.output[-3000:]
     changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
     report.bad_input("%s -e %s" % (playbook, extra), message, not changed)
     assert not changed, "the cluster changed: %s" % sorted(changed)
+
+
+def test_one_bad_value_gives_one_message(deployed):
+    result = run_playbook("deploy.yml", dict(BASE, replicas=0))
+    output = " ".join(result.output.split())
+    assert result.rc != 0
+    assert output.count("mariadb_replicas (-e replicas) must be an integer from 1 to 64") == 1, result.output[-3000:]
+    assert "mariadb_partition" not in output, result.output[-3000:]
