@@ -937,3 +937,13 @@ def test_the_clone_port_probe_reads_the_listener_from_the_kernel(pod, tmp_path, 
     (tmp_path / "net" / "tcp").write_text(table)
     done = pod("common.sh", 'PROC_NET=$T/net; clone_port_listening')
     assert (done.rc == 0) is listening, done.err
+
+
+@pytest.mark.parametrize("name", sorted(f for f in os.listdir(FIXTURES) if f.startswith("slave-status-")))
+def test_the_probe_reads_each_replica_field_as_the_python_does(pod, name):
+    """probe.sh's status_field and replication.parse_vertical: one reading of SHOW SLAVE STATUS\\G."""
+    [row] = replication.parse_vertical(fixture(name))
+    names = sorted(row)
+    done = pod("probe.sh", 'for name in "${@:2}"; do printf "%s\\0" "$(status_field "$1" "$name")"; done',
+               args=[fixture(name)] + names)
+    assert dict(zip(names, done.out.split("\0"))) == row
