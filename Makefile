@@ -9,7 +9,13 @@ setup:
 deploy: setup
 	scripts/with-cluster ansible-playbook deploy.yml
 
-test: lint unit e2e molecule
+# Lint and unit tests need no cluster: they run while it comes up.
+test: setup
+	@scripts/with-cluster true & cluster=$$!; \
+	$(MAKE) --no-print-directory lint unit; checks=$$?; \
+	wait $$cluster; up=$$?; \
+	[ $$checks -eq 0 ] && [ $$up -eq 0 ]
+	$(MAKE) --no-print-directory e2e molecule
 
 lint: setup
 	.venv/bin/yamllint --strict .
@@ -21,7 +27,7 @@ unit: setup
 
 # Independent modules run in parallel (each in its own namespaces), longest
 # first (tests/e2e/conftest.py); the ten slowest tests are listed at the end.
-E2E_WORKERS ?= 3
+E2E_WORKERS ?= 2
 e2e: setup
 	scripts/with-cluster pytest -v -n $(E2E_WORKERS) --dist loadfile --no-loadscope-reorder --durations=10 tests/e2e
 
