@@ -35,7 +35,7 @@ molecule: setup
 	scripts/with-cluster molecule test
 
 benchmark: setup
-	scripts/with-cluster python benchmarks/run.py
+	scripts/with-cluster python -m benchmarks
 
 cluster-up:
 	scripts/cluster up

@@ -1,14 +1,11 @@
 """Fixtures of the end-to-end tests: they run against the cluster that
 scripts/with-cluster selected (KUBECONFIG, ANSIBLE_INVENTORY), never a mock."""
 import os
-import sys
 
 import pytest
 from kubernetes import client, config
 
-# The helpers shared with the benchmarks live in tests/harness.py.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
+from tests.e2e import report as reliability
 
 
 @pytest.fixture(scope="session")
@@ -45,20 +42,16 @@ def _controller(session):
 
 def pytest_sessionstart(session):
     if _controller(session):
-        import report
-        report.start()
+        reliability.start()
 
 
 def pytest_sessionfinish(session):
     if _controller(session):
-        import report
-        report.merge()
+        reliability.merge()
 
 
 @pytest.fixture(scope="module")
 def report(request):
-    from report import Report
-
-    collected = Report()
+    collected = reliability.Report()
     yield collected
     collected.save(request.module.__name__.rsplit(".", 1)[-1])

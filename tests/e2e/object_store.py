@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from harness import ROOT, wait_until
+from tests.harness import ROOT, wait_until
 
 NAMESPACE = "object-store"
 SERVICE = "s3"

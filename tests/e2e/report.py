@@ -10,7 +10,7 @@ import os
 import platform
 import shutil
 
-from harness import ROOT
+from tests.harness import ROOT
 
 PATH = os.path.join(ROOT, "docs", "reliability.md")
 PARTS = os.path.join(ROOT, "tests", "output", "reliability-parts")

@@ -14,9 +14,9 @@ import time
 import pytest
 from kubernetes import client
 
-import object_store
-from harness import pod_exec, run_playbook, sql, start_client, trust_cluster_ca, wait_until
-from writes import Writer, create_events_table
+from tests.e2e import object_store
+from tests.harness import pod_exec, run_playbook, sql, start_client, trust_cluster_ca, wait_until
+from tests.e2e.writes import Writer, create_events_table
 
 NS, TARGET = "backup", "restored"
 SOURCE = NS + "/mysql"

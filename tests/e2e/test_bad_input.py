@@ -6,7 +6,7 @@ import tempfile
 import pytest
 from kubernetes import client
 
-from harness import run_playbook
+from tests.harness import run_playbook
 
 NS = "inputs"
 BASE = {"mariadb_namespace": NS, "replicas": 1}

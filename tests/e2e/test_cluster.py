@@ -6,7 +6,7 @@ import subprocess
 import pytest
 from kubernetes import client, utils
 
-from harness import ROOT, image, pod_exec, wait_until
+from tests.harness import ROOT, image, pod_exec, wait_until
 
 NS = "cluster-e2e"
 

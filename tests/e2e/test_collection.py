@@ -8,7 +8,7 @@ import shutil
 import pytest
 from kubernetes import client
 
-from harness import PODS, ROOT, SELECTOR, image, pod_exec, readme_commands, run_playbook, run_readme_command, sql, start_client, wait_until
+from tests.harness import PODS, ROOT, SELECTOR, image, pod_exec, readme_commands, run_playbook, run_readme_command, sql, start_client, wait_until
 
 NS = "mysql"
 OLD, NEW = "10.11", "11.8"

@@ -5,7 +5,7 @@ never replaced by new passwords the data does not know."""
 import pytest
 from kubernetes import client
 
-from harness import pod_exec, run_playbook, sql, start_client, wait_until
+from tests.harness import pod_exec, run_playbook, sql, start_client, wait_until
 
 NS = "credentials"
 BASE = {"mariadb_namespace": NS}

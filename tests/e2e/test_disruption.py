@@ -5,8 +5,8 @@ Prometheus Operator's CRD does, and teardown removes it."""
 import pytest
 from kubernetes import client
 
-import metrics
-from harness import run_playbook, wait_until
+from tests import metrics
+from tests.harness import run_playbook, wait_until
 
 NS = "disruption"
 BASE = {"mariadb_namespace": NS, "replicas": 3}

@@ -8,8 +8,8 @@ import time
 import pytest
 from kubernetes import client
 
-from harness import is_local_cluster, run_playbook, sql, start_client, wait_until
-from writes import Writer, check_nothing_lost, create_events_table
+from tests.harness import is_local_cluster, run_playbook, sql, start_client, wait_until
+from tests.e2e.writes import Writer, check_nothing_lost, create_events_table
 
 NS = "faults"
 # A short idle timeout, so a vanished donor is noticed quickly.

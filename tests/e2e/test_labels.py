@@ -12,7 +12,7 @@ import types
 import pytest
 from kubernetes import client
 
-from harness import PODS, SELECTOR, image, inventory_vars, release, run_playbook, sql, start_client, wait_until
+from tests.harness import PODS, SELECTOR, image, inventory_vars, release, run_playbook, sql, start_client, wait_until
 
 NS = "labels"
 BASE = {"mariadb_namespace": NS}

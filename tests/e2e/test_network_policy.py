@@ -8,7 +8,7 @@ these tests: there is no skip."""
 import pytest
 from kubernetes import client
 
-from harness import image, is_local_cluster, pod_exec, run_playbook, sql, start_client, wait_until
+from tests.harness import image, is_local_cluster, pod_exec, run_playbook, sql, start_client, wait_until
 
 NS = "netpol"
 OTHER = "netpol-other"

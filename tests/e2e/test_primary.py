@@ -8,8 +8,8 @@ import time
 import pytest
 from kubernetes import client
 
-from harness import PODS, image, pod_exec, run_playbook, sql, start_client, wait_until
-from writes import Writer, check_nothing_lost, create_events_table, recorded_primary, rows
+from tests.harness import PODS, image, pod_exec, run_playbook, sql, start_client, wait_until
+from tests.e2e.writes import Writer, check_nothing_lost, create_events_table, recorded_primary, rows
 
 NS = "primary"
 BASE = {"mariadb_namespace": NS}

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-import object_store
-from harness import pod_exec, release, run_playbook
+from tests.e2e import object_store
+from tests.harness import pod_exec, release, run_playbook
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "settings_kept.yml")) as handle:
     TABLE = yaml.safe_load(handle)

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from kubernetes import client
 
-from harness import image, pod_exec, run_playbook, sql, start_client, trust_cluster_ca, wait_until
-from writes import Writer, check_nothing_lost, create_events_table
+from tests.harness import image, pod_exec, run_playbook, sql, start_client, trust_cluster_ca, wait_until
+from tests.e2e.writes import Writer, check_nothing_lost, create_events_table
 
 NS = "tls"
 BASE = {"mariadb_namespace": NS}

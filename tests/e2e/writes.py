@@ -2,7 +2,7 @@
 survived, shared by the fault and the primary-move tests."""
 import time
 
-from harness import run_playbook, sql, wait_until
+from tests.harness import run_playbook, sql, wait_until
 
 
 class Writer:

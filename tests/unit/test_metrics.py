@@ -3,15 +3,10 @@ captured from the exporters of Debian's packages (0.14 in bookworm with
 MariaDB 10.11, 0.17 in trixie with 11.8) run as the pods run them: uid 999,
 mysql@localhost over the socket, a primary and its replica. The fixtures keep
 the metric families the tests read."""
-import os
-import sys
-
 import pytest
 
 from captured import read
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import metrics  # noqa: E402
+from tests import metrics
 
 PAGES = ["exporter-0.14-10.11", "exporter-0.17-11.8"]
 

@@ -1,0 +1,1 @@
+"""One module a benchmark step: what it measures and the report it writes."""
