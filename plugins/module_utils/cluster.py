@@ -40,6 +40,15 @@ def record_name(name):
     return name + "-topology"
 
 
+class RecordMoved(Exception):
+    """The record no longer names the primary and epoch a move started from:
+    another move recorded `primary` meanwhile."""
+
+    def __init__(self, message, primary):
+        super().__init__(message)
+        self.primary = primary
+
+
 class Cluster:
     """One MariaDB StatefulSet: `name` in `namespace`."""
 
@@ -61,25 +70,55 @@ class Cluster:
     def ordinal(self, pod):
         return int(pod.rsplit("-", 1)[1])
 
+    def read_record(self):
+        """(primary, epoch) of the record: ordinal 0 and epoch 0 for a cluster
+        deployed before the record held them. Every move increments the epoch."""
+        return self._record()[0]
+
     def recorded_primary(self):
-        """The recorded primary; ordinal 0 for a cluster deployed before the record existed."""
+        return self.read_record()[0]
+
+    def _record(self):
         try:
-            data = self._core.read_namespaced_config_map(record_name(self.name), self.namespace).data or {}
+            record = self._core.read_namespaced_config_map(record_name(self.name), self.namespace)
         except ApiException as exc:
             if exc.status != 404:
                 raise
-            data = {}
-        return data.get("primary") or "%s-0" % self.name
+            return ("%s-0" % self.name, 0), None
+        data = record.data or {}
+        return (data.get("primary") or "%s-0" % self.name, int(data.get("epoch") or 0)), record.metadata.resource_version
 
-    def record_primary(self, pod, previous):
-        """Record `pod` as the primary and point the write Service at it; when
-        the Service cannot be moved, the record names `previous` again."""
-        self._core.patch_namespaced_config_map(record_name(self.name), self.namespace, {"data": {"primary": pod}})
+    def _swap(self, expected, new):
+        """Compare-and-swap of the record's (primary, epoch): written only while
+        the record holds `expected`, by the API server's check of the resource
+        version read (another key changing meanwhile, e.g. the settings, is
+        read again; another move is RecordMoved)."""
+        for _ in range(5):
+            found, version = self._record()
+            if found != expected:
+                raise RecordMoved("the record names %s at epoch %d, not %s at epoch %d: another move ran meanwhile"
+                                  % (found + expected), found[0])
+            try:
+                self._core.patch_namespaced_config_map(record_name(self.name), self.namespace, {
+                    "metadata": {"resourceVersion": version}, "data": {"primary": new[0], "epoch": str(new[1])}})
+                return
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        raise RecordMoved("the record kept changing while %s was being recorded" % new[0], expected[0])
+
+    def record_primary(self, pod, previous, epoch):
+        """Record `pod` as the primary at epoch + 1, if the record still names
+        `previous` at `epoch`, and point the write Service at it; when the
+        Service cannot be moved, the record names `previous` again (epoch + 2).
+        Returns the epoch recorded."""
+        self._swap((previous, epoch), (pod, epoch + 1))
         try:
             self.point_write_service(pod)
         except Exception:
-            self._core.patch_namespaced_config_map(record_name(self.name), self.namespace, {"data": {"primary": previous}})
+            self._swap((pod, epoch + 1), (previous, epoch + 2))
             raise
+        return epoch + 1
 
     def point_write_service(self, pod):
         """The write Service selects `pod`; None: no pod (no label value is empty).

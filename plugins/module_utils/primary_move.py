@@ -5,6 +5,7 @@ move_primary runs it; the role changes themselves are role.sh in the pods."""
 import time
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import gtid, replication
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import RecordMoved
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 
 # role.sh fence waits this long for commits in flight (lock_wait_timeout).
@@ -23,9 +24,9 @@ class Move:
         self.started = time.monotonic()
         self.deadline = None
         self.fence_started = None
-        self.previous = cluster.recorded_primary()
+        self.previous, self.epoch = cluster.read_record()
         self.pods = cluster.pods(cluster.replicas())
-        self.result = dict(changed=False, previous=self.previous, primary=self.previous, positions={},
+        self.result = dict(changed=False, previous=self.previous, primary=self.previous, epoch=self.epoch, positions={},
                            steps=[], restarted=[], problems=[])
 
     def start_deadline(self):
@@ -93,12 +94,15 @@ class Move:
         self.cluster.role(pod, "promote", timeout=self.left())
         self.step("promoted " + pod)
         try:
-            self.cluster.record_primary(pod, self.previous)
+            epoch = self.cluster.record_primary(pod, self.previous, self.epoch)
+        except RecordMoved as exc:  # another move won: follow the primary it recorded
+            self.cluster.role(pod, "replicate", self.cluster.ordinal(exc.primary), timeout=self.left())
+            raise MoveFailed("recording %s as the primary failed (%s); it replicates from %s" % (pod, exc, exc.primary))
         except Exception as exc:  # ApiException or a connection error: the record was not changed
             self.cluster.role(pod, "replicate", self.cluster.ordinal(self.previous), timeout=self.left())
             raise MoveFailed("recording %s as the primary failed (%s); it replicates again" % (pod, exc))
-        self.result.update(changed=True, primary=pod)
-        self.step("recorded %s as the primary; the write Service selects it" % pod)
+        self.result.update(changed=True, primary=pod, epoch=epoch)
+        self.step("recorded %s as the primary at epoch %d; the write Service selects it" % (pod, epoch))
 
     def follow(self, pods):
         """Point each pod at the new primary and make the kubelets refresh the record."""

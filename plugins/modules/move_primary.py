@@ -102,6 +102,14 @@ primary:
   returned: always
   type: str
   sample: mysql-2
+epoch:
+  description: >-
+    The record's epoch after the move (key C(epoch) of C(<name>-topology), 0 before any move). Every
+    move increments it by compare-and-swap: a move started from an older record is refused, and
+    its promoted pod replicates from the primary the other move recorded.
+  returned: always
+  type: int
+  sample: 3
 positions:
   description: GTID position of each pod considered, when it was read.
   returned: always

@@ -102,7 +102,12 @@ def test_switchover_refuses_bad_targets_before_changing_anything(api, core, runn
         local_sql(api, "mysql-1", "START SLAVE SQL_THREAD")
 
 
+def epoch(core):
+    return int(core.read_namespaced_config_map("mysql-topology", NS).data.get("epoch") or 0)
+
+
 def test_switchover_and_back_loses_no_acknowledged_write(api, core, runner, report):
+    before = epoch(core)
     with Writer(runner, "switchover") as writer:
         started = time.monotonic()
         switch_to(api, "mysql-2")
@@ -113,6 +118,7 @@ def test_switchover_and_back_loses_no_acknowledged_write(api, core, runner, repo
         switch_to(api, "mysql-0")
         seconds = time.monotonic() - started
     assert local_sql(api, "mysql-2", "SELECT @@read_only").strip() == "1"
+    assert epoch(core) == before + 2, "each move increments the record's epoch"
     check_nothing_lost(report, runner, core, BASE, "switchover to mysql-2 and back", writer, 3, seconds,
                        "both moves completed; writes went on through mysql-primary")
 

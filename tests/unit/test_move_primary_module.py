@@ -3,6 +3,7 @@ touching anything, the order of the role changes, and the roll-back."""
 import pytest
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import primary_move, replication
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import RecordMoved
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 from ansible_collections.mariadb_k8s.cluster.plugins.modules import move_primary
 from captured import read as fixture
@@ -76,8 +77,8 @@ class FakeCluster:
     def has_role_script(self, pod):
         return pod not in self.without_role_script
 
-    def recorded_primary(self):
-        return self.primary
+    def read_record(self):
+        return self.primary, 7
 
     def read_states(self, pods, timeout=30):
         return [(pod, None, "%s: cannot read its state (exit code 1)" % pod) if pod in self.dead
@@ -107,10 +108,12 @@ class FakeCluster:
             getattr(self.fenced, "add" if args[0] == "fence" else "discard")(pod)
         return self.fence_output if args == ("fence",) else ""
 
-    def record_primary(self, pod, previous):
+    def record_primary(self, pod, previous, epoch):
+        assert (previous, epoch) == (self.primary, 7)
         if self.fail_record:
             raise self.fail_record
         self.calls.append(("record_primary", pod))
+        return epoch + 1
 
     def point_write_service(self, pod):
         self.calls.append(("service", pod))
@@ -204,6 +207,7 @@ def test_switchover_fences_waits_promotes_records_then_repoints_the_others(clust
         ("announce_primary", tuple(PODS), "mysql-1"),
     ]
     assert (result["changed"], result["previous"], result["primary"], result["problems"]) == (True, "mysql-0", "mysql-1", [])
+    assert result["epoch"] == 8
 
 
 def test_a_switchover_whose_target_does_not_catch_up_rolls_back(cluster):
@@ -225,6 +229,14 @@ def test_a_switchover_whose_record_fails_rolls_the_target_back_to_replicating(cl
     assert roles(cluster)[:2] == [("mysql-0", "fence"), ("mysql-1", "promote")]
     assert roles(cluster)[-2:] == [("mysql-1", "replicate", "0"), ("mysql-0", "unfence")]
     assert not any(call[0] == "announce_primary" for call in cluster.calls)
+
+
+def test_a_switchover_that_loses_the_record_to_another_move_follows_the_winner(cluster):
+    cluster.fail_record = RecordMoved("the record names mysql-2 at epoch 8, not mysql-0 at epoch 7", "mysql-2")
+    result = run(target="mysql-1")
+    assert result["failed"] is True and result["changed"] is False and result["epoch"] == 7
+    assert "recording mysql-1 as the primary failed (the record names mysql-2 at epoch 8" in result["msg"]
+    assert ("role", "mysql-1", "replicate", "2") in cluster.calls
 
 
 def test_a_failed_roll_back_says_so(cluster):

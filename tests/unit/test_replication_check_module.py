@@ -86,7 +86,8 @@ class FakeCoreV1Api:
         assert (name, namespace) == ("mysql-topology", "mysql")
         if self.primary is None:
             raise ApiException(status=404, reason="Not Found")
-        return SimpleNamespace(data={"primary": self.primary, "initialised": "true"})
+        return SimpleNamespace(data={"primary": self.primary, "initialised": "true"},
+                               metadata=SimpleNamespace(resource_version="1"))
 
 
 class FakeAppsV1Api:
