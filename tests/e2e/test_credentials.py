@@ -59,6 +59,17 @@ def test_pods_mount_no_service_account_token(api, core):
         assert "serviceaccount" not in listing
 
 
+# Pieces of the passwords before and after the rotation below that SQL
+# quoting leaves as they are: what a binary log holding them would show.
+PASSWORD_PIECES = ("r#o", "re#pl ", "n3w #root ", 'n3w "repl" #')
+
+
+def binary_log_text(api, pod):
+    """Every local binary log of pod, decoded (rows as pseudo-SQL too)."""
+    return pod_exec(api, NS, "mariadb").run(pod, ["bash", "-c", "mariadb-binlog --verbose /var/lib/mysql/mysql-bin.[0-9]*"],
+                                            timeout=120)
+
+
 def test_a_changed_password_takes_effect(api, core, cluster):
     changed = dict(NASTY, **{"root-password": "n3w #root 'pw' \\", "replication-password": "n3w \"repl\" #"})
     core.patch_namespaced_secret("mysql-credentials", NS, {"stringData": changed})
@@ -66,6 +77,16 @@ def test_a_changed_password_takes_effect(api, core, cluster):
     assert "mysql-1: replica" in result.output
     runner = start_client(core, api, NS)
     assert sql(runner, "mysql-primary", "SELECT CURRENT_USER()") == "root@%"
+    # Each server set its own accounts: the replica's root takes the new password too.
+    assert sql(runner, "mysql-1.mysql", "SELECT CURRENT_USER()") == "root@%"
+    # No password, old or new, in any binary log (they reach every replica and the archive).
+    for pod in PODS:
+        text = binary_log_text(api, pod)
+        assert "ALTER USER" not in text and not [p for p in PASSWORD_PIECES if p in text], pod
+    # The control: the same search finds a statement the primary did log.
+    sql(runner, "mysql-primary", "CREATE DATABASE IF NOT EXISTS probe; CREATE TABLE probe.t (note VARCHAR(40)); "
+        "INSERT INTO probe.t VALUES ('n3w #root marker')")
+    assert "n3w #root marker" in binary_log_text(api, "mysql-0") and "n3w #root marker" in binary_log_text(api, "mysql-1")
     # The replica reconnects with the new replication password after a restart.
     old = core.read_namespaced_pod("mysql-1", NS).metadata.uid
     core.delete_namespaced_pod("mysql-1", NS)

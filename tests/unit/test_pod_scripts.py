@@ -237,6 +237,11 @@ def test_credentials_exits_3_while_the_mounted_secret_is_not_the_expected_one(po
     assert sql_log(tmp_path) == ""
 
 
+def account_literals(values):
+    """The literals of account_passwords_sql: every account's password."""
+    return [values["root-password"], "%", values["root-password"], "%", values["replication-password"], values["backup-password"]]
+
+
 def test_credentials_on_the_primary_changes_every_account(pod, tmp_path):
     values = dict(zip(PASSWORD_KEYS, NASTY[:3]))
     write_credentials(tmp_path, values)
@@ -244,10 +249,10 @@ def test_credentials_on_the_primary_changes_every_account(pod, tmp_path):
     done = pod("credentials.sh", SQL_STUB + 'main "$@"', hostname="mysql-0", args=[ansible_checksum(values)])
     assert done.rc == 0, done.err
     skeleton, literals = parse_sql(sql_log(tmp_path))
-    assert skeleton.startswith("-- sql \nALTER USER root@localhost")  # on stdin, nothing in argv
-    assert skeleton.count(";") == 4
-    assert literals == [values["root-password"], "%", values["root-password"], "%",
-                        values["replication-password"], values["backup-password"]]
+    # On stdin, nothing in argv; never binary-logged.
+    assert skeleton.startswith("-- sql \nSET SESSION sql_log_bin = 0;\nALTER USER root@localhost")
+    assert skeleton.count(";") == 5
+    assert literals == account_literals(values)
 
 
 def test_credentials_on_a_replica_repoints_replication(pod, tmp_path):
@@ -257,9 +262,11 @@ def test_credentials_on_a_replica_repoints_replication(pod, tmp_path):
     done = pod("credentials.sh", SQL_STUB + 'main "$@"', hostname="mysql-2", args=[ansible_checksum(values)])
     assert done.rc == 0, done.err
     skeleton, literals = parse_sql(sql_log(tmp_path))
-    assert skeleton == ("-- sql \nSTOP SLAVE;\nCHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = 3306, MASTER_USER = ?,\n"
-                        "  MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos,\n  MASTER_CONNECT_RETRY = 5;\nSTART SLAVE;\n")
-    assert literals == ["mysql-0.mysql", "repl", values["replication-password"]]
+    accounts, repoint = skeleton.split("-- sql \nSTOP SLAVE;")
+    assert accounts.startswith("-- sql \nSET SESSION sql_log_bin = 0;\nALTER USER root@localhost") and accounts.count(";") == 5
+    assert repoint == ("\nCHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = 3306, MASTER_USER = ?,\n"
+                       "  MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos,\n  MASTER_CONNECT_RETRY = 5;\nSTART SLAVE;\n")
+    assert literals == account_literals(values) + ["mysql-0.mysql", "repl", values["replication-password"]]
 
 
 @pytest.mark.parametrize("state", ["unconfigured", "clone position pending"])

@@ -113,6 +113,14 @@ ALTER USER backup@localhost IDENTIFIED BY '$(sql_quote "$backup")';
 SQL
 }
 
+# set_account_passwords: the mounted Secret's passwords on this server's
+# accounts, never binary-logged: a password in a binary log would reach every
+# replica's log and the archived logs in the object store. So every server
+# sets its own: the sidecar at each start, credentials.sh on a changed Secret.
+set_account_passwords() {
+  { echo "SET SESSION sql_log_bin = 0;"; account_passwords_sql; } | sql
+}
+
 # replicate_from_primary [ORDINAL]: (re)point this replica at the recorded
 # primary, or at ORDINAL, with the mounted replication password; the GTID
 # position is kept (slave_pos).

@@ -1,6 +1,7 @@
 #!/bin/bash
-# Applies the mounted credentials Secret to the running servers. The Ansible
-# role runs it through the exec API in each pod's sidecar, the primary first:
+# Applies the mounted credentials Secret to the running servers, each its own
+# accounts (never binary-logged). The Ansible role runs it through the exec
+# API in each pod's sidecar, the primary first:
 #   bash credentials.sh EXPECTED_SHA256
 # Exit 3: the mounted Secret is not the expected one yet (the kubelet
 # refreshes it a little later); the caller retries. Idempotent.
@@ -31,8 +32,7 @@ main() {
     exit 3
   fi
   if acting_primary; then
-    # Binary-logged, so the replicas' copies of the accounts follow.
-    account_passwords_sql | sql
+    set_account_passwords
     log "account passwords set"
   else
     # Until the sidecar has started replication from a fresh clone's
@@ -40,8 +40,9 @@ main() {
     if [ -e "$DATADIR/clone-position" ] || [ -z "$(sql -e 'SHOW SLAVE STATUS')" ]; then
       die "replication is not set up yet (the sidecar is starting); try again"
     fi
+    set_account_passwords
     replicate_from_primary
-    log "replication password set"
+    log "account and replication passwords set"
   fi
 }
 

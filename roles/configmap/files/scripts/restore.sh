@@ -107,7 +107,7 @@ main() {
   start_server
   # The history continues after the backup's position; the accounts take
   # this cluster's passwords (not binary-logged: the replicas clone them).
-  { printf 'SET SESSION sql_log_bin = 0;\n'; account_passwords_sql; } | sql
+  set_account_passwords
   [ "$position" = empty ] && position=
   sql <<SQL
 RESET MASTER;

@@ -89,6 +89,9 @@ set_up_replication() {
 main() {
   wait_for_server
   upgrade_system_tables
+  # A pod that missed a rotation (stopped, scaled in, cloned or restored from
+  # older data) takes the mounted passwords.
+  set_account_passwords
   set_up_replication
   serve_backups
 }
