@@ -93,7 +93,7 @@ class Cluster:
         the record holds `expected`, by the API server's check of the resource
         version read (another key changing meanwhile, e.g. the settings, is
         read again; another move is RecordMoved)."""
-        for _ in range(5):
+        for _attempt in range(5):
             found, version = self._record()
             if found != expected:
                 raise RecordMoved("the record names %s at epoch %d, not %s at epoch %d: another move ran meanwhile"
