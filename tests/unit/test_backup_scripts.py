@@ -19,6 +19,8 @@ import time
 
 import pytest
 
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import backup_catalog
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPTS = os.path.join(ROOT, "roles", "configmap", "files", "scripts")
 FAKE_STORE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "backup-scripts", "fake_store.py")
@@ -904,3 +906,27 @@ def test_the_fake_store_answers_as_rclone_does(store, tmp_path, argv):
     # The order of a recursive listing or cat is rclone's walk order: not relied on.
     assert sorted(fake.stdout.splitlines()) == sorted(real.stdout.splitlines())
     assert fake.stdout
+
+
+# One definition each, bound here: the sequence number of a GTID (store.sh's
+# gtid_seq and backup_catalog.seq) and an archived binary log's name
+# (store.sh's binlog_object_name and binlog_last_seq; this file's index_name).
+
+@pytest.mark.parametrize("gtid", ["0-100-1", "0-100-007", "0-4294967295-9223372036854775807", "12-101-90210"])
+def test_the_pods_and_the_planner_read_a_gtid_s_sequence_alike(sh, gtid):
+    done = sh("store.sh", 'gtid_seq "$1"', args=[gtid])
+    assert (done.rc, done.out) == (0, str(backup_catalog.seq(gtid))), done.err
+
+
+@pytest.mark.parametrize("first, last, pod, number", [(1, 6, "mysql-0", 1), (7, 123456789012, "mysql-12", 999999)])
+def test_an_archived_binlog_s_name_is_made_and_read_by_one_definition(sh, first, last, pod, number):
+    done = sh("store.sh", 'name=$(binlog_object_name "$@"); echo "$name"; binlog_last_seq "$name"',
+              args=["0-100-%d" % first, "0-100-%d" % last, pod, "mysql-bin.%06d" % number])
+    assert done.rc == 0, done.err
+    assert done.out.split("\n") == [index_name(first, last, pod, number), str(last)]
+
+
+@pytest.mark.parametrize("name", ["notes.json", "archived-until.json", "1-700.mysql-0.mysql-bin.000009.json",
+                                  "%020d-%020d.json" % (1, 800)])
+def test_other_names_are_no_archived_binlog(sh, name):
+    assert sh("store.sh", 'binlog_last_seq "$1"', args=[name]).out == ""

@@ -7,10 +7,9 @@
 # of the history its own binary logs hold (log-slave-updates) that the old
 # primary did not archive.
 #
-# In the store, under TIMELINE/binlogs/: FIRST-LAST.POD.FILE, the binary log
-# (FIRST, LAST: the sequence numbers of its first and last GTID, 20 digits),
-# FIRST-LAST.POD.FILE.json its index, and archived-until.json: every
-# transaction committed before its time is archived.
+# In the store, under TIMELINE/binlogs/: each binary log and its index
+# (binlog_object_name, store.sh), and archived-until.json: every transaction
+# committed before its time is archived.
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
@@ -54,10 +53,13 @@ cached_range() {
 # its newest log, or its marker's position, since retention may have
 # deleted every log the kept backups hold already.
 archived_max_seq() {
-  local max marker=0
-  max=$(store lsf --files-only --include '*.json' "$1/" \
-    | sed -n 's/^[0-9]\{20\}-\([0-9]\{20\}\)\..*\.json$/\1/p' | sort | tail -n 1)
-  max=$((10#${max:-0}))
+  local marker=0 listing name last max=0
+  # An assignment, not a process substitution: a failed listing stops here.
+  listing=$(store lsf --files-only --include '*.json' "$1/")
+  while IFS= read -r name; do
+    last=$(binlog_last_seq "$name") || continue
+    [ "$last" -le "$max" ] || max=$last
+  done <<<"$listing"
   if [ -n "$(store lsf --files-only --include archived-until.json "$1/")" ]; then
     marker=$(json_field "$(store cat "$1/archived-until.json")" gtid)
     marker=$([ -n "$marker" ] && gtid_seq "$marker" || echo 0)
@@ -67,7 +69,7 @@ archived_max_seq() {
 
 upload_binlog() {
   local dir=$1 file=$2 size=$3 first=$4 last=$5 first_time=$6 last_time=$7 name sha timeline_id
-  name=$(printf '%020d-%020d.%s.%s' "$(gtid_seq "$first")" "$(gtid_seq "$last")" "$HOSTNAME" "$file")
+  name=$(binlog_object_name "$first" "$last" "$HOSTNAME" "$file")
   sha=$(sha256sum "$DATADIR/$file" | cut -d' ' -f1)
   store copyto "$DATADIR/$file" "$dir/$name"
   timeline_id=$(timeline)

@@ -45,8 +45,9 @@ main() {
     echo "deleted backup $id"
   done < <(store lsf --dirs-only -R --max-depth 3 "$root")
   while IFS= read -r name; do
-    [[ $name =~ ^([a-z0-9]+)/binlogs/[0-9]{20}-([0-9]{20})\. ]] || continue
-    tl=${BASH_REMATCH[1]} last=$((10#${BASH_REMATCH[2]}))
+    [[ $name =~ ^([a-z0-9]+)/binlogs/(.*)$ ]] || continue
+    tl=${BASH_REMATCH[1]}
+    last=$(binlog_last_seq "${BASH_REMATCH[2]}") || continue
     # Kept: a binary log that a kept backup of its timeline still needs.
     if [ -n "${timeline_floor[$tl]:-}" ] && [ "$last" -gt "${timeline_floor[$tl]}" ]; then continue; fi
     store deletefile "$root/$name"

@@ -55,5 +55,14 @@ timeline() {
 # JSON documents (no nesting, no escaped quotes in the values).
 json_field() { sed -n "s/.*\"$2\": *\"\{0,1\}\([^\",}]*\)\"\{0,1\}[,}].*/\1/p" <<<"$1"; }
 
-# gtid_seq GTID: the sequence number of D-S-N (the cluster has one domain).
+# gtid_seq GTID: the sequence number of D-S-N (the cluster has one domain;
+# up to 2^63 - 1, bash's integers, where MariaDB allows 2^64 - 1).
 gtid_seq() { printf '%s' "$((10#${1##*-}))"; }
+
+# An archived binary log is TIMELINE/binlogs/FIRST-LAST.POD.FILE, FIRST and
+# LAST the sequence numbers of its first and last GTID in 20 digits, and
+# NAME.json its index (archive-binlogs.sh writes them, retention.sh deletes).
+# binlog_object_name FIRST_GTID LAST_GTID POD FILE
+binlog_object_name() { printf '%020d-%020d.%s.%s' "$(gtid_seq "$1")" "$(gtid_seq "$2")" "$3" "$4"; }
+# binlog_last_seq NAME: LAST of such a name (or of its index), nothing for any other name.
+binlog_last_seq() { [[ $1 =~ ^[0-9]{20}-([0-9]{20})\.[a-z0-9-]+\.[^/]+$ ]] && printf '%s' "$((10#${BASH_REMATCH[1]}))"; }
