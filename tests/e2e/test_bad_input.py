@@ -48,7 +48,7 @@ CASES = [
     ("deploy.yml", {"mariadb_tls_days": 0}, "mariadb_tls_days must be a positive number of days"),
     ("failover.yml", {"force": "maybe"}, "primary_force (-e force) must be a boolean"),
     ("switchover.yml", {"primary": "db-1"}, "primary_target (-e primary) must name the pod to promote"),
-    ("deploy.yml", {"mariadb_storage_size": "2Gi"}, "mariadb_storage_size is 2Gi, but the running StatefulSet's volumes were created with 1Gi"),
+    ("deploy.yml", {"mariadb_storage_size": "2Gi"}, "mariadb_storage_size is 2Gi, but the cluster's volumes were created with 1Gi"),
     ("deploy.yml", {"mariadb_kubeconfig": "/nonexistent/kubeconfig"}, "mariadb_kubeconfig points at '/nonexistent/kubeconfig', which does not exist"),
     ("deploy.yml", {"mariadb_kubeconfig": "UNREACHABLE"}, "Cannot reach the Kubernetes API (mariadb_kubeconfig="),
     ("teardown.yml", {"delete_data": "maybe"}, "teardown_delete_data (-e delete_data) must be a boolean"),
@@ -107,5 +107,6 @@ def test_one_bad_value_gives_one_message(deployed):
     result = run_playbook("deploy.yml", dict(BASE, replicas=0))
     output = " ".join(result.output.split())
     assert result.rc != 0
-    assert output.count("mariadb_replicas (-e replicas) must be an integer from 1 to 64") == 1, result.output[-3000:]
+    assert output.count("fatal:") == 1 and "mariadb_replicas (-e replicas) must be an integer from 1 to 64" in output, \
+        result.output[-3000:]
     assert "mariadb_partition" not in output, result.output[-3000:]
