@@ -42,7 +42,10 @@ CASES = [
      "argument 'mariadb_pod_disruption_budget' is of type str and we were unable to convert to bool"),
     ("deploy.yml", {"mariadb_exporter_image": "Not An Image"}, "mariadb_exporter_image must be an image reference"),
     ("deploy.yml", {"mariadb_exporter_command": [""]}, "mariadb_exporter_command must be a list of strings"),
-    ("deploy.yml", {"mariadb_tls": False, "mariadb_tls_required": True}, "mariadb_tls_required needs mariadb_tls"),
+    # A new cluster: on this TLS one, turning TLS off is refused first.
+    ("deploy.yml", {"mariadb_namespace": "inputs-new", "mariadb_tls": False, "mariadb_tls_required": True},
+     "mariadb_tls_required needs mariadb_tls"),
+    ("deploy.yml", {"mariadb_tls": False, "mariadb_tls_required": True}, "mariadb_tls is false, but this cluster was created with TLS on"),
     ("deploy.yml", {"mariadb_tls_secret": "Not A Secret"}, "mariadb_tls_secret must be a Secret name"),
     ("deploy.yml", {"mariadb_cluster_domain": "cluster..local"}, "mariadb_cluster_domain must be a DNS domain"),
     ("deploy.yml", {"mariadb_tls_days": 0}, "mariadb_tls_days must be a positive number of days"),
