@@ -620,9 +620,12 @@ def test_a_failed_retention_still_answers_ok_for_a_complete_backup(donor, store)
 
 # 5. retention.sh
 
-def put_backup(store, backup_id, gtid, timeline=TL, complete=True):
-    """A backup as backup-to-store.sh leaves it; without its manifest while it runs or after it failed."""
-    store.put("%s/backups/%s/backup.mbstream" % (timeline, backup_id), "stream\n")
+def put_backup(store, backup_id, gtid, timeline=TL, complete=True, stream="stream\n"):
+    """A backup as backup-to-store.sh leaves it; without its manifest while it
+    runs or after it failed; damaged when its stream (None: missing) is not
+    the 7 bytes its manifest says."""
+    if stream is not None:
+        store.put("%s/backups/%s/backup.mbstream" % (timeline, backup_id), stream)
     if complete:
         store.put("%s/backups/%s/manifest.json" % (timeline, backup_id), json.dumps(
             {"id": backup_id, "timeline": timeline, "object": "backups/%s/backup.mbstream" % backup_id, "gtid": gtid,
@@ -740,6 +743,39 @@ def test_retention_ignores_what_it_did_not_write(sh, store):
     done = retention(sh, 1)
     assert done.rc == 0, done.err
     assert deleted(store) == ({TL + "/backups/20261201T100000Z"}, set())
+
+
+def test_retention_never_counts_a_damaged_backup(sh, store):
+    put_backup(store, "20261201T100000Z", "0-100-10")
+    put_backup(store, "20261201T110000Z", "0-100-20", stream="truncat")  # same size, kept
+    put_backup(store, "20261201T120000Z", "0-100-30", stream="trunc")
+    put_backup(store, "20261201T130000Z", "0-100-40", stream=None)
+    logs = [put_binlog(store, 1, 10), put_binlog(store, 11, 20, number=2), put_binlog(store, 21, 40, number=3)]
+    done = retention(sh, 2)
+    assert done.rc == 0, done.err
+    # The two newest are damaged: the two complete ones before them are kept,
+    # with every log after the older one's position.
+    assert deleted(store) == (set(), binlog_pair(logs[0]))
+
+
+def test_complete_backups_are_the_catalogs_complete_backups(sh, store):
+    """The shell's rule (store.sh complete_backups, which retention keeps by)
+    and the Python's (backup_catalog.backups, which restore plans by) give
+    the same backups, on the same store."""
+    put_backup(store, "20261201T090000Z", "", complete=False)
+    put_backup(store, "20261201T100000Z", "")
+    put_backup(store, "20261201T110000Z", "0-100-20", stream="trunc")
+    put_backup(store, "20261201T120000Z", "0-100-30", stream=None)
+    put_backup(store, "20261201T130000Z", "0-100-40")
+    put_backup(store, "20261130T100000Z", "0-100-50", timeline=OLD_TL)
+    shell = sh("store.sh", 'complete_backups "$(store_root)"')
+    catalog = sh("catalog.sh", 'main ns/mysql')
+    assert shell.rc == 0 and catalog.rc == 0, shell.err + catalog.err
+    python = [b for b in backup_catalog.backups(backup_catalog.parse(catalog.out.splitlines())) if b["state"] == "complete"]
+    assert sorted(shell.out.splitlines(), reverse=True) == shell.out.splitlines()
+    assert {tuple(line.split()) for line in shell.out.splitlines()} == {
+        (b["id"], b["timeline"], str(backup_catalog.seq(b["gtid"]))) for b in python}
+    assert {b["id"] for b in python} == {"20261201T100000Z", "20261201T130000Z", "20261130T100000Z"}
 
 
 def test_retention_deletes_nothing_when_reading_the_manifests_fails(sh, store):
@@ -875,6 +911,7 @@ RCLONE_CALLS = [
     ["cat", "{root}/%s/binlogs/archived-until.json" % TL],
     ["lsf", "--dirs-only", "-R", "--max-depth", "3", "{root}"],  # retention.sh
     ["lsf", "--files-only", "-R", "{root}"],
+    ["lsf", "--files-only", "-R", "--format", "ps", "--include", "*/backups/**", "{root}"],  # complete_backups
     ["cat", "--include", "*/backups/*/manifest.json", "{root}"],
     ["cat", "--filter", "- archived-until.json", "--filter", "+ */binlogs/*.json", "--filter", "- **", "{root}"],  # catalog.sh
     ["cat", "--include", "*/binlogs/archived-until.json", "{root}"],

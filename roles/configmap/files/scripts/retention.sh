@@ -1,9 +1,10 @@
 #!/bin/bash
 # After a backup (backup-to-store.sh), in the donor's sidecar:
 #   retention.sh KEEP
-# keeps this cluster's newest KEEP complete backups, across its timelines,
+# keeps this cluster's newest KEEP complete backups (complete_backups in
+# store.sh: a damaged one is never counted), across its timelines,
 # and the archived binary logs they need, and deletes the rest: older
-# backups, incomplete ones (no manifest) older than the oldest kept, and the
+# backups, incomplete or damaged ones older than the oldest kept, and the
 # binary logs whose transactions every kept backup of their timeline holds
 # already. Prints what it deleted, one line each.
 set -euo pipefail
@@ -14,18 +15,13 @@ shopt -s inherit_errexit
 . "$(dirname "${BASH_SOURCE[0]}")/store.sh"
 
 main() {
-  local keep=$1 root manifests line id tl gtid dir name last oldest
+  local keep=$1 root complete line id tl gtid dir name last oldest
   root=$(store_root)
   # An assignment, not a process substitution: a failed read stops here,
   # before a timeline whose manifests went unread loses its logs.
-  manifests=$(store cat --include '*/backups/*/manifest.json' "$root")
-  # "ID TIMELINE SEQ" of each complete backup, newest first.
-  local -a backups kept
-  mapfile -t backups < <(while IFS= read -r line; do
-    [ -n "$line" ] || continue
-    gtid=$(json_field "$line" gtid)
-    printf '%s %s %s\n' "$(json_field "$line" id)" "$(json_field "$line" timeline)" "$([ -n "$gtid" ] && gtid_seq "$gtid" || echo 0)"
-  done <<<"$manifests" | sort -r)
+  complete=$(complete_backups "$root")
+  local -a backups=() kept
+  [ -z "$complete" ] || mapfile -t backups <<<"$complete"
   [ "${#backups[@]}" -gt 0 ] || return 0
   kept=("${backups[@]:0:keep}")
   oldest=${kept[-1]%% *}
@@ -39,7 +35,8 @@ main() {
     [[ $dir =~ ^([a-z0-9]+)/backups/([0-9]{8}T[0-9]{6}Z)/$ ]] || continue
     id=${BASH_REMATCH[2]}
     [ -n "${keep_id[$id]:-}" ] && continue
-    # No manifest and newer than the oldest kept: a backup still running.
+    # Incomplete or damaged and newer than the oldest kept: a backup still
+    # running, or one left for the user to look at.
     if ! printf '%s\n' "${backups[@]}" | grep -q "^$id "; then [[ $id < $oldest ]] || continue; fi
     store purge "$root/$dir"
     echo "deleted backup $id"

@@ -66,3 +66,26 @@ gtid_seq() { printf '%s' "$((10#${1##*-}))"; }
 binlog_object_name() { printf '%020d-%020d.%s.%s' "$(gtid_seq "$1")" "$(gtid_seq "$2")" "$3" "$4"; }
 # binlog_last_seq NAME: LAST of such a name (or of its index), nothing for any other name.
 binlog_last_seq() { [[ $1 =~ ^[0-9]{20}-([0-9]{20})\.[a-z0-9-]+\.[^/]+$ ]] && printf '%s' "$((10#${BASH_REMATCH[1]}))"; }
+
+# A backup is TIMELINE/backups/ID/: its stream, then manifest.json, written
+# last (backup-to-store.sh). It is complete when the manifest is stored and
+# the stream is there at the manifest's size; a stream missing or of another
+# size is damaged. backup_catalog.backups() applies the same rule to the
+# catalog (tests/unit/test_backup_scripts.py binds the two).
+# complete_backups ROOT: "ID TIMELINE SEQ" of each complete backup, newest first.
+complete_backups() {
+  local objects manifests object size line timeline gtid
+  local -A stored=()
+  objects=$(store lsf --files-only -R --format ps --include '*/backups/**' "$1")
+  manifests=$(store cat --include '*/backups/*/manifest.json' "$1")
+  while IFS=';' read -r object size; do
+    [ -z "$object" ] || stored[$object]=$size
+  done <<<"$objects"
+  while IFS= read -r line; do
+    [ -n "$line" ] || continue
+    timeline=$(json_field "$line" timeline)
+    [ "${stored[$timeline/$(json_field "$line" object)]:-}" = "$(json_field "$line" size)" ] || continue
+    gtid=$(json_field "$line" gtid)
+    printf '%s %s %s\n' "$(json_field "$line" id)" "$timeline" "$([ -n "$gtid" ] && gtid_seq "$gtid" || echo 0)"
+  done <<<"$manifests" | sort -r
+}
