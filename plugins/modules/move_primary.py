@@ -34,23 +34,17 @@ description:
   - Every pod is annotated with the new primary, which makes the kubelet refresh the record mounted
     in it at once.
 author:
+  # No GitHub account to name: the schema's form for an untraceable author.
   - mariadb_k8s contributors (!UNKNOWN)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - mariadb_k8s.cluster.statefulset
 attributes:
   check_mode:
     description: Can run in check mode and return the result without changing anything.
     support: full
     details: In check mode the target is validated and the chosen pod reported; nothing is changed.
 options:
-  namespace:
-    description: Namespace of the StatefulSet.
-    type: str
-    required: true
-  name:
-    description: Name of the StatefulSet.
-    type: str
-    default: mysql
   mode:
     description: C(switchover) (planned, the primary is alive) or C(failover) (the primary is gone).
     type: str

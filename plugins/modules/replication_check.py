@@ -29,20 +29,13 @@ author:
   - mariadb_k8s contributors (!UNKNOWN)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - mariadb_k8s.cluster.statefulset
 attributes:
   check_mode:
     description: Can run in check mode and return the result without changing anything.
     support: full
     details: In check mode no sentinel row is written; only the status is read.
 options:
-  namespace:
-    description: Namespace of the StatefulSet.
-    type: str
-    required: true
-  name:
-    description: Name of the StatefulSet; its pods are C(<name>-0) to C(<name>-<replicas - 1>).
-    type: str
-    default: mysql
   replicas:
     description:
       - Number of pods to check, C(<name>-0) upwards; defaults to the StatefulSet's C(spec.replicas).

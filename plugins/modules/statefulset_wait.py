@@ -25,20 +25,13 @@ author:
   - mariadb_k8s contributors (!UNKNOWN)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - mariadb_k8s.cluster.statefulset
 attributes:
   check_mode:
     description: Can run in check mode and return the result without changing anything.
     support: full
     details: Reads only, so it behaves the same in check mode.
 options:
-  namespace:
-    description: Namespace of the StatefulSet.
-    type: str
-    required: true
-  name:
-    description: Name of the StatefulSet.
-    type: str
-    default: mysql
   replicas:
     description:
       - Wait only for the pods with an ordinal below this, e.g. after rebuilding one replica
