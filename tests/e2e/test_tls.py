@@ -189,14 +189,14 @@ def test_renewing_the_certificate_rolls_it_out_without_losing_a_write(api, core,
     served = {pod: served_not_before(api, pod) for pod in pods}
     with Writer(runner, "tls-renew") as writer:
         started = time.monotonic()
-        play("renew-tls.yml").check()
+        play("renew_tls.yml").check()
         seconds = time.monotonic() - started
     after = secret(core, "mysql-tls")
     assert after["tls.crt"] != before["tls.crt"] and after["ca.crt"] == before["ca.crt"]
     renewed = {pod: served_not_before(api, pod) for pod in pods}
     assert all(renewed[pod] != served[pod] for pod in pods), (served, renewed)
     assert_replication_verifies_tls(api, core, 4)
-    check_nothing_lost(report, runner, core, BASE, "renew-tls.yml (new certificate rolled out)", writer, 4, seconds,
+    check_nothing_lost(report, runner, core, BASE, "renew_tls.yml (new certificate rolled out)", writer, 4, seconds,
                        "every pod serves the new certificate; replicas verify it")
 
 

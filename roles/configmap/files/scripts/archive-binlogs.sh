@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Sidecar, in the background when backups are configured: on the pod acting
 # as primary, every ARCHIVE_INTERVAL seconds, close the binary log if it holds
 # new transactions and upload every closed one whose transactions the archive

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # One backup request on the clone port (serve-backup.sh), on the donor:
 #   backup-to-store.sh ID KEEP
 # streams mariadb-backup straight to the object store (nothing is staged:

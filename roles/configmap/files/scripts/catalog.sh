@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # The catalog Job's container (backup.yml -e list=true, restore.yml): what
 # the object store holds for a cluster, read by the backup_catalog module:
 #   catalog.sh NAMESPACE/NAME

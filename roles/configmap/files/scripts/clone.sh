@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Init container: give a new replica the data of the previous ordinal (of
 # the primary, for ordinal 0), streamed by mariadb-backup over TCP and
 # prepared. The data only lands in

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Applies the mounted credentials Secret to the running servers, each its own
 # accounts (never binary-logged). The Ansible role runs it through the exec
 # API in each pod's sidecar, the primary first:

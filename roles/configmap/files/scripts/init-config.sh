@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Init container: compose this pod's server config from its ordinal. The role
 # (read-only or not) is decided by server.sh at every start of the server.
 set -euo pipefail

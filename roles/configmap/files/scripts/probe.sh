@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Readiness of the server container: a primary (writable, replicating from
 # nobody) must answer queries; a replica must also have its SQL thread
 # running and its IO thread running, or reconnecting after a network error

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # The backup Job's container (backup.yml, or the CronJob of
 # mariadb_backup_schedule): ask a healthy replica to stream a backup to the
 # object store, over the clone port, where the clone token authenticates the

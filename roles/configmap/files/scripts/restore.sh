@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # The restore Job's container (restore.yml), with the first pod's volume
 # mounted and the first pod's config: seed the datadir from a backup in the
 # object store and roll it forward through archived binary logs. The plan

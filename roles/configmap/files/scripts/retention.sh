@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # After a backup (backup-to-store.sh), in the donor's sidecar:
 #   retention.sh KEEP
 # keeps this cluster's newest KEEP complete backups (complete_backups in

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Changes this server's role; switchover.yml and failover.yml run it through
 # the exec API in the server container, in the order the move_primary module decides:
 #   bash role.sh fence           read-only, clients disconnected; prints the

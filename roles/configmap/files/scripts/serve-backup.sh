@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # One clone-port connection: stream a backup only to a peer that sends the
 # clone token first. stdin/stdout are the TCP connection; the log goes to
 # the sidecar's stderr, the container log. A backup Job (request-backup.sh)

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Main container: initialise the primary's datadir when the cluster is new,
 # then run mariadbd as PID 1 so SIGTERM shuts it down cleanly: writable on
 # the recorded primary, read-only everywhere else.

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Sidecar: once the server answers, bring system tables up to date after a
 # version step, point a replica at the recorded primary (a fresh clone from
 # its cloned GTID position, a former primary after its own history), then
