@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -12,16 +13,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 
 
-def render(tmp_path_factory, inventory="cluster", **extra):
-    out = tmp_path_factory.mktemp("manifests")
+def render_to(out, inventory="cluster", **extra):
     subprocess.run([PLAYBOOK, "-i", "inventories/%s/hosts.yml" % inventory, "render.yml",
                     "-e", json.dumps(dict(extra, render_dir=str(out)))], cwd=ROOT, check=True, capture_output=True)
+    return {os.path.relpath(os.path.join(folder, name), out): os.path.join(folder, name)
+            for folder, _, files in os.walk(out) for name in files}
+
+
+def render(tmp_path_factory, inventory="cluster", **extra):
+    """{(file, kind, name): document} of every manifest rendered (the
+    kustomization aside)."""
     manifests = {}
-    for folder, _, files in os.walk(out):
-        for name in files:
-            with open(os.path.join(folder, name)) as handle:
+    for relative, path in render_to(tmp_path_factory.mktemp("manifests"), inventory, **extra).items():
+        if relative != "kustomization.yml":
+            with open(path) as handle:
                 for doc in yaml.safe_load_all(handle):
-                    manifests[(os.path.relpath(os.path.join(folder, name), out), doc["kind"], doc["metadata"]["name"])] = doc
+                    manifests[(relative, doc["kind"], doc["metadata"]["name"])] = doc
     return manifests
 
 
@@ -113,3 +120,37 @@ def test_labels_narrow_the_scrapers_and_select_the_monitor(local):
     assert metrics_rules(local)[0]["from"] == [
         {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}]
     assert one(local, "ServiceMonitor")["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def test_two_renders_of_the_same_inputs_are_byte_identical(tmp_path):
+    first, second = render_to(tmp_path / "first"), render_to(tmp_path / "second")
+    assert sorted(first) == sorted(second)
+    for relative in first:
+        with open(first[relative], "rb") as one_file, open(second[relative], "rb") as other:
+            assert one_file.read() == other.read(), relative
+
+
+def test_the_kustomization_applies_every_manifest_namespace_first(tmp_path):
+    rendered = render_to(tmp_path / "out")
+    with open(rendered["kustomization.yml"]) as handle:
+        kustomization = yaml.safe_load(handle)
+    assert kustomization["kind"] == "Kustomization" and kustomization["resources"][0] == "namespace.yml"
+    # The ServiceMonitor's folder is the user's to add: the kind exists only with the Prometheus Operator.
+    assert sorted(kustomization["resources"]) == sorted(r for r in rendered if "/" not in r and r != "kustomization.yml")
+
+
+# The Kubernetes the local cluster runs (scripts/lib/versions.sh).
+KUBERNETES = "1.34.0"
+
+
+@pytest.mark.parametrize("variant", ["default", "switched_off", "local"])
+def test_every_manifest_is_valid_for_kubernetes(request, variant):
+    manifests = request.getfixturevalue(variant)
+    kinds = set()
+    for (relative, kind, name), doc in manifests.items():
+        if kind == "ServiceMonitor":
+            continue  # the Prometheus Operator's kind: not in Kubernetes' schema
+        kinds.add(kind)
+        # strict: a field Kubernetes does not know is an error, not dropped.
+        kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+    assert {"Namespace", "ConfigMap", "Service", "StatefulSet"} <= kinds
