@@ -80,6 +80,26 @@ def run_readme_command(command):
     return Playbook(command)
 
 
+def drop_namespaces(core, *names):
+    """Deletes the tests' namespaces with all they hold, their data included,
+    without waiting: the cluster finishes while the next module runs.
+    teardown.yml itself is tested in test_collection."""
+    for name in names:
+        try:
+            core.delete_namespace(name)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+def fresh_namespaces(core, *names):
+    """No trace of an earlier run in these namespaces: they are deleted and
+    waited out (deploy.yml or the test creates them again)."""
+    drop_namespaces(core, *names)
+    wait_until("namespaces %s gone" % ", ".join(names),
+               lambda: not {n.metadata.name for n in core.list_namespace().items} & set(names), timeout=300, interval=1)
+
+
 def wait_until(what, predicate, timeout=300, interval=2):
     deadline = time.monotonic() + timeout
     while True:

@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client
 
 from tests.e2e import object_store
-from tests.harness import pod_exec, run_playbook, sql, start_client, trust_cluster_ca, wait_until
+from tests.harness import drop_namespaces, fresh_namespaces, pod_exec, run_playbook, sql, start_client, trust_cluster_ca, wait_until
 from tests.e2e.writes import Writer, create_events_table
 
 NS, TARGET = "backup", "restored"
@@ -93,8 +93,8 @@ def apps(api):
 
 @pytest.fixture(scope="module")
 def runner(api, core, store):
+    fresh_namespaces(core, NS, TARGET)
     for namespace in (NS, TARGET):
-        run_playbook("teardown.yml", {"mariadb_namespace": namespace, "delete_data": True}).check()
         ensure_namespace(core, namespace)
         store.store_secret(namespace, STORE_SECRET, prefix=PREFIX)
     play("deploy.yml", replicas=3).check()
@@ -104,9 +104,7 @@ def runner(api, core, store):
     sql(runner, "mysql-primary", "CREATE TABLE app.static (id INT PRIMARY KEY, payload VARCHAR(200)); "
         "INSERT INTO app.static SELECT seq, REPEAT(MD5(seq), 6) FROM app.seq_1_to_20000")
     yield runner
-    core.delete_namespaced_pod("client", NS, grace_period_seconds=0)
-    for namespace in (NS, TARGET):
-        run_playbook("teardown.yml", {"mariadb_namespace": namespace, "delete_data": True}).check()
+    drop_namespaces(core, NS, TARGET)
 
 
 def restored_client(core, api):

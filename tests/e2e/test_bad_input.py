@@ -6,7 +6,7 @@ import tempfile
 import pytest
 from kubernetes import client
 
-from tests.harness import run_playbook
+from tests.harness import drop_namespaces, fresh_namespaces, run_playbook
 
 NS = "inputs"
 BASE = {"mariadb_namespace": NS, "replicas": 1}
@@ -61,14 +61,14 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def deployed(api):
-    run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+def deployed(api, core):
+    fresh_namespaces(core, NS)
     run_playbook("deploy.yml", BASE).check()
     with tempfile.NamedTemporaryFile("w", suffix=".kubeconfig", delete=False) as handle:
         handle.write(UNREACHABLE_KUBECONFIG)
     yield handle.name
     os.unlink(handle.name)
-    run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+    drop_namespaces(core, NS)
 
 
 def snapshot(api, namespaces):

@@ -14,8 +14,8 @@ import tarfile
 import pytest
 from kubernetes import client
 
-from tests.harness import PODS, ROOT, SELECTOR, Playbook, image, pod_exec, readme_commands, run_playbook, run_readme_command, sql, \
-    start_client, wait_until
+from tests.harness import PODS, ROOT, SELECTOR, Playbook, fresh_namespaces, image, pod_exec, readme_commands, run_playbook, \
+    run_readme_command, sql, start_client, wait_until
 
 NS = "mysql"
 OLD, NEW = "10.11", "11.8"
@@ -42,7 +42,7 @@ def expect_pods(core, *versions):
 
 @pytest.fixture(scope="module")
 def deployed(api, core):
-    run_playbook("teardown.yml", {"delete_data": True}).check()
+    fresh_namespaces(core, NS)
     result = readme("ansible-playbook deploy.yml")
     expect_pods(core, OLD, OLD, OLD)
     yield result

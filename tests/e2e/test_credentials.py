@@ -5,7 +5,7 @@ never replaced by new passwords the data does not know."""
 import pytest
 from kubernetes import client
 
-from tests.harness import pod_exec, run_playbook, sql, start_client, wait_until
+from tests.harness import drop_namespaces, fresh_namespaces, pod_exec, run_playbook, sql, start_client, wait_until
 
 NS = "credentials"
 BASE = {"mariadb_namespace": NS}
@@ -24,15 +24,13 @@ def secret_body(values):
 
 @pytest.fixture(scope="module")
 def cluster(api, core):
-    run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+    fresh_namespaces(core, NS)
     if not core.list_namespace(field_selector="metadata.name=" + NS).items:
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
     core.create_namespaced_secret(NS, secret_body(NASTY))
     deployed = run_playbook("deploy.yml", dict(BASE, replicas=2)).check()
     yield deployed
-    if core.list_namespaced_pod(NS, field_selector="metadata.name=client").items:
-        core.delete_namespaced_pod("client", NS, grace_period_seconds=0)
-    run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+    drop_namespaces(core, NS)
 
 
 def test_a_users_secret_with_special_characters_works_end_to_end(api, core, cluster):

@@ -6,7 +6,7 @@ import pytest
 from kubernetes import client
 
 from tests import metrics
-from tests.harness import run_playbook, wait_until
+from tests.harness import drop_namespaces, fresh_namespaces, run_playbook, wait_until
 
 NS = "disruption"
 BASE = {"mariadb_namespace": NS, "replicas": 3}
@@ -16,10 +16,10 @@ CRD = "servicemonitors.monitoring.coreos.com"
 
 @pytest.fixture(scope="module")
 def deployed(core):
-    run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+    fresh_namespaces(core, NS)
     run_playbook("deploy.yml", BASE).check()
     yield
-    run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+    drop_namespaces(core, NS)
 
 
 def scrape(core, pod):

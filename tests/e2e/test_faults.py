@@ -8,7 +8,7 @@ import time
 import pytest
 from kubernetes import client
 
-from tests.harness import is_local_cluster, run_playbook, sql, start_client, wait_until
+from tests.harness import drop_namespaces, fresh_namespaces, is_local_cluster, run_playbook, sql, start_client, wait_until
 from tests.e2e.writes import Writer, check_nothing_lost, create_events_table
 
 NS = "faults"
@@ -25,13 +25,12 @@ def deploy(**extra):
 def cluster(api, core):
     if not is_local_cluster():
         pytest.fail("the fault tests need the local cluster: they act on the node's containerd")
-    run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+    fresh_namespaces(core, NS)
     first = deploy(replicas=3, verbosity=3).check()
     runner = start_client(core, api, NS)
     create_events_table(runner)
     yield {"runner": runner, "first_output": first.output}
-    core.delete_namespaced_pod("client", NS, grace_period_seconds=0)
-    run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+    drop_namespaces(core, NS)
 
 
 def pod_uid(core, name):

@@ -12,7 +12,8 @@ import types
 import pytest
 from kubernetes import client
 
-from tests.harness import PODS, SELECTOR, image, inventory_vars, release, run_playbook, sql, start_client, wait_until
+from tests.harness import PODS, SELECTOR, drop_namespaces, fresh_namespaces, image, inventory_vars, release, run_playbook, sql, \
+    start_client, wait_until
 
 NS = "labels"
 BASE = {"mariadb_namespace": NS}
@@ -27,23 +28,6 @@ QUOTA = "no-statefulsets"
 @pytest.fixture(scope="module")
 def previous(tmp_path_factory):
     return release(tmp_path_factory, PREVIOUS)
-
-
-def absent(core, *deletions):
-    for delete, name in deletions:
-        try:
-            delete(name, NS, grace_period_seconds=0)
-        except client.ApiException as exc:
-            if exc.status != 404:
-                raise
-
-
-def remove_foreign_objects(core):
-    absent(core, (core.delete_namespaced_resource_quota, QUOTA), (core.delete_namespaced_pod, "neighbour"),
-           (core.delete_namespaced_pod, "client"), (core.delete_namespaced_persistent_volume_claim, "neighbour-data"))
-    wait_until("the foreign objects gone", lambda: not [
-        o for o in core.list_namespaced_pod(NS).items + core.list_namespaced_persistent_volume_claim(NS).items
-        if o.metadata.name in ("neighbour", "client", "neighbour-data")], timeout=120)
 
 
 def create_foreign_objects(core):
@@ -64,9 +48,7 @@ def create_foreign_objects(core):
 
 @pytest.fixture(scope="module")
 def cluster(api, core, previous):
-    if core.list_namespace(field_selector="metadata.name=" + NS).items:
-        remove_foreign_objects(core)
-    run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+    fresh_namespaces(core, NS)
     run_playbook("deploy.yml", dict(BASE, replicas=2), **previous).check()
     runner = start_client(core, api, NS)
     sql(runner, "mysql-primary", "CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY, item VARCHAR(40));"
@@ -74,8 +56,7 @@ def cluster(api, core, previous):
     create_foreign_objects(core)
     claims = {c.metadata.name: c.metadata.uid for c in core.list_namespaced_persistent_volume_claim(NS).items}
     yield types.SimpleNamespace(runner=runner, claims=claims)
-    remove_foreign_objects(core)
-    run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+    drop_namespaces(core, NS)
 
 
 def members(api, service):

@@ -8,7 +8,7 @@ these tests: there is no skip."""
 import pytest
 from kubernetes import client
 
-from tests.harness import image, is_local_cluster, pod_exec, run_playbook, sql, start_client, wait_until
+from tests.harness import drop_namespaces, fresh_namespaces, image, is_local_cluster, pod_exec, run_playbook, sql, start_client, wait_until
 
 NS = "netpol"
 OTHER = "netpol-other"
@@ -89,7 +89,7 @@ def ensure_namespace(core, name):
 
 @pytest.fixture(scope="module")
 def cluster(api, core):
-    run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+    fresh_namespaces(core, NS, OTHER)
     ensure_namespace(core, NS)
     ensure_namespace(core, OTHER)
     # deploy.yml's default: the NetworkPolicy on.
@@ -100,11 +100,7 @@ def cluster(api, core):
     for namespace, name, _ in probes:
         wait_until(name + " running in " + namespace, lambda ns=namespace, pod=name: running(core, ns, pod))
     yield deployed
-    for namespace, name in [(NS, "unlabelled"), (NS, "client"), (OTHER, "unlabelled"), (OTHER, "labelled")]:
-        if core.list_namespaced_pod(namespace, field_selector="metadata.name=" + name).items:
-            core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
-    core.delete_namespace(OTHER)
-    run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+    drop_namespaces(core, NS, OTHER)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import time
 import pytest
 from kubernetes import client
 
-from tests.harness import PODS, image, pod_exec, run_playbook, sql, start_client, wait_until
+from tests.harness import PODS, drop_namespaces, fresh_namespaces, image, pod_exec, run_playbook, sql, start_client, wait_until
 from tests.e2e.writes import Writer, check_nothing_lost, create_events_table, recorded_primary, rows
 
 NS = "primary"
@@ -21,13 +21,12 @@ def play(name, **extra):
 
 @pytest.fixture(scope="module")
 def runner(api, core):
-    play("teardown.yml", delete_data=True).check()
+    fresh_namespaces(core, NS)
     play("deploy.yml", replicas=3).check()
     runner = start_client(core, api, NS)
     create_events_table(runner)
     yield runner
-    core.delete_namespaced_pod("client", NS, grace_period_seconds=0)
-    play("teardown.yml", delete_data=True).check()
+    drop_namespaces(core, NS)
 
 
 def local_sql(api, pod, query):

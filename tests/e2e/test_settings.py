@@ -13,7 +13,7 @@ import yaml
 from kubernetes import client
 
 from tests.e2e import object_store
-from tests.harness import pod_exec, release, run_playbook
+from tests.harness import drop_namespaces, fresh_namespaces, pod_exec, release, run_playbook
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "settings_kept.yml")) as handle:
     TABLE = yaml.safe_load(handle)
@@ -44,14 +44,12 @@ def earlier_release(tmp_path_factory):
 @pytest.fixture(scope="module")
 def clusters(api, core):
     store = object_store.deploy(api)
-    for namespace in (NS["with_tls"], NS["without_tls"]):
-        run_playbook("teardown.yml", {"mariadb_namespace": namespace, "delete_data": True}).check()
+    fresh_namespaces(core, NS["with_tls"], NS["without_tls"])
     if not core.list_namespace(field_selector="metadata.name=" + NS["with_tls"]).items:
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS["with_tls"])))
     store.store_secret(NS["with_tls"], TABLE["with_tls"]["mariadb_backup_store_secret"], prefix="settings")
     yield
-    for namespace in (NS["with_tls"], NS["without_tls"]):
-        run_playbook("teardown.yml", {"mariadb_namespace": namespace, "delete_data": True}).check()
+    drop_namespaces(core, NS["with_tls"], NS["without_tls"])
 
 
 def record(core, namespace):

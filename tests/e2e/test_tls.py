@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from kubernetes import client
 
-from tests.harness import image, pod_exec, run_playbook, sql, start_client, trust_cluster_ca, wait_until
+from tests.harness import drop_namespaces, fresh_namespaces, image, pod_exec, run_playbook, sql, start_client, trust_cluster_ca, wait_until
 from tests.e2e.writes import Writer, check_nothing_lost, create_events_table
 
 NS = "tls"
@@ -34,16 +34,13 @@ def secret(core, name):
 
 @pytest.fixture(scope="module")
 def runner(api, core):
-    play("teardown.yml", delete_data=True).check()
+    fresh_namespaces(core, NS)
     play("deploy.yml", replicas=3, mariadb_tls_required=True).check()
     runner = start_client(core, api, NS)
     trust_cluster_ca(runner, core, NS)
     create_events_table(runner)
     yield runner
-    for pod in ("client", "fake-donor"):
-        if core.list_namespaced_pod(NS, field_selector="metadata.name=" + pod).items:
-            core.delete_namespaced_pod(pod, NS, grace_period_seconds=0)
-    play("teardown.yml", delete_data=True).check()
+    drop_namespaces(core, NS)
 
 
 def in_container(api, container, pod, script, *args):

@@ -4,9 +4,7 @@ app label; applied over an older release's objects, the app key leaves them;
 the migration's patches keep what ran in a form that reads back."""
 import copy
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 import yaml
