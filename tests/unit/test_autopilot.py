@@ -1,0 +1,94 @@
+"""The autopilot's decision table (MOCO's state-table tests are the model):
+states parsed from output captured on real servers, then changed as a fault
+would change them."""
+import pytest
+
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import autopilot, replication
+from captured import read as fixture
+
+PODS = ["mysql-0", "mysql-1", "mysql-2"]
+HOST = "mysql-0.mysql"
+
+
+def primary(**changes):
+    return dict(replication.pod_state(fixture("status-10.11-mysql-0.txt")), **changes)
+
+
+def replica(**changes):
+    return dict(replication.pod_state(fixture("status-10.11-mysql-1.txt")), **changes)
+
+
+def lost_it():
+    """A replica whose IO thread reconnects to a primary that does not answer."""
+    return replication.pod_state(fixture("status-11.8-replica-reconnecting.txt"))
+
+
+def decide(states, silent_for=0, pods=PODS, failover_after=10):
+    return autopilot.decide("mysql-0", pods, states, silent_for, failover_after, HOST)
+
+
+def test_the_captured_reconnecting_replica_has_lost_its_primary():
+    assert autopilot.has_lost(lost_it(), HOST)
+    assert not autopilot.has_lost(replica(), HOST)
+    assert not autopilot.has_lost(lost_it(), "mysql-1.mysql")  # it lost another primary, not this one
+    assert not autopilot.has_lost(primary(), HOST)
+
+
+def test_an_answering_primary_is_healthy_whatever_the_replicas_say():
+    verdict = decide({"mysql-0": primary(), "mysql-1": lost_it(), "mysql-2": lost_it()})
+    assert verdict["state"] == autopilot.HEALTHY
+    assert verdict["reclone"] == [] and verdict["errant"] == {}
+
+
+def test_a_read_only_primary_is_left_alone():
+    verdict = decide({"mysql-0": primary(read_only=True), "mysql-1": replica(), "mysql-2": replica()}, silent_for=60)
+    assert verdict["state"] == autopilot.FENCED
+
+
+def test_a_silent_primary_is_suspect_until_failover_after():
+    verdict = decide({"mysql-1": lost_it(), "mysql-2": lost_it()}, silent_for=9.5)
+    assert verdict["state"] == autopilot.SUSPECT and "(failover after 10 s)" in verdict["reason"]
+
+
+def test_a_quorum_that_lost_the_primary_fails_over():
+    verdict = decide({"mysql-1": lost_it(), "mysql-2": lost_it()}, silent_for=10)
+    assert verdict["state"] == autopilot.FAILOVER and verdict["agreeing"] == ["mysql-1", "mysql-2"]
+
+
+@pytest.mark.parametrize("states, why", [
+    ({"mysql-1": lost_it()}, "one replica of three answers"),
+    ({"mysql-1": lost_it(), "mysql-2": replica()}, "mysql-2 still receives from the primary"),
+    ({}, "nobody answers: this side is the minority"),
+])
+def test_without_a_quorum_nothing_is_promoted(states, why):
+    verdict = decide(states, silent_for=300)
+    assert verdict["state"] == autopilot.LOST, why
+    assert "nothing is promoted" in verdict["reason"] and "2 needed" in verdict["reason"]
+
+
+def test_two_pods_never_fail_over_alone():
+    # The replica is one of two pods: never more than half.
+    verdict = decide({"mysql-1": lost_it()}, silent_for=300, pods=PODS[:2])
+    assert verdict["state"] == autopilot.LOST
+
+
+def test_five_pods_need_three_that_lost_the_primary():
+    pods = ["mysql-%d" % i for i in range(5)]
+    two = {"mysql-1": lost_it(), "mysql-2": lost_it(), "mysql-3": replica()}
+    assert decide(two, silent_for=60, pods=pods)["state"] == autopilot.LOST
+    three = dict(two, **{"mysql-4": lost_it()})
+    assert decide(three, silent_for=60, pods=pods)["state"] == autopilot.FAILOVER
+
+
+def test_a_replica_whose_position_is_gone_is_recloned_unless_errant():
+    gone = replica(io_running="No", last_io_errno=autopilot.POSITION_GONE)
+    source = primary(gtid_binlog_state="0-100-50", gtid_slave_pos="")
+    verdict = decide({"mysql-0": source, "mysql-1": dict(gone, gtid_current_pos="0-100-5"),
+                      "mysql-2": dict(gone, gtid_current_pos="0-100-5,1-102-3")})
+    assert verdict["reclone"] == ["mysql-1"]
+    assert verdict["errant"] == {"mysql-2": "1-102-3"}
+
+
+def test_a_replica_stopped_on_another_error_is_not_recloned():
+    verdict = decide({"mysql-0": primary(), "mysql-1": replica(io_running="No", last_io_errno=1045)})
+    assert verdict["reclone"] == [] and verdict["errant"] == {}
