@@ -1,0 +1,75 @@
+"""The autopilot's loop, in the cluster: every round the copy that holds the
+Lease reads the record and every pod's state over SQL (never Pod
+readiness), asks autopilot.decide, and on a failover verdict runs
+primary_move's failover, the one failover.yml runs, with the quorum that
+agreed. The record's epoch compare-and-swap makes two copies that both
+believe they lead harmless: one move is recorded, the other's promoted pod
+follows it.
+
+WIP (issue 17): no Deployment runs it yet.
+"""
+
+import time
+
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import autopilot
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.primary_move import Move
+
+
+class Ended(Exception):
+    """A move's end, as AnsibleModule's exit_json or fail_json would report it."""
+
+    def __init__(self, ok, msg, result):
+        super().__init__(msg)
+        self.ok, self.result = ok, result
+
+
+class Driver:
+    """What primary_move.Move needs of an AnsibleModule: the options, check
+    mode, and the two ways a move ends."""
+
+    check_mode = False
+
+    def __init__(self, params):
+        self.params = params
+
+    def exit_json(self, **result):
+        raise Ended(True, "", result)
+
+    def fail_json(self, msg, **result):
+        raise Ended(False, msg, result)
+
+
+class Controller:
+    def __init__(self, cluster, lease, failover_after=10, move_timeout=60, probe_timeout=5, move=Move):
+        self.cluster, self.lease, self.move = cluster, lease, move
+        self.failover_after, self.move_timeout, self.probe_timeout = failover_after, move_timeout, probe_timeout
+        self.silent_since = None
+
+    def round(self, now=None):
+        """One round; the verdict, or None on a copy that does not lead."""
+        now = time.monotonic() if now is None else now
+        if not self.lease.hold():
+            self.silent_since = None  # the leader's count, not ours
+            return None
+        primary, _epoch = self.cluster.read_record()
+        pods = self.cluster.pods(self.cluster.replicas())
+        states = {pod: state for pod, state, error in self.cluster.read_states(pods, timeout=self.probe_timeout)
+                  if not error}
+        if primary in states:
+            self.silent_since = None
+        elif self.silent_since is None:
+            self.silent_since = now
+        silent_for = 0 if self.silent_since is None else now - self.silent_since
+        verdict = autopilot.decide(primary, pods, states, silent_for, self.failover_after, self.cluster.host(primary))
+        if verdict["state"] == autopilot.FAILOVER:
+            verdict["move"] = self.fail_over(verdict["agreeing"])
+            self.silent_since = None
+        return verdict
+
+    def fail_over(self, quorum):
+        params = {"force": False, "timeout": self.move_timeout, "max_lag": None, "quorum": quorum}
+        try:
+            self.move(Driver(params), self.cluster).failover(None)
+        except Ended as ended:
+            return dict(ended.result, ok=ended.ok, msg=str(ended))
+        return {"ok": False, "msg": "the failover returned without a result"}
