@@ -73,3 +73,32 @@ class Controller:
         except Ended as ended:
             return dict(ended.result, ok=ended.ok, msg=str(ended))
         return {"ok": False, "msg": "the failover returned without a result"}
+
+
+def main(environ, log=print):
+    """In the autopilot's pod: NAMESPACE, STATEFULSET_NAME, POD_NAME (the
+    Lease holder's identity), FAILOVER_AFTER and INTERVAL (seconds)."""
+    from kubernetes import client, config
+
+    from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import Cluster
+    from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.lease import Lease
+
+    config.load_incluster_config()
+    api = client.ApiClient()
+    namespace, name = environ["NAMESPACE"], environ["STATEFULSET_NAME"]
+    controller = Controller(Cluster(api, namespace, name), Lease(api, namespace, name + "-autopilot", environ["POD_NAME"]),
+                            failover_after=float(environ.get("FAILOVER_AFTER", 10)))
+    interval, said = float(environ.get("INTERVAL", 2)), None
+    while True:
+        started = time.monotonic()
+        try:
+            verdict = controller.round(started)
+        except Exception as exc:  # the API or a pod failing this round: the next one tries again
+            verdict = {"state": "error", "reason": "%s: %s" % (type(exc).__name__, exc)}
+        line = "follower: another copy holds the Lease" if verdict is None else "%s: %s" % (verdict["state"], verdict["reason"])
+        if verdict and "move" in verdict:
+            line += "; failover %s" % verdict["move"]
+        if line != said:
+            log(line, flush=True)
+            said = line
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))
