@@ -1,0 +1,58 @@
+"""The autopilot on the real cluster (WIP, issue 17; not yet run): a primary
+frozen on its node, alive but unreachable, is failed over without a person,
+no write it acknowledged is lost, and thawed it takes no write."""
+import re
+import subprocess
+import time
+
+import pytest
+
+from tests.e2e.writes import Writer, check_nothing_lost, create_events_table, recorded_primary
+from tests.harness import drop_namespaces, fresh_namespaces, is_local_cluster, pod_exec, run_playbook, start_client, wait_until
+
+NS = "autopilot"
+BASE = {"mariadb_namespace": NS, "replicas": 3}
+
+
+@pytest.fixture(scope="module")
+def runner(api, core):
+    if not is_local_cluster():
+        pytest.fail("the autopilot's faults need the local cluster: they act on the node's processes")
+    fresh_namespaces(core, NS)
+    run_playbook("deploy.yml", dict(BASE, mariadb_autopilot=True)).check()
+    runner = start_client(core, api, NS)
+    create_events_table(runner)
+    yield runner
+    drop_namespaces(core, NS)
+
+
+def server_pid(core, pod):
+    status = [c for c in core.read_namespaced_pod(pod, NS).status.container_statuses if c.name == "mariadb"][0]
+    tasks = subprocess.run(["ctr", "-n", "k8s.io", "tasks", "ls"], capture_output=True, text=True, check=True).stdout
+    return re.search(r"^%s\s+(\d+)" % status.container_id.split("://")[1], tasks, re.M).group(1)
+
+
+def test_a_frozen_primary_is_failed_over_and_no_acknowledged_write_is_lost(api, core, runner, report):
+    old = recorded_primary(core, NS)
+    pid = server_pid(core, old)
+    with Writer(runner, "frozen-primary") as writer:
+        time.sleep(2)
+        started = time.monotonic()
+        subprocess.run(["kill", "-STOP", pid], check=True)  # from the node: alive, but answers nobody
+        try:
+            new = wait_until("a new primary recorded", lambda: recorded_primary(core, NS) != old and recorded_primary(core, NS),
+                             timeout=120, interval=0.5)
+            seconds = time.monotonic() - started
+            # Control: the fault happened, the old server did not answer meanwhile.
+            frozen = subprocess.run(["ps", "-o", "stat=", "-p", pid], capture_output=True, text=True).stdout.strip()
+            assert frozen.startswith("T"), frozen
+            time.sleep(3)  # writes reach the new primary
+        finally:
+            subprocess.run(["kill", "-CONT", pid], check=False)
+    assert new != old
+    # Thawed, the old primary takes no write: it is read-only, or gone to be cloned back.
+    wait_until(old + " read-only or restarted", lambda: pod_exec(api, NS, old, [
+        "mariadb", "--defaults-file=/etc/mysql/cluster/my.cnf", "--protocol=socket", "--user=mysql", "-N", "-e",
+        "SELECT @@global.read_only"]).strip() == "1", timeout=120, interval=1)
+    check_nothing_lost(report, runner, core, BASE, "primary frozen (SIGSTOP from the node), the autopilot", writer, 3,
+                       seconds, "%s promoted without a person; %s read-only when thawed" % (new, old))
