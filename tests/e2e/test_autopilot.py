@@ -51,7 +51,8 @@ def test_a_frozen_primary_is_failed_over_and_no_acknowledged_write_is_lost(api, 
             subprocess.run(["kill", "-CONT", pid], check=False)
     assert new != old
     # Thawed, the old primary takes no write: it is read-only, or gone to be cloned back.
-    wait_until(old + " read-only or restarted", lambda: pod_exec(api, NS, old, [
+    server = pod_exec(api, NS, "mariadb")
+    wait_until(old + " read-only", lambda: server.run(old, [
         "mariadb", "--defaults-file=/etc/mysql/cluster/my.cnf", "--protocol=socket", "--user=mysql", "-N", "-e",
         "SELECT @@global.read_only"]).strip() == "1", timeout=120, interval=1)
     check_nothing_lost(report, runner, core, BASE, "primary frozen (SIGSTOP from the node), the autopilot", writer, 3,
