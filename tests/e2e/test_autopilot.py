@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
+
 from tests.e2e.writes import Writer, check_nothing_lost, create_events_table, recorded_primary
 from tests.harness import drop_namespaces, fresh_namespaces, is_local_cluster, pod_exec, run_playbook, start_client, wait_until
 
@@ -52,8 +54,14 @@ def test_a_frozen_primary_is_failed_over_and_no_acknowledged_write_is_lost(api, 
     assert new != old
     # Thawed, the old primary takes no write: it is read-only, or gone to be cloned back.
     server = pod_exec(api, NS, "mariadb")
-    wait_until(old + " read-only", lambda: server.run(old, [
-        "mariadb", "--defaults-file=/etc/mysql/cluster/my.cnf", "--protocol=socket", "--user=mysql", "-N", "-e",
-        "SELECT @@global.read_only"]).strip() == "1", timeout=120, interval=1)
+
+    def read_only():
+        try:
+            return server.run(old, ["mariadb", "--defaults-file=/etc/mysql/cluster/my.cnf", "--protocol=socket",
+                                    "--user=mysql", "-N", "-e", "SELECT @@global.read_only"], timeout=5).strip() == "1"
+        except ExecError:  # restarting, or deleted to be cloned back
+            return False
+
+    wait_until(old + " read-only", read_only, timeout=120, interval=1)
     check_nothing_lost(report, runner, core, BASE, "primary frozen (SIGSTOP from the node), the autopilot", writer, 3,
                        seconds, "%s promoted without a person; %s read-only when thawed" % (new, old))
