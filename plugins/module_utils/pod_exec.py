@@ -49,11 +49,14 @@ class PodExec:
                     _preload_content=False,
                 )
             resp.run_forever(timeout=timeout)
-            stdout = resp.read_stdout() or ""
-            stderr = resp.read_stderr() or ""
+            # Still running: closed before anything is read, since reading an
+            # open stream waits for the command's next output (a frozen
+            # server's client prints nothing: measured 16 s more, unbounded).
             if resp.is_open():
                 resp.close()
                 raise ExecError("timed out after %ss" % timeout)
+            stdout = resp.read_stdout() or ""
+            stderr = resp.read_stderr() or ""
             rc = resp.returncode
         except ExecError:
             raise

@@ -55,3 +55,40 @@ def test_streams_are_opened_one_at_a_time_and_run_concurrently(monkeypatch):
     assert outputs == ["ok"] * 5
     assert peaks["opening"] == 1
     assert peaks["running"] > 1
+
+
+class HungStream:
+    """A command that never ends nor prints: reading it blocks, as a real
+    open stream's read does until output arrives."""
+
+    def __init__(self):
+        self.closed = False
+
+    def run_forever(self, timeout):
+        time.sleep(0.01)
+
+    def is_open(self):
+        return not self.closed
+
+    def close(self):
+        self.closed = True
+
+    def read_stdout(self):
+        assert self.closed, "read an open stream: blocks until the command prints"
+        return ""
+
+    read_stderr = read_stdout
+
+
+def test_a_command_still_running_at_the_timeout_is_closed_unread(monkeypatch):
+    hung = HungStream()
+    monkeypatch.setattr(pod_exec, "stream", lambda *args, **kwargs: hung, raising=False)
+    monkeypatch.setattr(pod_exec, "CoreV1Api", lambda client: type("Api", (), {"connect_get_namespaced_pod_exec": None})(),
+                        raising=False)
+    try:
+        pod_exec.PodExec(None, "ns", "mariadb").run("mysql-0", ["mariadb", "-e", "SELECT 1"], timeout=0.01)
+    except pod_exec.ExecError as exc:
+        assert "timed out after 0.01s" in str(exc)
+    else:
+        raise AssertionError("no timeout reported")
+    assert hung.closed
