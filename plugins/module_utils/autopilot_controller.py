@@ -9,6 +9,7 @@ follows it.
 WIP (issue 17): no Deployment runs it yet.
 """
 
+import threading
 import time
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import autopilot
@@ -40,15 +41,18 @@ class Driver:
 
 
 class Controller:
-    def __init__(self, cluster, lease, failover_after=10, move_timeout=60, probe_timeout=5, move=Move):
-        self.cluster, self.lease, self.move = cluster, lease, move
+    """leading(): whether this copy holds the Lease now (renewed apart from
+    the rounds, so a slow round or a long move never lets it lapse)."""
+
+    def __init__(self, cluster, leading, failover_after=10, move_timeout=60, probe_timeout=5, move=Move):
+        self.cluster, self.leading, self.move = cluster, leading, move
         self.failover_after, self.move_timeout, self.probe_timeout = failover_after, move_timeout, probe_timeout
         self.silent_since = None
 
     def round(self, now=None):
         """One round; the verdict, or None on a copy that does not lead."""
         now = time.monotonic() if now is None else now
-        if not self.lease.hold():
+        if not self.leading():
             self.silent_since = None  # the leader's count, not ours
             return None
         primary, _epoch = self.cluster.read_record()
@@ -75,6 +79,25 @@ class Controller:
         return {"ok": False, "msg": "the failover returned without a result"}
 
 
+def renewing(lease, interval):
+    """Renew the Lease every interval seconds in a thread of its own; the
+    returned function tells whether this copy held it at the last renewal
+    and that renewal is recent (a stuck thread does not lead)."""
+    state = {"held": False, "at": 0.0}
+
+    def renew():
+        while True:
+            try:
+                held = lease.hold()
+            except Exception:  # the API unreachable: not leading until it answers
+                held = False
+            state.update(held=held, at=time.monotonic())
+            time.sleep(interval)
+
+    threading.Thread(target=renew, daemon=True, name="lease").start()
+    return lambda: state["held"] and time.monotonic() - state["at"] < lease.duration / 2.0
+
+
 def main(environ, log=print):
     """In the autopilot's pod: NAMESPACE, STATEFULSET_NAME, POD_NAME (the
     Lease holder's identity), FAILOVER_AFTER and INTERVAL (seconds)."""
@@ -86,9 +109,9 @@ def main(environ, log=print):
     config.load_incluster_config()
     api = client.ApiClient()
     namespace, name = environ["NAMESPACE"], environ["STATEFULSET_NAME"]
-    controller = Controller(Cluster(api, namespace, name), Lease(api, namespace, name + "-autopilot", environ["POD_NAME"]),
-                            failover_after=float(environ.get("FAILOVER_AFTER", 10)))
     interval, said = float(environ.get("INTERVAL", 2)), None
+    leading = renewing(Lease(client.ApiClient(), namespace, name + "-autopilot", environ["POD_NAME"]), interval)
+    controller = Controller(Cluster(api, namespace, name), leading, failover_after=float(environ.get("FAILOVER_AFTER", 10)))
     while True:
         started = time.monotonic()
         try:

@@ -21,7 +21,7 @@ def runner(api, core):
     if not is_local_cluster():
         pytest.fail("the autopilot's faults need the local cluster: they act on the node's processes")
     fresh_namespaces(core, NS)
-    run_playbook("deploy.yml", dict(BASE, mariadb_autopilot=True)).check()
+    run_playbook("deploy.yml", dict(BASE, mariadb_autopilot=True, mariadb_autopilot_failover_after=4)).check()
     runner = start_client(core, api, NS)
     create_events_table(runner)
     yield runner

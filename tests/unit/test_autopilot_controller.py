@@ -7,14 +7,6 @@ from captured import read as fixture
 PODS = ["mysql-0", "mysql-1", "mysql-2"]
 
 
-class FakeLease:
-    def __init__(self, held=True):
-        self.held = held
-
-    def hold(self):
-        return self.held
-
-
 class FakeCluster:
     def __init__(self):
         self.answering = {"mysql-0": replication.pod_state(fixture("status-10.11-mysql-0.txt")),
@@ -57,7 +49,7 @@ class FakeMove:
 
 def controller(cluster, held=True):
     FakeMove.runs = []
-    return Controller(cluster, FakeLease(held), failover_after=10, move=FakeMove)
+    return Controller(cluster, lambda: held, failover_after=10, move=FakeMove)
 
 
 def test_a_copy_without_the_lease_reads_nothing_and_acts_on_nothing():
