@@ -57,7 +57,10 @@ def decide(primary, pods, states, silent_for, failover_after, primary_host):
         if states[primary]["read_only"]:
             return dict(state=FENCED, reason="the primary %s answers read-only: a move is in progress, or it "
                         "was fenced" % primary)
-        return dict(state=HEALTHY, reason="the primary %s answers" % primary, **repairs(primary, states))
+        # A writable server that is not the recorded primary: an old primary
+        # thawed or reconnected after a failover. It must take no write.
+        stray = sorted(pod for pod, state in states.items() if pod != primary and not state["read_only"])
+        return dict(state=HEALTHY, reason="the primary %s answers" % primary, fence=stray, **repairs(primary, states))
     if silent_for < failover_after:
         return dict(state=SUSPECT, reason="the primary %s has not answered for %.0f s (failover after %d s)"
                     % (primary, silent_for, failover_after))

@@ -13,6 +13,7 @@ import threading
 import time
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import autopilot
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.primary_move import Move
 
 
@@ -65,6 +66,12 @@ class Controller:
             self.silent_since = now
         silent_for = 0 if self.silent_since is None else now - self.silent_since
         verdict = autopilot.decide(primary, pods, states, silent_for, self.failover_after, self.cluster.host(primary))
+        for pod in verdict.get("fence", []):
+            try:
+                self.cluster.role(pod, "fence", timeout=15)
+                verdict["reason"] += "; fenced %s, writable though not the recorded primary" % pod
+            except ExecError as exc:
+                verdict["reason"] += "; could not fence %s (%s)" % (pod, exc)
         if verdict["state"] == autopilot.FAILOVER:
             verdict["move"] = self.fail_over(verdict["agreeing"])
             self.silent_since = None

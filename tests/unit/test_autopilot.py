@@ -37,7 +37,7 @@ def test_the_captured_reconnecting_replica_has_lost_its_primary():
 def test_an_answering_primary_is_healthy_whatever_the_replicas_say():
     verdict = decide({"mysql-0": primary(), "mysql-1": lost_it(), "mysql-2": lost_it()})
     assert verdict["state"] == autopilot.HEALTHY
-    assert verdict["reclone"] == [] and verdict["errant"] == {}
+    assert verdict["reclone"] == [] and verdict["errant"] == {} and verdict["fence"] == []
 
 
 def test_a_read_only_primary_is_left_alone():
@@ -92,3 +92,10 @@ def test_a_replica_whose_position_is_gone_is_recloned_unless_errant():
 def test_a_replica_stopped_on_another_error_is_not_recloned():
     verdict = decide({"mysql-0": primary(), "mysql-1": replica(io_running="No", last_io_errno=1045)})
     assert verdict["reclone"] == [] and verdict["errant"] == {}
+
+
+def test_a_writable_server_that_is_not_the_recorded_primary_is_fenced():
+    # The old primary, thawed after a failover to mysql-1: still writable.
+    verdict = autopilot.decide("mysql-1", PODS, {"mysql-0": primary(), "mysql-1": primary(), "mysql-2": replica()},
+                               0, 10, "mysql-1.mysql")
+    assert verdict["state"] == autopilot.HEALTHY and verdict["fence"] == ["mysql-0"]

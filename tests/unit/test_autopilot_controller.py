@@ -89,3 +89,14 @@ def test_a_primary_that_answers_again_resets_the_count():
     del cluster.answering["mysql-0"]
     assert leader.round(12)["state"] == autopilot.SUSPECT
     assert FakeMove.runs == []
+
+
+def test_a_thawed_old_primary_is_fenced():
+    cluster = FakeCluster()
+    fenced = []
+    cluster.role = lambda pod, *args, timeout=30: fenced.append((pod, args))
+    cluster.read_record = lambda: ("mysql-1", 5)
+    cluster.answering["mysql-1"] = replication.pod_state(fixture("status-10.11-mysql-0.txt"))  # promoted: writable
+    verdict = controller(cluster).round(0)
+    assert fenced == [("mysql-0", ("fence",))]
+    assert "fenced mysql-0" in verdict["reason"]
