@@ -241,19 +241,11 @@ def test_render_writes_the_manifests(core):
     expect_pods(core, NEW, NEW, NEW)
 
 
-USERS_PLAYBOOK = """
-- name: The collection's deploy playbook, by its name.
-  ansible.builtin.import_playbook: mariadb_k8s.cluster.deploy
-
-- name: A play of the user's own, with the collection's roles.
-  hosts: localhost
-  gather_facts: false
-  module_defaults:
-    group/mariadb_k8s.cluster.k8s: "{{ mariadb_k8s_auth }}"
-  roles:
-    - mariadb_k8s.cluster.mariadb
-    - mariadb_k8s.cluster.verify
-"""
+def users_playbook():
+    """The own-playbook example of the README's quick start, word for word."""
+    with open(os.path.join(ROOT, "README.md")) as handle:
+        section = handle.read().split("## Quick start", 1)[1]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
 
 
 def packed(name, out):
@@ -291,7 +283,7 @@ def test_the_built_collection_installs_with_its_dependencies_and_runs_a_users_pl
     without = Playbook(install, env=alone, cwd=str(tmp_path))
     assert without.rc != 0 and "dependency of mariadb_k8s.cluster" in without.output
     Playbook(install + [packed(name, str(tmp_path)) for name in declared], env=alone, cwd=str(tmp_path)).check()
-    (tmp_path / "site.yml").write_text(USERS_PLAYBOOK)
+    (tmp_path / "site.yml").write_text(users_playbook())
     result = Playbook(["ansible-playbook", "site.yml"], env=alone, cwd=str(tmp_path)).check()
     assert result.changed == 0
     assert "mysql-2: replica" in result.output and "IO Yes, SQL Yes" in result.output
