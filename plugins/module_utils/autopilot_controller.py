@@ -5,8 +5,6 @@ primary_move's failover, the one failover.yml runs, with the quorum that
 agreed. The record's epoch compare-and-swap makes two copies that both
 believe they lead harmless: one move is recorded, the other's promoted pod
 follows it.
-
-WIP (issue 17): no Deployment runs it yet.
 """
 
 import threading
@@ -48,24 +46,25 @@ class Controller:
     def __init__(self, cluster, leading, failover_after=10, move_timeout=60, probe_timeout=5, move=Move):
         self.cluster, self.leading, self.move = cluster, leading, move
         self.failover_after, self.move_timeout, self.probe_timeout = failover_after, move_timeout, probe_timeout
-        self.silent_since = None
+        self.unreachable_since = None
 
     def round(self, now=None):
         """One round; the verdict, or None on a copy that does not lead."""
         now = time.monotonic() if now is None else now
         if not self.leading():
-            self.silent_since = None  # the leader's count, not ours
+            self.unreachable_since = None  # the leader's count, not ours
             return None
         primary, _epoch = self.cluster.read_record()
         pods = self.cluster.pods(self.cluster.replicas())
         states = {pod: state for pod, state, error in self.cluster.read_states(pods, timeout=self.probe_timeout)
                   if not error}
-        if primary in states:
-            self.silent_since = None
-        elif self.silent_since is None:
-            self.silent_since = now
-        silent_for = 0 if self.silent_since is None else now - self.silent_since
-        verdict = autopilot.decide(primary, pods, states, silent_for, self.failover_after, self.cluster.host(primary))
+        host = self.cluster.host(primary)
+        if not autopilot.unreachable(primary, pods, states, host):
+            self.unreachable_since = None
+        elif self.unreachable_since is None:
+            self.unreachable_since = now
+        unreachable_for = 0 if self.unreachable_since is None else now - self.unreachable_since
+        verdict = autopilot.decide(primary, pods, states, unreachable_for, self.failover_after, host)
         for pod in verdict.get("fence", []):
             try:
                 self.cluster.role(pod, "fence", timeout=15)
@@ -74,7 +73,7 @@ class Controller:
                 verdict["reason"] += "; could not fence %s (%s)" % (pod, exc)
         if verdict["state"] == autopilot.FAILOVER:
             verdict["move"] = self.fail_over(verdict["agreeing"])
-            self.silent_since = None
+            self.unreachable_since = None
         return verdict
 
     def fail_over(self, quorum):

@@ -35,6 +35,11 @@ class FakeCluster:
         for pod in ("mysql-1", "mysql-2"):
             self.answering[pod] = replication.pod_state(fixture("status-11.8-replica-reconnecting.txt"))
 
+    def primary_back(self):
+        self.answering["mysql-0"] = replication.pod_state(fixture("status-10.11-mysql-0.txt"))
+        for pod in ("mysql-1", "mysql-2"):
+            self.answering[pod] = replication.pod_state(fixture("status-10.11-mysql-1.txt"))
+
 
 class FakeMove:
     runs = []
@@ -84,7 +89,7 @@ def test_a_primary_that_answers_again_resets_the_count():
     leader = controller(cluster)
     cluster.primary_lost()
     leader.round(0)
-    cluster.answering["mysql-0"] = replication.pod_state(fixture("status-10.11-mysql-0.txt"))
+    cluster.primary_back()
     assert leader.round(8)["state"] == autopilot.HEALTHY
     del cluster.answering["mysql-0"]
     assert leader.round(12)["state"] == autopilot.SUSPECT
