@@ -67,7 +67,7 @@ class Controller:
         verdict = autopilot.decide(primary, pods, states, unreachable_for, self.failover_after, host)
         for pod in verdict.get("fence", []):
             try:
-                self.cluster.role(pod, "fence", timeout=15)
+                self.cluster.role(pod, "isolate", timeout=15)
                 verdict["reason"] += "; fenced %s, writable though not the recorded primary" % pod
             except ExecError as exc:
                 verdict["reason"] += "; could not fence %s (%s)" % (pod, exc)

@@ -201,7 +201,9 @@ class Move:
                           "-e force=true to fail over anyway (it is made read-only first)" % old)
             if not self.module.check_mode:
                 try:
-                    self.cluster.role(old, "fence", timeout=15)
+                    # Cut off, its commits in flight wait for acknowledgements
+                    # that never come: isolate kills them unacknowledged.
+                    self.cluster.role(old, "isolate" if self.quorum else "fence", timeout=15)
                     self.step("fenced %s (%s)" % (old, why))
                 except ExecError as exc:
                     self.step("could not fence %s (%s); going on (%s)" % (old, exc, why))

@@ -121,11 +121,18 @@ def test_a_primary_cut_off_the_network_is_failed_over_and_takes_no_write(api, co
         finally:
             netns_drop(pid, "-D")
         attempt.join()
-    # The server took the local write into its binary log and never
-    # acknowledged it: no replica could, and semi-sync did not fall back.
+    # The server took the local write and never acknowledged it: no replica
+    # could, semi-sync did not fall back, the fence killed it unacknowledged.
     assert "output" not in local_write, local_write
     wait_until(old + " read-only", lambda: read_only(server, old), timeout=120, interval=1)
+    assert server.run(old, LOCAL_SQL + ["SELECT COUNT(*) FROM app.events WHERE scenario = 'cut-local'"]).strip() == "1"
     assert rows(runner, new, "cut-local") == set()
+    # That write is errant: named, and left to a person (it must not serve).
+    named = run_playbook("verify.yml", BASE)
+    assert named.rc != 0 and "%s: errant GTIDs" % old in named.output and "rebuild.yml -e pod=%s" % old in named.output, \
+        named.output[-3000:]
+    run_playbook("rebuild.yml", dict(BASE, pod=old)).check()
     check_nothing_lost(report, runner, core, BASE, "primary cut off the network (its netns drops all but loopback), "
                        "the autopilot", writer, 3, seconds,
-                       "%s promoted without a person; %s's own write never acknowledged; read-only when healed" % (new, old))
+                       "%s promoted without a person; %s's own write never acknowledged, fenced, named errant by "
+                       "verify.yml; rebuild.yml re-clones it" % (new, old))

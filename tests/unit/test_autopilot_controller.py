@@ -103,5 +103,5 @@ def test_a_thawed_old_primary_is_fenced():
     cluster.read_record = lambda: ("mysql-1", 5)
     cluster.answering["mysql-1"] = replication.pod_state(fixture("status-10.11-mysql-0.txt"))  # promoted: writable
     verdict = controller(cluster).round(0)
-    assert fenced == [("mysql-0", ("fence",))]
+    assert fenced == [("mysql-0", ("isolate",))]
     assert "fenced mysql-0" in verdict["reason"]
