@@ -26,6 +26,9 @@ class Move:
         self.fence_started = None
         self.previous, self.epoch = cluster.read_record()
         self.pods = cluster.pods(cluster.replicas())
+        # The replicas that agreed the primary is gone (the autopilot's
+        # failover); move_primary has no such option.
+        self.quorum = module.params.get("quorum")
         self.result = dict(changed=False, previous=self.previous, primary=self.previous, epoch=self.epoch, positions={},
                            steps=[], restarted=[], problems=[])
 
@@ -186,18 +189,24 @@ class Move:
             self.fail("target (-e primary) %s is the primary being failed over from: name a replica, or leave it "
                       "out to promote the most advanced one" % target)
         # A Ready pod counts as alive even when the exec API cannot reach it:
-        # its server may still take writes.
-        alive = self.answers(old) or bool(self.cluster.pod_ready(old))
+        # its server may still take writes. Not so when a quorum of replicas
+        # lost it (the autopilot): a dead node's pods read Ready for 40-50 s.
+        alive = self.answers(old) or (not self.quorum and bool(self.cluster.pod_ready(old)))
+        # The autopilot's quorum lost a primary that still answers: its pod's
+        # network is cut, the exec path is not. It is fenced, like force.
+        why = "force" if self.module.params["force"] else "its replicas lost it" if self.quorum else None
         if alive:
-            if not self.module.params["force"]:
+            if why is None:
                 self.fail("the primary %s still answers (or its pod is Ready): use switchover.yml to move it, or "
                           "-e force=true to fail over anyway (it is made read-only first)" % old)
             if not self.module.check_mode:
                 try:
-                    self.cluster.role(old, "fence", timeout=15)
-                    self.step("fenced %s (force)" % old)
+                    # Cut off, its commits in flight wait for acknowledgements
+                    # that never come: isolate kills them unacknowledged.
+                    self.cluster.role(old, "isolate" if self.quorum else "fence", timeout=15)
+                    self.step("fenced %s (%s)" % (old, why))
                 except ExecError as exc:
-                    self.step("could not fence %s (%s); going on (force)" % (old, exc))
+                    self.step("could not fence %s (%s); going on (%s)" % (old, exc, why))
         self.start_deadline()
         candidates, errors = self.states([pod for pod in self.pods if pod != old])
         if errors and not self.module.params["force"]:
@@ -240,7 +249,7 @@ class Move:
                           % (target, chosen, positions[target], positions[chosen]))
             chosen = target
         self.check_nothing_left_behind(chosen, positions[chosen], skipped, candidates)
-        if not self.module.params["force"] and (self.answers(old) or self.cluster.pod_ready(old)):
+        if why is None and (self.answers(old) or self.cluster.pod_ready(old)):
             self.abandon(candidates)
             self.fail("the primary %s came back during the failover: nothing promoted; it is the primary again "
                       "(switchover.yml moves it)" % old)

@@ -104,8 +104,8 @@ class FakeCluster:
         self.calls.append(("role", pod) + args)
         if (pod, args[0]) in self.fail_role:
             raise self.fail_role[(pod, args[0])]
-        if args[0] in ("fence", "unfence"):
-            getattr(self.fenced, "add" if args[0] == "fence" else "discard")(pod)
+        if args[0] in ("fence", "isolate", "unfence"):
+            getattr(self.fenced, "discard" if args[0] == "unfence" else "add")(pod)
         return self.fence_output if args == ("fence",) else ""
 
     def record_primary(self, pod, previous, epoch):
@@ -416,3 +416,13 @@ def test_limits_out_of_range_are_refused_before_any_change(cluster, params, mess
     result = run(target="mysql-1", **params)
     assert result["failed"] is True and message in result["msg"]
     assert cluster.calls == []
+
+
+def test_failover_with_the_autopilots_quorum_fences_a_primary_that_still_answers(cluster):
+    """Its pod's network cut: the exec path reaches it, its replicas do not."""
+    result = run(mode="failover", quorum=["mysql-1", "mysql-2"])
+    assert result["failed"] is False, result.get("msg")
+    assert result["primary"] == "mysql-1"
+    calls = cluster.calls
+    assert calls.index(("role", "mysql-0", "isolate")) < calls.index(("service", None)) < calls.index(("role", "mysql-1", "promote"))
+    assert any(step.endswith("fenced mysql-0 (its replicas lost it)") for step in result["steps"])

@@ -3,6 +3,10 @@
 # the exec API in the server container, in the order the move_primary module decides:
 #   bash role.sh fence           read-only, clients disconnected; prints the
 #                                final GTID position (gtid_binlog_pos)
+#   bash role.sh isolate         fence a primary its replicas lost (the
+#                                autopilot): commits waiting for an
+#                                acknowledgement no replica can send are
+#                                killed first, never acknowledged
 #   bash role.sh unfence         writable again (a switchover rolled back)
 #   bash role.sh promote         stop replicating, writable
 #   bash role.sh replicate N     read-only replica of ordinal N
@@ -30,9 +34,15 @@ fence() {
   sql -N -e 'SELECT @@gtid_binlog_pos'
 }
 
+# Commits waiting for a semi-sync acknowledgement, from any session.
+UNACKNOWLEDGED="SELECT id FROM information_schema.PROCESSLIST WHERE state LIKE 'Waiting for semi-sync ACK%'"
+
 main() {
   case ${1:-}/$# in
     fence/1) fence ;;
+    isolate/1)
+      sql -N -e "$UNACKNOWLEDGED" | sed 's/.*/KILL CONNECTION &;/' | sql --force 2>/dev/null || true
+      fence ;;
     unfence/1) sql -e 'SET GLOBAL read_only = OFF' ;;
     promote/1)
       # RESET SLAVE ALL removes master.info: server.sh starts it writable.
@@ -49,7 +59,7 @@ main() {
       fi
       replicate_from_primary "$2"
       log "replicating from $(pod_host "$2")" ;;
-    *) die "usage: role.sh fence | unfence | promote | replicate ORDINAL" ;;
+    *) die "usage: role.sh fence | isolate | unfence | promote | replicate ORDINAL" ;;
   esac
 }
 

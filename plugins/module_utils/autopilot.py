@@ -1,0 +1,92 @@
+"""The autopilot's decision, from the record and what each pod answered: no
+I/O. The controller observes (cluster.read_states), keeps since when the
+primary has been silent, and acts on the verdict with primary_move's
+failover, the same implementation failover.yml runs.
+
+A primary is failed over only when it has been unreachable for
+failover_after seconds and a quorum agrees: more than half of the
+StatefulSet's pods answer, replicate from the recorded primary and have lost
+it (their IO thread is not running). A primary that still answers is fenced
+first. The primary's side of a partition is a minority, so it never
+promotes; without a quorum the cluster is "lost": nothing is promoted and the
+verdict says who answered.
+"""
+
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import gtid, replication
+
+HEALTHY, FENCED, SUSPECT, FAILOVER, LOST = "healthy", "fenced", "suspect", "failover", "lost"
+# The IO thread's error when the primary no longer holds the binary logs a
+# replica needs: waiting never heals it, a new clone does.
+POSITION_GONE = 1236
+
+
+def has_lost(state, primary_host):
+    """Whether a replica that answered says its primary is gone: it
+    replicates from it and its IO thread is only trying to reconnect. A
+    thread the primary refused (1236, an access error) reached it: that is
+    no vote against it."""
+    return bool(state["replicating"]) and state["primary_host"] == primary_host and replication.reconnecting(state)
+
+
+def repairs(primary, states):
+    """Replicas stuck on a position the primary cannot serve: those whose
+    history is a prefix of the primary's can be cloned again; an errant one
+    (transactions the primary never had) is only named."""
+    found = {"reclone": [], "errant": {}}
+    source = states[primary]
+    for pod, state in sorted(states.items()):
+        if pod == primary or state["io_running"] == "Yes" or state["last_io_errno"] != POSITION_GONE:
+            continue
+        extra = gtid.errant(state["gtid_current_pos"], source["gtid_binlog_state"], source["gtid_slave_pos"])
+        if extra:
+            found["errant"][pod] = gtid.format_gtids(extra)
+        else:
+            found["reclone"].append(pod)
+    return found
+
+
+def agreeing(primary, pods, states, primary_host):
+    """The replicas that answered and have lost the primary, and whether
+    they are a quorum: more than half of the StatefulSet's pods."""
+    lost = sorted(pod for pod, state in states.items() if pod != primary and has_lost(state, primary_host))
+    return lost, len(lost) >= len(pods) // 2 + 1
+
+
+def unreachable(primary, pods, states, primary_host):
+    """Whether the primary serves nobody: it does not answer, or it answers
+    (the exec path runs through the kubelet) but a quorum of its replicas
+    cannot reach it, as when its pod's network is cut."""
+    return primary not in states or agreeing(primary, pods, states, primary_host)[1]
+
+
+def decide(primary, pods, states, unreachable_for, failover_after, primary_host):
+    """The verdict for one round.
+
+    primary: the recorded primary; pods: every pod of the StatefulSet;
+    states: {pod: state} of the pods that answered; unreachable_for: seconds
+    the primary has been unreachable (0 when it served this round);
+    primary_host: the host name replicas replicate from.
+    """
+    answers = primary in states
+    if answers and states[primary]["read_only"]:
+        return dict(state=FENCED, reason="the primary %s answers read-only: a move is in progress, or it "
+                    "was fenced" % primary)
+    lost, quorum = agreeing(primary, pods, states, primary_host)
+    if answers and not quorum:
+        # A writable server that is not the recorded primary: an old primary
+        # thawed or reconnected after a failover. It must take no write.
+        stray = sorted(pod for pod, state in states.items() if pod != primary and not state["read_only"])
+        return dict(state=HEALTHY, reason="the primary %s answers" % primary, fence=stray, **repairs(primary, states))
+    silence = ("has not answered" if not answers else
+               "answers but %d of %d pods cannot reach it (%s):" % (len(lost), len(pods), ", ".join(lost)))
+    if unreachable_for < failover_after:
+        return dict(state=SUSPECT, reason="the primary %s %s for %.0f s (failover after %d s)"
+                    % (primary, silence, unreachable_for, failover_after))
+    if quorum:
+        return dict(state=FAILOVER, agreeing=lost,
+                    reason="the primary %s %s for %.0f s and %d of %d pods have lost it (%s)"
+                    % (primary, silence, unreachable_for, len(lost), len(pods), ", ".join(lost)))
+    return dict(state=LOST, agreeing=lost,
+                reason="the primary %s has not answered for %.0f s, but only %d of %d pods answer and have lost it "
+                "(%s; %d needed): nothing is promoted" % (primary, unreachable_for, len(lost), len(pods),
+                                                          ", ".join(lost) or "none", len(pods) // 2 + 1))
