@@ -3,8 +3,6 @@ leaderelection does it: a copy holds the Lease while it renews it within
 its duration; another takes it only once it expired. Every write carries
 the resourceVersion read, so of two copies racing for it, the API server
 lets one through (409 Conflict for the other).
-
-WIP (issue 17): not wired to a controller yet.
 """
 
 from datetime import datetime, timedelta, timezone

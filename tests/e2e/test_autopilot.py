@@ -1,6 +1,7 @@
-"""The autopilot on the real cluster (WIP, issue 17; not yet run): a primary
-frozen on its node, alive but unreachable, is failed over without a person,
-no write it acknowledged is lost, and thawed it takes no write."""
+"""The autopilot on the real cluster, under the concurrent writer: a primary
+frozen on its node (alive but unreachable) and a primary whose pod's network
+is cut are failed over without a person, no write they acknowledged is lost,
+and back they take no write."""
 import re
 import subprocess
 import threading
