@@ -24,8 +24,9 @@ def core(api):
 # Modules by how long they took in the last full run, longest first: the
 # parallel workers (make e2e) take whole modules in this order, so no long one
 # starts last. A module not named here runs after these.
-LONGEST_FIRST = ("test_faults", "test_primary", "test_backup", "test_collection", "test_tls", "test_network_policy",
-                 "test_labels", "test_settings", "test_disruption", "test_bad_input", "test_credentials", "test_cluster")
+LONGEST_FIRST = ("test_backup", "test_faults", "test_primary", "test_collection", "test_settings", "test_tls",
+                 "test_autopilot", "test_labels", "test_network_policy", "test_bad_input", "test_credentials",
+                 "test_disruption", "test_cluster")
 
 
 def pytest_collection_modifyitems(items):
