@@ -7,6 +7,7 @@ believe they lead harmless: one move is recorded, the other's promoted pod
 follows it.
 """
 
+import sys
 import threading
 import time
 
@@ -104,7 +105,7 @@ def renewing(lease, interval):
     return lambda: state["held"] and time.monotonic() - state["at"] < lease.duration / 2.0
 
 
-def main(environ, log=print):
+def main(environ, log=sys.stdout):
     """In the autopilot's pod: NAMESPACE, STATEFULSET_NAME, POD_NAME (the
     Lease holder's identity), FAILOVER_AFTER and INTERVAL (seconds)."""
     from kubernetes import client, config
@@ -128,6 +129,7 @@ def main(environ, log=print):
         if verdict and "move" in verdict:
             line += "; failover %s" % verdict["move"]
         if line != said:
-            log(line, flush=True)
+            log.write(line + "\n")
+            log.flush()
             said = line
         time.sleep(max(0.0, interval - (time.monotonic() - started)))
