@@ -34,6 +34,14 @@ def is_local_cluster():
     return os.path.basename(os.path.dirname(os.environ["ANSIBLE_INVENTORY"])) == "local"
 
 
+def server_pid(core, namespace, pod):
+    """The node's PID of a pod's mariadbd (the local cluster: faults sent
+    from the node, as a hung process or a dead node would behave)."""
+    status = [c for c in core.read_namespaced_pod(pod, namespace).status.container_statuses if c.name == "mariadb"][0]
+    tasks = subprocess.run(["ctr", "-n", "k8s.io", "tasks", "ls"], capture_output=True, text=True, check=True).stdout
+    return re.search(r"^%s\s+(\d+)" % status.container_id.split("://")[1], tasks, re.M).group(1)
+
+
 def image(version):
     repository = inventory_vars().get("mariadb_image_repository", "docker.io/library/mariadb")
     return "%s:%s" % (repository, version)

@@ -12,12 +12,9 @@ promotes; without a quorum the cluster is "lost": nothing is promoted and the
 verdict says who answered.
 """
 
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import gtid, replication
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import gtid, replication, rollout
 
-HEALTHY, FENCED, SUSPECT, FAILOVER, LOST = "healthy", "fenced", "suspect", "failover", "lost"
-# The IO thread's error when the primary no longer holds the binary logs a
-# replica needs: waiting never heals it, a new clone does.
-POSITION_GONE = 1236
+HEALTHY, FENCED, SUSPECT, FAILOVER, LOST, HANDOVER = "healthy", "fenced", "suspect", "failover", "lost", "handover"
 
 
 def has_lost(state, primary_host):
@@ -35,7 +32,7 @@ def repairs(primary, states):
     found = {"reclone": [], "errant": {}}
     source = states[primary]
     for pod, state in sorted(states.items()):
-        if pod == primary or state["io_running"] == "Yes" or state["last_io_errno"] != POSITION_GONE:
+        if pod == primary or state["io_running"] == "Yes" or state["last_io_errno"] != rollout.POSITION_GONE:
             continue
         extra = gtid.errant(state["gtid_current_pos"], source["gtid_binlog_state"], source["gtid_slave_pos"])
         if extra:
@@ -59,23 +56,44 @@ def unreachable(primary, pods, states, primary_host):
     return primary not in states or agreeing(primary, pods, states, primary_host)[1]
 
 
-def decide(primary, pods, states, unreachable_for, failover_after, primary_host):
+def handover_target(primary, states, terminating, primary_host):
+    """The replica a terminating primary hands over to: the most advanced
+    of those that replicate from it with both threads running and are not
+    terminating themselves; None when there is none."""
+    positions = {pod: state["gtid_current_pos"] for pod, state in states.items()
+                 if pod != primary and pod not in terminating and state["primary_host"] == primary_host
+                 and state["io_running"] == "Yes" and state["sql_running"] == "Yes"}
+    return gtid.most_advanced(positions) if positions else None
+
+
+def decide(primary, pods, states, unreachable_for, failover_after, primary_host, terminating=()):
     """The verdict for one round.
 
     primary: the recorded primary; pods: every pod of the StatefulSet;
     states: {pod: state} of the pods that answered; unreachable_for: seconds
     the primary has been unreachable (0 when it served this round);
-    primary_host: the host name replicas replicate from.
+    primary_host: the host name replicas replicate from; terminating: the
+    pods being deleted (a drain, an eviction, kubectl delete pod), whose
+    preStop hook waits for the primary to move away.
     """
     answers = primary in states
-    if answers and states[primary]["read_only"]:
+    lost, quorum = agreeing(primary, pods, states, primary_host)
+    if answers and not quorum and states[primary]["read_only"]:
         return dict(state=FENCED, reason="the primary %s answers read-only: a move is in progress, or it "
                     "was fenced" % primary)
-    lost, quorum = agreeing(primary, pods, states, primary_host)
     if answers and not quorum:
         # A writable server that is not the recorded primary: an old primary
         # thawed or reconnected after a failover. It must take no write.
         stray = sorted(pod for pod, state in states.items() if pod != primary and not state["read_only"])
+        if primary in terminating:
+            target = handover_target(primary, states, terminating, primary_host)
+            if target:
+                return dict(state=HANDOVER, target=target, fence=stray,
+                            reason="the primary %s is being deleted: switching over to %s" % (primary, target))
+            # Every pod is stopping (teardown): nobody to hand over to, and
+            # its preStop hook waits for the fence.
+            return dict(state=HANDOVER, target=None, fence=stray + [primary],
+                        reason="the primary %s is being deleted and no replica can take over: fenced" % primary)
         return dict(state=HEALTHY, reason="the primary %s answers" % primary, fence=stray, **repairs(primary, states))
     silence = ("has not answered" if not answers else
                "answers but %d of %d pods cannot reach it (%s):" % (len(lost), len(pods), ", ".join(lost)))
@@ -83,7 +101,7 @@ def decide(primary, pods, states, unreachable_for, failover_after, primary_host)
         return dict(state=SUSPECT, reason="the primary %s %s for %.0f s (failover after %d s)"
                     % (primary, silence, unreachable_for, failover_after))
     if quorum:
-        return dict(state=FAILOVER, agreeing=lost,
+        return dict(state=FAILOVER, agreeing=lost, answered=answers,
                     reason="the primary %s %s for %.0f s and %d of %d pods have lost it (%s)"
                     % (primary, silence, unreachable_for, len(lost), len(pods), ", ".join(lost)))
     return dict(state=LOST, agreeing=lost,

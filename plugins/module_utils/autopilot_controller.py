@@ -16,6 +16,10 @@ from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec impor
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.primary_move import Move
 
 
+# Seconds a re-cloned replica is left to clone before it may be re-cloned again.
+RECLONE_EVERY = 600
+
+
 class Ended(Exception):
     """A move's end, as AnsibleModule's exit_json or fail_json would report it."""
 
@@ -44,10 +48,11 @@ class Controller:
     """leading(): whether this copy holds the Lease now (renewed apart from
     the rounds, so a slow round or a long move never lets it lapse)."""
 
-    def __init__(self, cluster, leading, failover_after=10, move_timeout=60, probe_timeout=5, move=Move):
-        self.cluster, self.leading, self.move = cluster, leading, move
+    def __init__(self, cluster, leading, failover_after=10, move_timeout=60, probe_timeout=2, max_lag=5, move=Move):
+        self.cluster, self.leading, self.move, self.max_lag = cluster, leading, move, max_lag
         self.failover_after, self.move_timeout, self.probe_timeout = failover_after, move_timeout, probe_timeout
         self.unreachable_since = None
+        self.recloned = {}
 
     def round(self, now=None):
         """One round; the verdict, or None on a copy that does not lead."""
@@ -65,25 +70,44 @@ class Controller:
         elif self.unreachable_since is None:
             self.unreachable_since = now
         unreachable_for = 0 if self.unreachable_since is None else now - self.unreachable_since
-        verdict = autopilot.decide(primary, pods, states, unreachable_for, self.failover_after, host)
+        verdict = autopilot.decide(primary, pods, states, unreachable_for, self.failover_after, host,
+                                   self.cluster.terminating(pods))
         for pod in verdict.get("fence", []):
             try:
                 self.cluster.role(pod, "isolate", timeout=15)
-                verdict["reason"] += "; fenced %s, writable though not the recorded primary" % pod
+                verdict["reason"] += "; fenced %s" % pod
             except ExecError as exc:
                 verdict["reason"] += "; could not fence %s (%s)" % (pod, exc)
+        for pod in verdict.get("reclone", []):
+            verdict["reason"] += "; " + self.reclone(pod, now)
+        for pod, extra in verdict.get("errant", {}).items():
+            verdict["reason"] += "; %s is errant (%s): rebuild.yml -e pod=%s re-clones it" % (pod, extra, pod)
         if verdict["state"] == autopilot.FAILOVER:
-            verdict["move"] = self.fail_over(verdict["agreeing"])
+            verdict["move"] = self.run_move("failover", None, {"quorum": verdict["agreeing"], "answered": verdict["answered"]})
             self.unreachable_since = None
+        if verdict["state"] == autopilot.HANDOVER and verdict["target"]:
+            verdict["move"] = self.run_move("switchover", verdict["target"], {"max_lag": self.max_lag})
         return verdict
 
-    def fail_over(self, quorum):
-        params = {"force": False, "timeout": self.move_timeout, "max_lag": None, "quorum": quorum}
+    def reclone(self, pod, now):
+        """A replica whose history is a prefix of the primary's, stopped on a
+        position the primary no longer holds: its volume and pod are deleted,
+        the StatefulSet gives it an empty volume, which clones. Once per
+        RECLONE_EVERY seconds a pod, so a clone under way is left alone."""
+        if now - self.recloned.get(pod, -RECLONE_EVERY) < RECLONE_EVERY:
+            return "%s re-cloning" % pod
+        self.recloned[pod] = now
+        self.cluster.reclone(pod)
+        return "re-cloning %s (its position is gone from the primary's binary logs)" % pod
+
+    def run_move(self, mode, target, params):
+        """primary_move's failover or switchover, as the playbooks run it."""
+        params = dict({"force": False, "timeout": self.move_timeout, "max_lag": None, "quorum": None, "answered": None}, **params)
         try:
-            self.move(Driver(params), self.cluster).failover(None)
+            getattr(self.move(Driver(params), self.cluster), mode)(target)
         except Ended as ended:
             return dict(ended.result, ok=ended.ok, msg=str(ended))
-        return {"ok": False, "msg": "the failover returned without a result"}
+        return {"ok": False, "msg": "the %s returned without a result" % mode}
 
 
 def renewing(lease, interval):
@@ -114,11 +138,14 @@ def main(environ, log=sys.stdout):
     from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.lease import Lease
 
     config.load_incluster_config()
-    api = client.ApiClient()
+    requests = []  # one monotonic time per API request, for the minute's count
+    api, lease_api = counted(client.ApiClient(), requests), counted(client.ApiClient(), requests)
     namespace, name = environ["NAMESPACE"], environ["STATEFULSET_NAME"]
-    interval, said = float(environ.get("INTERVAL", 2)), None
-    leading = renewing(Lease(client.ApiClient(), namespace, name + "-autopilot", environ["POD_NAME"]), interval)
-    controller = Controller(Cluster(api, namespace, name), leading, failover_after=float(environ.get("FAILOVER_AFTER", 10)))
+    interval, said, counted_at = float(environ.get("INTERVAL", 2)), None, time.monotonic()
+    # An ApiClient of its own: kubernetes.stream swaps the exec client's
+    # transport while a command runs.
+    leading = renewing(Lease(lease_api, namespace, name + "-autopilot", environ["POD_NAME"]), interval)
+    controller = Controller(Cluster(api, namespace, name), leading, failover_after=float(environ["FAILOVER_AFTER"]))
     while True:
         started = time.monotonic()
         try:
@@ -127,9 +154,26 @@ def main(environ, log=sys.stdout):
             verdict = {"state": "error", "reason": "%s: %s" % (type(exc).__name__, exc)}
         line = "follower: another copy holds the Lease" if verdict is None else "%s: %s" % (verdict["state"], verdict["reason"])
         if verdict and "move" in verdict:
-            line += "; failover %s" % verdict["move"]
-        if line != said:
-            log.write(line + "\n")
-            log.flush()
-            said = line
+            line += "; %s" % verdict["move"]
+        lines = [line] if line != said else []
+        if started - counted_at >= 60:
+            lines.append("cost: %d API requests in the last %.0f s" % (len(requests), started - counted_at))
+            del requests[:]
+            counted_at = started
+        for text in lines:
+            log.write(text + "\n")
+        log.flush()
+        said = line
         time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+
+def counted(api, requests):
+    """The ApiClient, its requests (exec streams included) appended to requests."""
+    call_api = api.call_api
+
+    def call(*args, **kwargs):
+        requests.append(time.monotonic())
+        return call_api(*args, **kwargs)
+
+    api.call_api = call
+    return api

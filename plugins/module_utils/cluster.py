@@ -155,6 +155,17 @@ class Cluster:
             raise
         return any(c.type == "Ready" and c.status == "True" for c in status.conditions or [])
 
+    def terminating(self, pods):
+        """The pods among `pods` being deleted (a deletion timestamp set)."""
+        return {pod.metadata.name for pod in self._core.list_namespaced_pod(self.namespace).items
+                if pod.metadata.name in pods and pod.metadata.deletion_timestamp}
+
+    def reclone(self, pod):
+        """Delete a replica's data volume, then its pod: the StatefulSet
+        creates both again, the empty volume is filled by a clone."""
+        self._core.delete_namespaced_persistent_volume_claim("data-" + pod, self.namespace)
+        self._core.delete_namespaced_pod(pod, self.namespace)
+
     def delete_pod(self, pod):
         self._core.delete_namespaced_pod(pod, self.namespace)
 

@@ -191,7 +191,10 @@ class Move:
         # A Ready pod counts as alive even when the exec API cannot reach it:
         # its server may still take writes. Not so when a quorum of replicas
         # lost it (the autopilot): a dead node's pods read Ready for 40-50 s.
-        alive = self.answers(old) or (not self.quorum and bool(self.cluster.pod_ready(old)))
+        # The autopilot read the old primary this round: no second probe (a
+        # frozen server would hold it for the probe's whole timeout).
+        answered = self.module.params.get("answered")
+        alive = (self.answers(old) if answered is None else answered) or (not self.quorum and bool(self.cluster.pod_ready(old)))
         # The autopilot's quorum lost a primary that still answers: its pod's
         # network is cut, the exec path is not. It is fenced, like force.
         why = "force" if self.module.params["force"] else "its replicas lost it" if self.quorum else None

@@ -2,17 +2,17 @@
 frozen on its node (alive but unreachable) and a primary whose pod's network
 is cut are failed over without a person, no write they acknowledged is lost,
 and back they take no write."""
-import re
 import subprocess
 import threading
 import time
 
 import pytest
+from kubernetes import client
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 
-from tests.e2e.writes import Writer, check_nothing_lost, create_events_table, recorded_primary, rows
-from tests.harness import drop_namespaces, fresh_namespaces, is_local_cluster, pod_exec, run_playbook, start_client, wait_until
+from tests.e2e.writes import Writer, check_nothing_lost, checksum, create_events_table, recorded_primary, rows
+from tests.harness import drop_namespaces, fresh_namespaces, is_local_cluster, pod_exec, run_playbook, server_pid, sql, start_client, wait_until
 
 NS = "autopilot"
 BASE = {"mariadb_namespace": NS, "replicas": 3}
@@ -23,17 +23,17 @@ def runner(api, core):
     if not is_local_cluster():
         pytest.fail("the autopilot's faults need the local cluster: they act on the node's processes")
     fresh_namespaces(core, NS)
-    run_playbook("deploy.yml", dict(BASE, mariadb_autopilot=True, mariadb_autopilot_failover_after=4)).check()
+    run_playbook("deploy.yml", dict(BASE, mariadb_autopilot=True)).check()  # its defaults
     runner = start_client(core, api, NS)
     create_events_table(runner)
     yield runner
     drop_namespaces(core, NS)
 
 
-def server_pid(core, pod):
-    status = [c for c in core.read_namespaced_pod(pod, NS).status.container_statuses if c.name == "mariadb"][0]
-    tasks = subprocess.run(["ctr", "-n", "k8s.io", "tasks", "ls"], capture_output=True, text=True, check=True).stdout
-    return re.search(r"^%s\s+(\d+)" % status.container_id.split("://")[1], tasks, re.M).group(1)
+def autopilot_log(core):
+    """What both copies of the autopilot said."""
+    return "".join(core.read_namespaced_pod_log(pod.metadata.name, NS) for pod in core.list_namespaced_pod(
+        NS, label_selector="app.kubernetes.io/component=autopilot").items)
 
 
 LOCAL_SQL = ["mariadb", "--defaults-file=/etc/mysql/cluster/my.cnf", "--protocol=socket", "--user=mysql", "-N", "-e"]
@@ -50,7 +50,7 @@ def read_only(server, pod):
 
 def test_a_frozen_primary_is_failed_over_and_no_acknowledged_write_is_lost(api, core, runner, report):
     old = recorded_primary(core, NS)
-    pid = server_pid(core, old)
+    pid = server_pid(core, NS, old)
     with Writer(runner, "frozen-primary") as writer:
         time.sleep(2)
         started = time.monotonic()
@@ -93,7 +93,7 @@ def netns_drop(pid, action):
 
 def test_a_primary_cut_off_the_network_is_failed_over_and_takes_no_write(api, core, runner, report):
     old = recorded_primary(core, NS)
-    pid = server_pid(core, old)
+    pid = server_pid(core, NS, old)
     server = pod_exec(api, NS, "mariadb")
     local_write = {}
 
@@ -137,3 +137,86 @@ def test_a_primary_cut_off_the_network_is_failed_over_and_takes_no_write(api, co
                        "the autopilot", writer, 3, seconds,
                        "%s promoted without a person; %s's own write never acknowledged, fenced, named errant by "
                        "verify.yml; rebuild.yml re-clones it" % (new, old))
+
+
+def test_evicting_or_deleting_the_primary_switches_over_before_it_stops(api, core, runner, report):
+    moves = []
+    with Writer(runner, "hand-over") as writer:
+        for how in ("evicted", "deleted"):
+            old = recorded_primary(core, NS)
+            uid = core.read_namespaced_pod(old, NS).metadata.uid
+            started = time.monotonic()
+            if how == "evicted":  # what kubectl drain does to each pod
+                core.create_namespaced_pod_eviction(old, NS, client.V1Eviction(
+                    metadata=client.V1ObjectMeta(name=old, namespace=NS)))
+            else:
+                core.delete_namespaced_pod(old, NS)
+            new = wait_until("a new primary recorded", lambda: recorded_primary(core, NS) != old and recorded_primary(core, NS),
+                             timeout=60, interval=0.2)
+            seconds = time.monotonic() - started
+            # Control: the same pod, being deleted, was still there, held by
+            # its preStop hook until the primary had moved away.
+            held = core.read_namespaced_pod(old, NS).metadata
+            assert held.uid == uid and held.deletion_timestamp is not None
+            wait_until(old + " back as a replica", lambda: core.read_namespaced_pod(old, NS).metadata.uid != uid
+                       and read_only(pod_exec(api, NS, "mariadb"), old), timeout=180, interval=2)
+            moves.append("%s %s: %s recorded after %.1f s" % (how, old, new, seconds))
+            time.sleep(2)
+    check_nothing_lost(report, runner, core, BASE, "primary evicted (as kubectl drain does), then deleted, "
+                       "the autopilot", writer, 3, seconds, "; ".join(moves) + "; switched over before it stopped")
+
+
+def test_a_replica_whose_position_is_gone_is_recloned_by_itself(api, core, runner, report):
+    primary = recorded_primary(core, NS)
+    replica = max(pod for pod in ("mysql-0", "mysql-1", "mysql-2") if pod != primary)
+    server = pod_exec(api, NS, "mariadb")
+    claim = core.read_namespaced_persistent_volume_claim("data-" + replica, NS).metadata.uid
+    server.run(replica, LOCAL_SQL + ["STOP SLAVE"])
+    for n in range(3):
+        sql(runner, "mysql-primary", "INSERT INTO app.events VALUES ('gone', %d); FLUSH BINARY LOGS" % n)
+    current = sql(runner, primary + ".mysql", "SHOW MASTER STATUS").split()[0]
+    sql(runner, primary + ".mysql", "PURGE BINARY LOGS TO '%s'" % current)
+    started = time.monotonic()
+    server.run(replica, LOCAL_SQL + ["START SLAVE"])
+    wait_until(replica + " on a new volume", lambda: core.read_namespaced_persistent_volume_claim(
+        "data-" + replica, NS).metadata.uid != claim, timeout=60, interval=1)
+    # Control: the primary refused the position (as after a scale-in whose
+    # volume came back late), which the autopilot read before acting.
+    assert "re-cloning %s (its position is gone from the primary's binary logs)" % replica in autopilot_log(core)
+    def cloned():
+        try:
+            return rows(runner, replica, "gone") == {0, 1, 2}
+        except ExecError:  # not resolvable, or not answering, until it is Ready
+            return False
+
+    wait_until(replica + " cloned and replicating", cloned, timeout=300, interval=3)
+    seconds = time.monotonic() - started
+    assert checksum(runner, replica) == checksum(runner, primary)
+    run_playbook("verify.yml", BASE).check()
+    report.fault("a replica whose position the primary purged (error 1236), the autopilot", 3,
+                 {replica: len(rows(runner, replica, "gone"))}, seconds,
+                 "%s re-cloned on a new volume without a person; its rows and checksum equal the primary's" % replica)
+
+
+def test_without_a_quorum_nothing_is_promoted(api, core, runner, report):
+    """The primary and one replica frozen: the one replica left is no
+    majority of three, so it is not promoted, however long it waits."""
+    run_playbook("verify.yml", BASE).check()  # every replica answers and replicates
+    old = recorded_primary(core, NS)
+    replica = min(pod for pod in ("mysql-0", "mysql-1", "mysql-2") if pod != old)
+    pids = [server_pid(core, NS, pod) for pod in (old, replica)]
+    subprocess.run(["kill", "-STOP"] + pids, check=True)
+    try:
+        time.sleep(25)  # five times failover_after
+        # Control: both really stopped all along.
+        states = [subprocess.run(["ps", "-o", "stat=", "-p", pid], capture_output=True, text=True).stdout.strip() for pid in pids]
+        assert all(state.startswith("T") for state in states), states
+        assert recorded_primary(core, NS) == old
+    finally:
+        subprocess.run(["kill", "-CONT"] + pids, check=False)
+    said = autopilot_log(core)
+    assert "but only 1 of 3 pods answer and have lost it" in said and "nothing is promoted" in said
+    wait_until("every pod replicating again", lambda: run_playbook("verify.yml", BASE).rc == 0, timeout=120, interval=5)
+    assert recorded_primary(core, NS) == old
+    report.fault("the primary and one replica frozen (quorum lost), the autopilot", 0, {}, 25,
+                 "nothing promoted in 25 s (the autopilot said why); the same primary after the thaw")

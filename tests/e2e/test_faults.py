@@ -8,7 +8,7 @@ import time
 import pytest
 from kubernetes import client
 
-from tests.harness import drop_namespaces, fresh_namespaces, is_local_cluster, run_playbook, sql, start_client, wait_until
+from tests.harness import drop_namespaces, fresh_namespaces, is_local_cluster, run_playbook, server_pid, sql, start_client, wait_until
 from tests.e2e.writes import Writer, check_nothing_lost, create_events_table
 
 NS = "faults"
@@ -89,9 +89,7 @@ def test_delete_each_replica_rejoins_from_its_volume(core, cluster, report):
 def test_hung_server_is_restarted_by_its_liveness_probe(core, cluster, report):
     runner = cluster["runner"]
     status = [c for c in core.read_namespaced_pod("mysql-1", NS).status.container_statuses if c.name == "mariadb"][0]
-    container_id = status.container_id.split("://")[1]
-    tasks = subprocess.run(["ctr", "-n", "k8s.io", "tasks", "ls"], capture_output=True, text=True, check=True).stdout
-    pid = re.search(r"^%s\s+(\d+)" % container_id, tasks, re.M).group(1)
+    pid = server_pid(core, NS, "mysql-1")
     with Writer(runner, "hung-server") as writer:
         started = time.monotonic()
         subprocess.run(["kill", "-STOP", pid], check=True)  # from the node: mariadbd stops answering

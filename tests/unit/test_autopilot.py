@@ -3,7 +3,7 @@ states parsed from output captured on real servers, then changed as a fault
 would change them."""
 import pytest
 
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import autopilot, replication
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import autopilot, replication, rollout
 from captured import read as fixture
 
 PODS = ["mysql-0", "mysql-1", "mysql-2"]
@@ -93,7 +93,7 @@ def test_five_pods_need_three_that_lost_the_primary():
 
 
 def test_a_replica_whose_position_is_gone_is_recloned_unless_errant():
-    gone = replica(io_running="No", last_io_errno=autopilot.POSITION_GONE)
+    gone = replica(io_running="No", last_io_errno=rollout.POSITION_GONE)
     source = primary(gtid_binlog_state="0-100-50", gtid_slave_pos="")
     verdict = decide({"mysql-0": source, "mysql-1": dict(gone, gtid_current_pos="0-100-5"),
                       "mysql-2": dict(gone, gtid_current_pos="0-100-5,1-102-3")})
@@ -112,3 +112,21 @@ def test_a_writable_server_that_is_not_the_recorded_primary_is_fenced():
     verdict = autopilot.decide("mysql-1", PODS, {"mysql-0": primary(), "mysql-1": primary(), "mysql-2": replica()},
                                0, 10, "mysql-1.mysql")
     assert verdict["state"] == autopilot.HEALTHY and verdict["fence"] == ["mysql-0"]
+
+
+def test_a_terminating_primary_hands_over_to_a_healthy_replica_not_terminating():
+    states = {"mysql-0": primary(), "mysql-1": replica(gtid_current_pos="0-100-999999"), "mysql-2": replica()}
+    assert decide(states)["state"] == autopilot.HEALTHY
+    verdict = autopilot.decide("mysql-0", PODS, states, 0, 10, HOST, terminating={"mysql-0", "mysql-1"})
+    assert verdict["state"] == autopilot.HANDOVER and verdict["target"] == "mysql-2" and verdict["fence"] == []
+
+
+def test_a_terminating_primary_with_nobody_to_take_over_is_fenced():
+    states = {"mysql-0": primary(), "mysql-1": lost_it(), "mysql-2": replica(io_running="No", last_io_errno=1236)}
+    verdict = autopilot.decide("mysql-0", PODS, states, 0, 10, HOST, terminating={"mysql-0"})
+    assert verdict["state"] == autopilot.HANDOVER and verdict["target"] is None and verdict["fence"] == ["mysql-0"]
+
+
+def test_a_read_only_primary_its_replicas_lost_is_failed_over():
+    states = {"mysql-0": primary(read_only=True), "mysql-1": lost_it(), "mysql-2": lost_it()}
+    assert decide(states, unreachable_for=10)["state"] == autopilot.FAILOVER

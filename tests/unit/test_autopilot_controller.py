@@ -1,7 +1,9 @@
 """The autopilot's rounds, with the cluster and the Lease faked: who acts,
 when, and with which quorum the failover runs."""
+import pytest
+
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import autopilot, replication
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.autopilot_controller import Controller
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.autopilot_controller import RECLONE_EVERY, Controller, counted
 from captured import read as fixture
 
 PODS = ["mysql-0", "mysql-1", "mysql-2"]
@@ -13,6 +15,10 @@ class FakeCluster:
                           "mysql-1": replication.pod_state(fixture("status-10.11-mysql-1.txt")),
                           "mysql-2": replication.pod_state(fixture("status-10.11-mysql-1.txt"))}
         self.read = 0
+        self.deleting = set()
+
+    def terminating(self, pods):
+        return self.deleting & set(pods)
 
     def read_record(self):
         return "mysql-0", 4
@@ -48,8 +54,12 @@ class FakeMove:
         self.driver = driver
 
     def failover(self, target):
-        FakeMove.runs.append((target, self.driver.params))
+        FakeMove.runs.append(("failover", target, self.driver.params))
         self.driver.exit_json(changed=True, primary="mysql-1", epoch=5)
+
+    def switchover(self, target):
+        FakeMove.runs.append(("switchover", target, self.driver.params))
+        self.driver.exit_json(changed=True, primary=target, epoch=5)
 
 
 def controller(cluster, held=True):
@@ -80,8 +90,8 @@ def test_the_primary_is_failed_over_after_failover_after_seconds_of_silence():
     verdict = leader.round(110)
     assert verdict["state"] == autopilot.FAILOVER
     assert verdict["move"] == {"changed": True, "primary": "mysql-1", "epoch": 5, "ok": True, "msg": ""}
-    ((target, params),) = FakeMove.runs
-    assert target is None and params["quorum"] == ["mysql-1", "mysql-2"] and params["force"] is False
+    ((mode, target, params),) = FakeMove.runs
+    assert mode == "failover" and target is None and params["quorum"] == ["mysql-1", "mysql-2"] and params["force"] is False
 
 
 def test_a_primary_that_answers_again_resets_the_count():
@@ -105,3 +115,48 @@ def test_a_thawed_old_primary_is_fenced():
     verdict = controller(cluster).round(0)
     assert fenced == [("mysql-0", ("isolate",))]
     assert "fenced mysql-0" in verdict["reason"]
+
+
+def test_a_primary_being_deleted_hands_over_to_the_most_advanced_replica():
+    cluster = FakeCluster()
+    cluster.deleting = {"mysql-0"}
+    cluster.answering["mysql-2"] = dict(cluster.answering["mysql-2"], gtid_current_pos="0-100-999999")
+    verdict = controller(cluster).round(0)
+    assert verdict["state"] == autopilot.HANDOVER and verdict["target"] == "mysql-2"
+    ((mode, target, params),) = FakeMove.runs
+    assert (mode, target) == ("switchover", "mysql-2") and params["max_lag"] == 5 and params["quorum"] is None
+
+
+def test_a_replica_whose_position_is_gone_is_recloned_once():
+    cluster = FakeCluster()
+    recloned = []
+    cluster.reclone = recloned.append
+    cluster.answering["mysql-0"]["gtid_binlog_state"] = "0-100-9"
+    cluster.answering["mysql-2"] = dict(cluster.answering["mysql-2"], io_running="No", last_io_errno=1236)
+    leader = controller(cluster)
+    assert "re-cloning mysql-2" in leader.round(0)["reason"]
+    assert "mysql-2 re-cloning" in leader.round(30)["reason"]
+    assert recloned == ["mysql-2"]
+    leader.round(RECLONE_EVERY + 1)
+    assert recloned == ["mysql-2", "mysql-2"]
+
+
+def test_an_errant_replica_is_named_not_recloned():
+    cluster = FakeCluster()
+    cluster.reclone = lambda pod: pytest.fail("an errant replica must not lose its volume")
+    cluster.answering["mysql-0"]["gtid_binlog_state"] = "0-100-9"
+    cluster.answering["mysql-2"] = dict(cluster.answering["mysql-2"], io_running="No", last_io_errno=1236,
+                                        gtid_current_pos="0-100-5,7-102-3")
+    assert "mysql-2 is errant (7-102-3): rebuild.yml -e pod=mysql-2" in controller(cluster).round(0)["reason"]
+
+
+def test_every_api_request_is_counted():
+    class Api:
+        def call_api(self, *args, **kwargs):
+            return args, kwargs
+
+    requests = []
+    api = counted(Api(), requests)
+    assert api.call_api("/api/v1/pods", "GET", _preload_content=False) == (("/api/v1/pods", "GET"), {"_preload_content": False})
+    api.call_api("/api/v1/pods", "GET")
+    assert len(requests) == 2

@@ -426,3 +426,14 @@ def test_failover_with_the_autopilots_quorum_fences_a_primary_that_still_answers
     calls = cluster.calls
     assert calls.index(("role", "mysql-0", "isolate")) < calls.index(("service", None)) < calls.index(("role", "mysql-1", "promote"))
     assert any(step.endswith("fenced mysql-0 (its replicas lost it)") for step in result["steps"])
+
+
+def test_failover_trusts_the_autopilots_reading_of_a_silent_primary(cluster, monkeypatch):
+    """A frozen server would hold a second probe for its whole timeout."""
+    probed = []
+    original = cluster.sql
+    monkeypatch.setattr(cluster, "sql", lambda pod, query, timeout=30: (probed.append(pod) if query == "SELECT 1" else None)
+                        or original(pod, query, timeout))
+    result = run(mode="failover", quorum=["mysql-1", "mysql-2"], answered=False)
+    assert result["failed"] is False, result.get("msg")
+    assert "mysql-0" not in probed and ("role", "mysql-0", "isolate") not in cluster.calls

@@ -58,7 +58,15 @@ def switched_off(tmp_path_factory):
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
     return render(tmp_path_factory, "local", mariadb_metrics_client_label={"app.kubernetes.io/name": "prometheus"},
-                  mariadb_service_monitor_labels={"release": "kube-prometheus-stack"})
+                  mariadb_service_monitor_labels={"release": "kube-prometheus-stack"}, mariadb_autopilot=True)
+
+
+def test_the_autopilot_is_rendered_with_the_hook_that_waits_for_it(default, local):
+    assert not [key for key in default if key[0].startswith("autopilot-")]
+    assert "lifecycle" not in containers(default)["mariadb"]
+    assert one(local, "Deployment", "mysql-autopilot")["spec"]["template"]["spec"]["serviceAccountName"] == "mysql-autopilot"
+    assert set(one(local, "ConfigMap", "mysql-autopilot")["data"]) >= {"autopilot_controller.py", "primary_move.py"}
+    assert containers(local)["mariadb"]["lifecycle"]["preStop"]["exec"]["command"][-2:] == ["hand-over", "30"]
 
 
 def test_the_budget_selects_the_statefulsets_pods(default):

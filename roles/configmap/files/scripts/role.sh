@@ -8,6 +8,10 @@
 #                                acknowledgement no replica can send are
 #                                killed first, never acknowledged
 #   bash role.sh unfence         writable again (a switchover rolled back)
+#   bash role.sh hand-over N     the preStop hook while the autopilot runs: a
+#                                writable server, or one replicas still fetch
+#                                from, waits up to N seconds for the autopilot
+#                                to move the primary away (or fence it)
 #   bash role.sh promote         stop replicating, writable
 #   bash role.sh replicate N     read-only replica of ordinal N
 # The mounted record may be a few seconds old when this runs: the new
@@ -37,6 +41,9 @@ fence() {
 # Commits waiting for a semi-sync acknowledgement, from any session.
 UNACKNOWLEDGED="SELECT id FROM information_schema.PROCESSLIST WHERE state LIKE 'Waiting for semi-sync ACK%'"
 
+HANDED_OVER="SELECT @@global.read_only AND NOT EXISTS (SELECT 1 FROM information_schema.PROCESSLIST
+  WHERE command LIKE 'Binlog Dump%')"
+
 main() {
   case ${1:-}/$# in
     fence/1) fence ;;
@@ -44,6 +51,14 @@ main() {
       sql -N -e "$UNACKNOWLEDGED" | sed 's/.*/KILL CONNECTION &;/' | sql --force 2>/dev/null || true
       fence ;;
     unfence/1) sql -e 'SET GLOBAL read_only = OFF' ;;
+    hand-over/2)
+      [[ $2 =~ ^[0-9]+$ ]] || die "hand-over needs seconds, got '$2'"
+      # Done once fenced and no replica fetches from it any more: the new
+      # primary has fetched the last transaction before its promotion.
+      for ((i = 0; i < $2 * 2; i++)); do
+        [ "$(sql -N -e "$HANDED_OVER" 2>/dev/null)" != 1 ] || break
+        sleep 0.5
+      done ;;
     promote/1)
       # RESET SLAVE ALL removes master.info: server.sh starts it writable.
       sql -e 'STOP SLAVE; RESET SLAVE ALL'
@@ -59,7 +74,7 @@ main() {
       fi
       replicate_from_primary "$2"
       log "replicating from $(pod_host "$2")" ;;
-    *) die "usage: role.sh fence | isolate | unfence | promote | replicate ORDINAL" ;;
+    *) die "usage: role.sh fence | isolate | unfence | hand-over SECONDS | promote | replicate ORDINAL" ;;
   esac
 }
 
