@@ -45,8 +45,9 @@ def settle(bench):
 
 
 # 10. The autopilot: each fault of FAULTS hits the recorded primary while a
-# client writes every 50 ms; measured from the fault to the first write
-# acknowledged after it. Then the primary is evicted (kubectl drain's way):
+# client writes every 50 ms; measured: the longest time without an
+# acknowledged write around the fault (from the last write before it to the
+# first after). Then the primary is evicted (kubectl drain's way):
 # the longest time without an acknowledged write. Then the watcher's cost
 # over COST_SECONDS of a healthy cluster: CPU and memory of the leading
 # copy (its cgroup), API requests a minute (its own count).
@@ -60,12 +61,18 @@ def autopilot_cost(bench):
         for run in range(bench.runs):
             log("%s, run %d/%d" % (name, run + 1, bench.runs))
             time.sleep(3)
+            old = recorded_primary(bench)
             started = time.time()
-            inject(bench, recorded_primary(bench))
-            bench.add(name, first_write_after(bench, runner, started) - started)
-            for pid in FROZEN:
-                subprocess.run(["kill", "-CONT", pid], check=False)
-            FROZEN.clear()
+            inject(bench, old)
+            if FROZEN:  # thawed only once another pod is the primary
+                wait_until("a new primary recorded", lambda: recorded_primary(bench) != old, timeout=60, interval=0.2)
+                for pid in FROZEN:
+                    subprocess.run(["kill", "-CONT", pid], check=False)
+                FROZEN.clear()
+            first_write_after(bench, runner, started + 1)
+            time.sleep(2)
+            # From the last write acknowledged before the fault to the first after it.
+            bench.add(name, longest_gap(bench, runner, started, time.time()))
             settle(bench)
     gaps = []
     for run in range(bench.runs):
@@ -88,17 +95,20 @@ def watcher_cost(bench):
     log("the watcher's cost: %s over %d s" % (pod, COST_SECONDS))
     watcher = pod_exec(bench.api, NS, "autopilot")
 
-    def cgroup(name):
-        return watcher.run(pod, ["cat", "/sys/fs/cgroup/" + name])
+    def cgroup(v2, v1):
+        """A file of the container's cgroup: cgroup v2's, else v1's."""
+        return watcher.run(pod, ["sh", "-c", 'cat "/sys/fs/cgroup/$0" 2>/dev/null || cat "/sys/fs/cgroup/$1"', v2, v1])
 
     def cpu_seconds():
-        return int(re.search(r"^usage_usec (\d+)", cgroup("cpu.stat"), re.M).group(1)) / 1e6
+        usage = cgroup("cpu.stat", "cpuacct/cpuacct.usage")
+        found = re.search(r"^usage_usec (\d+)", usage, re.M)
+        return int(found.group(1)) / 1e6 if found else int(usage) / 1e9
 
     before, started = cpu_seconds(), time.monotonic()
     time.sleep(COST_SECONDS)
     bench.record("watcher CPU (the leading copy)", [(cpu_seconds() - before) / (time.monotonic() - started) * 1000],
-                 unit=" millicores")
-    bench.record("watcher memory (the leading copy)", [int(cgroup("memory.current")) / 2 ** 20], unit=" MiB")
+                 unit="millicores")
+    bench.record("watcher memory (the leading copy)", [int(cgroup("memory.current", "memory/memory.usage_in_bytes")) / 2 ** 20], unit="MiB")
     counts = [int(n) for n in re.findall(r"^cost: (\d+) API requests in the last \d+ s$",
                                          bench.core.read_namespaced_pod_log(pod, NS), re.M)]
     bench.record("watcher API requests a minute (the leading copy)", counts[-2:], unit="")
@@ -112,7 +122,7 @@ def write_autopilot(bench):
         "write was acknowledged. Each fault hits the recorded primary; the cluster settles (verify.yml)",
         "before the next. The eviction is what `kubectl drain` does to the primary's pod."],
         faults + [n for n in bench.results if n.startswith(("eviction of the primary", "watcher "))], [
-        ("%s: median seconds to the first acknowledged write" % name, bench.median(name), "≤ 10") for name in faults] + [
+        ("%s: median seconds without an acknowledged write" % name, bench.median(name), "≤ 10") for name in faults] + [
         ("%s: worst" % name, max(bench.results[name][0]), "≤ 20") for name in faults] + [
         ("eviction of the primary: longest time without an acknowledged write (seconds)",
          bench.median("eviction of the primary: longest time without an acknowledged write"), "≤ 1"),

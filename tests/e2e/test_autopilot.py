@@ -220,3 +220,16 @@ def test_without_a_quorum_nothing_is_promoted(api, core, runner, report):
     assert recorded_primary(core, NS) == old
     report.fault("the primary and one replica frozen (quorum lost), the autopilot", 0, {}, 25,
                  "nothing promoted in 25 s (the autopilot said why); the same primary after the thaw")
+
+
+def test_teardown_removes_the_autopilot_and_keeps_the_data(api, core, runner, report):
+    core.delete_namespaced_pod("client", NS, grace_period_seconds=0)
+    started = time.monotonic()
+    run_playbook("teardown.yml", BASE).check()
+    seconds = time.monotonic() - started
+    assert not client.AppsV1Api(api).list_namespaced_deployment(NS).items
+    assert not client.CoordinationV1Api(api).list_namespaced_lease(NS).items
+    assert not [pod for pod in core.list_namespaced_pod(NS).items if pod.metadata.name in ("mysql-0", "mysql-1", "mysql-2")]
+    assert len(core.list_namespaced_persistent_volume_claim(NS).items) == 3
+    report.fault("teardown.yml with the autopilot on", 0, {}, seconds,
+                 "the autopilot's Deployment and Lease and every pod gone, the 3 volumes kept")

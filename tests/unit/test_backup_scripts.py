@@ -967,3 +967,29 @@ def test_an_archived_binlog_s_name_is_made_and_read_by_one_definition(sh, first,
                                   "%020d-%020d.json" % (1, 800)])
 def test_other_names_are_no_archived_binlog(sh, name):
     assert sh("store.sh", 'binlog_last_seq "$1"', args=[name]).out == ""
+
+
+def test_restore_applies_a_plan_of_1000_binary_logs_from_its_file(sh, tmp_path):
+    """Sixteen hours after a backup at one log a minute. As one environment
+    variable (the old way) such a plan passed Linux's 128 KiB limit on it and
+    the Job never started; now it is a file (a ConfigMap holds up to 1 MiB:
+    about 7,000 logs). 1,000, not more: each log costs the stubs a few forks."""
+    plan = "".join("%s/binlogs/%020d-%020d.mysql-bin.%06d %s 0-100-%d %d\n" % (TL, n, n, n, "%064x" % n, n, 1700000000 + n)
+                   for n in range(1, 1001))
+    assert len(plan.encode()) > 128 * 1024
+    (tmp_path / "plan").write_text(plan)
+    applied = sh("restore.sh", r"""
+STAGE=$T/stage; mkdir -p "$STAGE"
+touch "$T/fetched" "$T/replayed"
+log() { :; }
+fetch() { printf '%s\n' "$1" >> "$T/fetched"; }
+# The server's position: one transaction a log, each log replayed whole.
+sql() {
+  if [ "${*: -2:1}" != -e ]; then cat >/dev/null; return; fi  # a replay: the binlog on stdin
+  printf '0-100-%d\n' "$(wc -l < "$T/replayed")"
+}
+mariadb-binlog() { printf '%s\n' "${@: -1}" >> "$T/replayed"; }
+apply_binlogs
+""", env={"RESTORE_BINLOGS": str(tmp_path / "plan"), "RESTORE_STOP": "", "RESTORE_STOP_EPOCH": ""})
+    assert applied.rc == 0, applied.err[-2000:]
+    assert (tmp_path / "fetched").read_text().split() == [line.split()[0] for line in plan.splitlines()]

@@ -6,8 +6,9 @@
 #   RESTORE_SOURCE   NAMESPACE/NAME of the cluster the backup is of
 #   RESTORE_BACKUP   the backup's object, its RESTORE_SIZE, RESTORE_SHA256
 #                    and RESTORE_GTID (its manifest's)
-#   RESTORE_BINLOGS  "OBJECT SHA256 LAST_GTID LAST_TIME" per binary log, in
-#                    order (LAST_TIME: its last transaction's, epoch seconds)
+#   RESTORE_BINLOGS  a file: "OBJECT SHA256 LAST_GTID LAST_TIME" per binary
+#                    log, in order (LAST_TIME: its last transaction's, epoch
+#                    seconds)
 #   RESTORE_STOP     UTC "YYYY-MM-DD HH:MM:SS": apply the transactions
 #                    before it only; empty: every one the logs hold; and
 #                    RESTORE_STOP_EPOCH, the same time in epoch seconds
@@ -55,7 +56,8 @@ backup_position() {
 }
 
 start_server() {
-  mariadbd --defaults-file="$CNF" --datadir="$STAGE/data" --skip-networking --read-only=OFF \
+  # No network, so no TLS: the Job holds no server key.
+  mariadbd --defaults-file="$CNF" --datadir="$STAGE/data" --skip-networking --skip-ssl --read-only=OFF \
     --rpl-semi-sync-master-enabled=OFF --skip-slave-start &
   server=$!
   until sql -e 'SELECT 1' >/dev/null 2>&1; do
@@ -84,7 +86,7 @@ apply_binlogs() {
       [ "$(sql -N -e 'SELECT @@gtid_binlog_pos')" = "$last" ] \
         || die "$object ends before its last transaction $last: it is incomplete; nothing was restored"
     fi
-  done <<<"$RESTORE_BINLOGS"
+  done <"$RESTORE_BINLOGS"
 }
 
 main() {
