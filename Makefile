@@ -1,7 +1,7 @@
 # Entry points. `make deploy` and `make test` work on a bare machine: they
 # install what they need and bring up the local cluster when no kubeconfig
 # points at a reachable one.
-.PHONY: setup deploy test lint unit e2e molecule benchmark cluster-up cluster-down
+.PHONY: setup deploy test lint unit e2e molecule benchmark chaos cluster-up cluster-down
 
 setup:
 	scripts/setup
@@ -36,6 +36,12 @@ molecule: setup
 
 benchmark: setup
 	scripts/with-cluster python -m benchmarks
+
+# Not in CI: 30 random faults of the primary with the autopilot on (about
+# 40 minutes); docs/chaos.md. CHAOS_FAULTS changes the count.
+CHAOS_FAULTS ?= 30
+chaos: setup
+	scripts/with-cluster python -m benchmarks.chaos --faults $(CHAOS_FAULTS)
 
 cluster-up:
 	scripts/cluster up

@@ -44,12 +44,13 @@ def primary_moves(bench, rows=3000):
 
 def start_probe_writer(runner):
     """In the client pod: every 50 ms an insert through mysql-primary; each
-    acknowledged one appends its completion time to /tmp/acked."""
+    acknowledged one appends its completion time to /tmp/acked and its id to
+    /tmp/acked-ids."""
     runner.run("client", ["bash", "-c", (
-        "rm -f /tmp/stop-probe /tmp/acked; setsid bash -c 'i=0; while [ ! -f /tmp/stop-probe ]; do i=$((i+1)); "
-        "mariadb --defaults-file=/tmp/client.cnf -h mysql-primary --connect-timeout=1 "
-        "-e \"INSERT INTO m.t VALUES ($i, UNIX_TIMESTAMP(NOW(6)))\" 2>/dev/null && date +%s.%N >> /tmp/acked; "
-        "sleep 0.05; done' </dev/null >/dev/null 2>&1 &")])
+        "rm -f /tmp/stop-probe /tmp/acked /tmp/acked-ids; setsid bash -c 'i=0; while [ ! -f /tmp/stop-probe ]; do "
+        "i=$((i+1)); mariadb --defaults-file=/tmp/client.cnf -h mysql-primary --connect-timeout=1 "
+        "-e \"INSERT INTO m.t VALUES ($i, UNIX_TIMESTAMP(NOW(6)))\" 2>/dev/null && date +%s.%N >> /tmp/acked "
+        "&& echo $i >> /tmp/acked-ids; sleep 0.05; done' </dev/null >/dev/null 2>&1 &")])
     time.sleep(2)
 
 

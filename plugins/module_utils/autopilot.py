@@ -1,16 +1,17 @@
 """The autopilot's decision, from the record and what each pod answered: no
-I/O. The controller observes (cluster.read_states), keeps since when the
-primary has been silent, and acts on the verdict with primary_move's
-failover, the same implementation failover.yml runs.
+I/O. The controller (autopilot_controller) observes, keeps since when the
+primary has been unreachable, and acts on the verdict with primary_move, the
+implementation failover.yml and switchover.yml run.
 
 A primary is failed over only when it has been unreachable for
-failover_after seconds and a quorum agrees: more than half of the
-StatefulSet's pods answer, replicate from the recorded primary and have lost
-it (their IO thread is not running). A primary that still answers is fenced
-first. The primary's side of a partition is a minority, so it never
-promotes; without a quorum the cluster is "lost": nothing is promoted and the
-verdict says who answered.
-"""
+failover_after seconds (silent, or answering while its replicas cannot
+reach it) and a quorum agrees: more than half of the StatefulSet's pods
+answer, replicate from the recorded primary and have lost it (their IO
+thread is reconnecting). A primary that still answers is fenced first. The
+primary's side of a partition is a minority, so it never promotes; without
+a quorum the cluster is "lost": nothing is promoted and the verdict says who
+answered. A primary being deleted hands over to the most advanced healthy
+replica; a replica whose position is gone is re-cloned unless errant."""
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import gtid, replication, rollout
 
