@@ -162,9 +162,10 @@ def main():
             row["person"] += person
             log("  %.1f s without an acknowledged write; %d acknowledged writes lost in all%s"
                 % (row["gaps"][-1], len(missing_before), "; rebuild.yml needed" if person else ""))
+            # After every fault: an interrupted run still reports what it did.
+            write(rows, args, time.monotonic() - started, len(acked_times(runner)))
     finally:
         runner.run("client", ["touch", "/tmp/stop-probe", "/tmp/stop-checker"])
-    write(rows, args, time.monotonic() - started, len(acked_times(runner)))
     bench.fresh()
 
 
@@ -187,7 +188,6 @@ def write(rows, args, seconds, acked):
                                                                gaps[len(gaps) // 2], gaps[-1], row["person"]))
     with open(os.path.join(ROOT, "docs", "chaos.md"), "w") as handle:
         handle.write("\n".join(md) + "\n")
-    log("wrote docs/chaos.md")
 
 
 main()

@@ -56,8 +56,7 @@ backup_position() {
 }
 
 start_server() {
-  # No network, so no TLS: the Job holds no server key.
-  mariadbd --defaults-file="$CNF" --datadir="$STAGE/data" --skip-networking --skip-ssl --read-only=OFF \
+  mariadbd --defaults-file="$CNF" --datadir="$STAGE/data" --skip-networking --read-only=OFF \
     --rpl-semi-sync-master-enabled=OFF --skip-slave-start &
   server=$!
   until sql -e 'SELECT 1' >/dev/null 2>&1; do
