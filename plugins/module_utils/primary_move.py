@@ -3,6 +3,7 @@ the order of the steps, the deadline and the rollback. The module
 move_primary runs it; the role changes themselves are role.sh in the pods."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import gtid, replication
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import RecordMoved
@@ -235,8 +236,12 @@ class Move:
             self.cluster.point_write_service(None)
             self.step("the write Service selects no pod until the new primary is recorded")
             # Nothing more arrives from the old primary; apply what did.
-            for pod in candidates:
-                self.cluster.sql(pod, "STOP SLAVE IO_THREAD", timeout=self.left())
+            # In parallel: against a frozen primary each waits out its IO
+            # thread's connection attempt (slave_net_timeout).
+            with ThreadPoolExecutor(max_workers=len(candidates)) as pool:
+                for stopped in [pool.submit(self.cluster.sql, pod, "STOP SLAVE IO_THREAD", timeout=self.left())
+                                for pod in candidates]:
+                    stopped.result()
             for pod, state in self.read_all(candidates).items():
                 self.wait_applied(pod, state["gtid_io_pos"])
             positions = {pod: state["gtid_current_pos"] for pod, state in self.read_all(candidates).items()}

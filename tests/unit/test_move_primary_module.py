@@ -1,5 +1,7 @@
 """Switchover and failover with a fake Cluster: what move_primary checks before
 touching anything, the order of the role changes, and the roll-back."""
+import threading
+
 import pytest
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import primary_move, replication
@@ -437,3 +439,20 @@ def test_failover_trusts_the_autopilots_reading_of_a_silent_primary(cluster, mon
     result = run(mode="failover", quorum=["mysql-1", "mysql-2"], answered=False)
     assert result["failed"] is False, result.get("msg")
     assert "mysql-0" not in probed and ("role", "mysql-0", "isolate") not in cluster.calls
+
+
+def test_failover_stops_the_io_threads_in_parallel(cluster, monkeypatch):
+    """Against a frozen primary each STOP waits out a connection attempt:
+    one after the other they would add up."""
+    cluster.dead = {"mysql-0"}
+    both = threading.Barrier(2, timeout=5)
+    original = cluster.sql
+
+    def sql(pod, query, timeout=30):
+        if query == "STOP SLAVE IO_THREAD":
+            both.wait()  # broken (an error) unless the other STOP runs meanwhile
+        return original(pod, query, timeout)
+
+    monkeypatch.setattr(cluster, "sql", sql)
+    result = run(mode="failover")
+    assert result["failed"] is False, result.get("msg")
