@@ -27,19 +27,24 @@ def has_lost(state, primary_host):
 
 
 def repairs(primary, states):
-    """Replicas stuck on a position the primary cannot serve: those whose
-    history is a prefix of the primary's can be cloned again; an errant one
-    (transactions the primary never had) is only named."""
-    found = {"reclone": [], "errant": {}}
+    """Replicas the primary cannot serve as they are. Stopped on a position
+    it no longer holds (1236): cloned again. Read-only and replicating from
+    nobody (an old primary whose move could not point it at the new one):
+    pointed at the primary. Either only when its history is a prefix of the
+    primary's; an errant one (transactions the primary never had) is only
+    named."""
+    found = {"reclone": [], "rejoin": [], "errant": {}}
     source = states[primary]
     for pod, state in sorted(states.items()):
-        if pod == primary or state["io_running"] == "Yes" or state["last_io_errno"] != rollout.POSITION_GONE:
+        position_gone = state["io_running"] != "Yes" and state["last_io_errno"] == rollout.POSITION_GONE
+        idle = state["read_only"] and not state["replicating"]
+        if pod == primary or not (position_gone or idle):
             continue
         extra = gtid.errant(state["gtid_current_pos"], source["gtid_binlog_state"], source["gtid_slave_pos"])
         if extra:
             found["errant"][pod] = gtid.format_gtids(extra)
         else:
-            found["reclone"].append(pod)
+            found["reclone" if position_gone else "rejoin"].append(pod)
     return found
 
 

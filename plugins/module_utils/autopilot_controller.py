@@ -18,6 +18,8 @@ from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.primary_move i
 
 # Seconds a re-cloned replica is left to clone before it may be re-cloned again.
 RECLONE_EVERY = 600
+# Seconds a read-only pod replicates from nobody before it is pointed at the primary.
+REJOIN_AFTER = 60
 
 
 class Ended(Exception):
@@ -53,6 +55,7 @@ class Controller:
         self.failover_after, self.move_timeout, self.probe_timeout = failover_after, move_timeout, probe_timeout
         self.unreachable_since = None
         self.recloned = {}
+        self.idle_since = {}
 
     def round(self, now=None):
         """One round; the verdict, or None on a copy that does not lead."""
@@ -80,6 +83,16 @@ class Controller:
                 verdict["reason"] += "; could not fence %s (%s)" % (pod, exc)
         for pod in verdict.get("reclone", []):
             verdict["reason"] += "; " + self.reclone(pod, now)
+        # A pod that just started is idle until its sidecar sets up
+        # replication (from its clone's position): only one idle for
+        # REJOIN_AFTER seconds is pointed at the primary.
+        self.idle_since = {pod: self.idle_since.get(pod, now) for pod in verdict.get("rejoin", [])}
+        for pod in [pod for pod, since in self.idle_since.items() if now - since >= REJOIN_AFTER]:
+            try:
+                self.cluster.role(pod, "replicate", self.cluster.ordinal(primary), timeout=30)
+                verdict["reason"] += "; %s replicates from %s again" % (pod, primary)
+            except ExecError as exc:
+                verdict["reason"] += "; could not point %s at %s (%s)" % (pod, primary, exc)
         for pod, extra in verdict.get("errant", {}).items():
             verdict["reason"] += "; %s is errant (%s): rebuild.yml -e pod=%s re-clones it" % (pod, extra, pod)
         if verdict["state"] == autopilot.FAILOVER:

@@ -130,3 +130,15 @@ def test_a_terminating_primary_with_nobody_to_take_over_is_fenced():
 def test_a_read_only_primary_its_replicas_lost_is_failed_over():
     states = {"mysql-0": primary(read_only=True), "mysql-1": lost_it(), "mysql-2": lost_it()}
     assert decide(states, unreachable_for=10)["state"] == autopilot.FAILOVER
+
+
+def test_a_fenced_pod_replicating_from_nobody_rejoins_unless_errant():
+    """An old primary the failover could not point at the new one (its
+    network was cut then): read-only, no replication configured."""
+    source = primary(gtid_binlog_state="0-100-50", gtid_slave_pos="")
+    idle = dict(primary(), read_only=True, replicating=False)
+    verdict = decide({"mysql-0": source, "mysql-1": dict(idle, gtid_current_pos="0-100-40"),
+                      "mysql-2": dict(idle, gtid_current_pos="0-100-40,0-101-3")})
+    assert verdict["state"] == autopilot.HEALTHY
+    assert verdict["rejoin"] == ["mysql-1"] and verdict["reclone"] == []
+    assert verdict["errant"] == {"mysql-2": "0-101-3"}

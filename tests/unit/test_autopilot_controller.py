@@ -3,7 +3,7 @@ when, and with which quorum the failover runs."""
 import pytest
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import autopilot, replication
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.autopilot_controller import RECLONE_EVERY, Controller, counted
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.autopilot_controller import RECLONE_EVERY, REJOIN_AFTER, Controller, counted
 from captured import read as fixture
 
 PODS = ["mysql-0", "mysql-1", "mysql-2"]
@@ -160,3 +160,19 @@ def test_every_api_request_is_counted():
     assert api.call_api("/api/v1/pods", "GET", _preload_content=False) == (("/api/v1/pods", "GET"), {"_preload_content": False})
     api.call_api("/api/v1/pods", "GET")
     assert len(requests) == 2
+
+
+def test_a_fenced_pod_replicating_from_nobody_is_pointed_at_the_primary():
+    cluster = FakeCluster()
+    pointed = []
+    cluster.role = lambda pod, *args, timeout=30: pointed.append((pod, args))
+    cluster.ordinal = lambda pod: int(pod[-1])
+    cluster.answering["mysql-0"]["gtid_binlog_state"] = "0-100-9"
+    cluster.answering["mysql-2"] = dict(cluster.answering["mysql-2"], replicating=False, read_only=True)
+    leader = controller(cluster)
+    leader.round(0)
+    leader.round(REJOIN_AFTER - 1)
+    assert pointed == []  # a pod just started: its sidecar sets replication up
+    verdict = leader.round(REJOIN_AFTER)
+    assert pointed == [("mysql-2", ("replicate", 0))]
+    assert "mysql-2 replicates from mysql-0 again" in verdict["reason"]
