@@ -207,7 +207,10 @@ def test_clone_notices_a_donor_that_vanishes(core, api, cluster, report):
         start_clone_of_mysql3(core, api, runner)
         sidecar = [c for c in core.read_namespaced_pod("mysql-2", NS).status.container_statuses if c.name == "sidecar"][0]
         task = sidecar.container_id.split("://")[1]
-        subprocess.run(["ctr", "-n", "k8s.io", "tasks", "pause", task], check=True)
+        # The cgroup freezer can fail while a task is in an uninterruptible
+        # wait ("unable to freeze"): tried again.
+        wait_until("the donor's sidecar paused", lambda: subprocess.run(
+            ["ctr", "-n", "k8s.io", "tasks", "pause", task], capture_output=True).returncode == 0, timeout=20, interval=1)
         frozen = time.monotonic()
         try:
             wait_until("the clone to give up", lambda: clone_restarts(core) >= 1, timeout=IDLE_TIMEOUT + 60)
