@@ -50,7 +50,7 @@ class Controller:
     """leading(): whether this copy holds the Lease now (renewed apart from
     the rounds, so a slow round or a long move never lets it lapse)."""
 
-    def __init__(self, cluster, leading, failover_after=10, move_timeout=60, probe_timeout=2, max_lag=5, move=Move):
+    def __init__(self, cluster, leading, failover_after=5, move_timeout=60, probe_timeout=2, max_lag=5, move=Move):
         self.cluster, self.leading, self.move, self.max_lag = cluster, leading, move, max_lag
         self.failover_after, self.move_timeout, self.probe_timeout = failover_after, move_timeout, probe_timeout
         self.unreachable_since = None
