@@ -36,6 +36,20 @@ def pytest_collection_modifyitems(items):
     items.sort(key=rank)
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Each module's total time, longest first: the order LONGEST_FIRST keeps."""
+    totals = {}
+    for reports in terminalreporter.stats.values():
+        for rep in reports:
+            if getattr(rep, "nodeid", "") and hasattr(rep, "duration"):
+                module = rep.nodeid.split("::", 1)[0]
+                totals[module] = totals.get(module, 0.0) + rep.duration
+    if totals:
+        terminalreporter.write_sep("=", "modules by total time")
+        for module, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
+            terminalreporter.write_line(f"{seconds:8.1f}s {module}")
+
+
 def _controller(session):
     """The process that started the session, not an xdist worker."""
     return not hasattr(session.config, "workerinput")

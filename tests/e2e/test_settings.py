@@ -77,7 +77,7 @@ def test_a_cluster_with_every_setting_changed_keeps_each_one(api, core, clusters
     containers = {c.name: c for c in sts.spec.template.spec.containers}
     assert "exporter" not in containers
     assert containers["mariadb"].image == "localhost/mariadb:11.8"
-    assert containers["mariadb"].resources.requests == {"cpu": "50m", "memory": "200Mi"}
+    assert containers["mariadb"].resources.requests == {"cpu": "120m", "memory": "200Mi"}
     assert not policy.list_namespaced_pod_disruption_budget(namespace).items
     assert not net.list_namespaced_network_policy(namespace).items
     assert client.BatchV1Api(api).read_namespaced_cron_job("mysql-backup", namespace).spec.schedule == "0 4 * * *"
