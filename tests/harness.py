@@ -39,7 +39,17 @@ def server_pid(core, namespace, pod):
     from the node, as a hung process or a dead node would behave)."""
     status = [c for c in core.read_namespaced_pod(pod, namespace).status.container_statuses if c.name == "mariadb"][0]
     tasks = subprocess.run(["ctr", "-n", "k8s.io", "tasks", "ls"], capture_output=True, text=True, check=True).stdout
-    return re.search(r"^%s\s+(\d+)" % status.container_id.split("://")[1], tasks, re.M).group(1)
+    init = re.search(r"^%s\s+(\d+)" % status.container_id.split("://")[1], tasks, re.M).group(1)
+    with open("/proc/%s/comm" % init) as comm:
+        if comm.read().strip() == "mariadbd":  # a pod of an earlier release: mariadbd is the init
+            return init
+    # server.sh is the container's init; mariadbd is its child.
+    with open("/proc/%s/task/%s/children" % (init, init)) as children:
+        for pid in children.read().split():
+            with open("/proc/%s/comm" % pid) as comm:
+                if comm.read().strip() == "mariadbd":
+                    return pid
+    raise AssertionError("no mariadbd under the server container's init %s" % init)
 
 
 def image(version):

@@ -89,18 +89,20 @@ def decide(primary, pods, states, unreachable_for, failover_after, primary_host,
                     "was fenced" % primary)
     if answers and not quorum:
         # A writable server that is not the recorded primary: an old primary
-        # thawed or reconnected after a failover. It must take no write.
+        # thawed or reconnected after a failover. It must take no write, and
+        # what it never had acknowledged must go (role.sh isolate).
         stray = sorted(pod for pod, state in states.items() if pod != primary and not state["read_only"])
         if primary in terminating:
             target = handover_target(primary, states, terminating, primary_host)
             if target:
-                return dict(state=HANDOVER, target=target, fence=stray,
+                return dict(state=HANDOVER, target=target, isolate=stray,
                             reason="the primary %s is being deleted: switching over to %s" % (primary, target))
             # Every pod is stopping (teardown): nobody to hand over to, and
-            # its preStop hook waits for the fence.
-            return dict(state=HANDOVER, target=None, fence=stray + [primary],
+            # its preStop hook waits for the fence. Only fenced: it is still
+            # the primary when the cluster is deployed again.
+            return dict(state=HANDOVER, target=None, isolate=stray, fence=[primary],
                         reason="the primary %s is being deleted and no replica can take over: fenced" % primary)
-        return dict(state=HEALTHY, reason="the primary %s answers" % primary, fence=stray, **repairs(primary, states))
+        return dict(state=HEALTHY, reason="the primary %s answers" % primary, isolate=stray, **repairs(primary, states))
     silence = ("has not answered" if not answers else
                "answers but %d of %d pods cannot reach it (%s):" % (len(lost), len(pods), ", ".join(lost)))
     if unreachable_for < failover_after:

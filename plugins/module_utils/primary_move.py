@@ -25,6 +25,7 @@ class Move:
         self.started = time.monotonic()
         self.deadline = None
         self.fence_started = None
+        self.crashed = False  # role.sh isolate crashed the old primary: it restarts as a replica
         self.previous, self.epoch = cluster.read_record()
         self.pods = cluster.pods(cluster.replicas())
         # The replicas that agreed the primary is gone (the autopilot's
@@ -206,9 +207,11 @@ class Move:
             if not self.module.check_mode:
                 try:
                     # Cut off, its commits in flight wait for acknowledgements
-                    # that never come: isolate kills them unacknowledged.
-                    self.cluster.role(old, "isolate" if self.quorum else "fence", timeout=15)
-                    self.step("fenced %s (%s)" % (old, why))
+                    # that never come: isolate crashes the server, which
+                    # rolls them back as it restarts read-only.
+                    said = self.cluster.role(old, "isolate" if self.quorum else "fence", timeout=15).split()
+                    self.crashed = said[-1:] == ["crashing"]
+                    self.step("%s %s (%s)" % ("crashed" if self.crashed else "fenced", old, why))
                 except ExecError as exc:
                     self.step("could not fence %s (%s); going on (%s)" % (old, exc, why))
         self.start_deadline()
@@ -310,7 +313,12 @@ class Move:
 
     def rejoin(self, old):
         """The old primary: a pod that is not Ready starts again through its init
-        containers; a fenced, answering one replicates (refused if errant)."""
+        containers; a fenced, answering one replicates (refused if errant); a
+        crashed one is left to restart (the autopilot points it at the new
+        primary once it replicates from nobody)."""
+        if self.crashed:
+            self.step("%s restarts read-only, its unacknowledged commits rolled back" % old)
+            return
         try:
             ready = self.cluster.pod_ready(old)
             if ready is False:

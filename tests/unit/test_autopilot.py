@@ -39,7 +39,7 @@ def test_the_captured_reconnecting_replica_has_lost_its_primary():
 def test_an_answering_primary_is_healthy_while_a_replica_still_reaches_it():
     verdict = decide({"mysql-0": primary(), "mysql-1": lost_it(), "mysql-2": replica()})
     assert verdict["state"] == autopilot.HEALTHY
-    assert verdict["reclone"] == [] and verdict["errant"] == {} and verdict["fence"] == []
+    assert verdict["reclone"] == [] and verdict["errant"] == {} and verdict["isolate"] == []
 
 
 def test_an_answering_primary_its_replicas_lost_is_cut_off_and_failed_over():
@@ -107,24 +107,26 @@ def test_a_replica_stopped_on_another_error_is_not_recloned():
     assert verdict["reclone"] == [] and verdict["errant"] == {}
 
 
-def test_a_writable_server_that_is_not_the_recorded_primary_is_fenced():
+def test_a_writable_server_that_is_not_the_recorded_primary_is_isolated():
     # The old primary, thawed after a failover to mysql-1: still writable.
     verdict = autopilot.decide("mysql-1", PODS, {"mysql-0": primary(), "mysql-1": primary(), "mysql-2": replica()},
                                0, 10, "mysql-1.mysql")
-    assert verdict["state"] == autopilot.HEALTHY and verdict["fence"] == ["mysql-0"]
+    assert verdict["state"] == autopilot.HEALTHY and verdict["isolate"] == ["mysql-0"]
 
 
 def test_a_terminating_primary_hands_over_to_a_healthy_replica_not_terminating():
     states = {"mysql-0": primary(), "mysql-1": replica(gtid_current_pos="0-100-999999"), "mysql-2": replica()}
     assert decide(states)["state"] == autopilot.HEALTHY
     verdict = autopilot.decide("mysql-0", PODS, states, 0, 10, HOST, terminating={"mysql-0", "mysql-1"})
-    assert verdict["state"] == autopilot.HANDOVER and verdict["target"] == "mysql-2" and verdict["fence"] == []
+    assert verdict["state"] == autopilot.HANDOVER and verdict["target"] == "mysql-2" and verdict["isolate"] == []
 
 
-def test_a_terminating_primary_with_nobody_to_take_over_is_fenced():
+def test_a_terminating_primary_with_nobody_to_take_over_is_only_fenced():
+    # Not isolated: it stays the primary when the cluster is deployed again.
     states = {"mysql-0": primary(), "mysql-1": lost_it(), "mysql-2": replica(io_running="No", last_io_errno=1236)}
     verdict = autopilot.decide("mysql-0", PODS, states, 0, 10, HOST, terminating={"mysql-0"})
     assert verdict["state"] == autopilot.HANDOVER and verdict["target"] is None and verdict["fence"] == ["mysql-0"]
+    assert verdict["isolate"] == []
 
 
 def test_a_read_only_primary_its_replicas_lost_is_failed_over():

@@ -106,15 +106,21 @@ def test_a_primary_that_answers_again_resets_the_count():
     assert FakeMove.runs == []
 
 
-def test_a_thawed_old_primary_is_fenced():
+@pytest.mark.parametrize("answer,said", [("0-100-9\n", "fenced mysql-0"), ("crashing\n", "crashed mysql-0")])
+def test_a_thawed_old_primary_is_isolated(answer, said):
     cluster = FakeCluster()
-    fenced = []
-    cluster.role = lambda pod, *args, timeout=30: fenced.append((pod, args))
+    isolated = []
+
+    def role(pod, *args, timeout=30):
+        isolated.append((pod, args))
+        return answer
+
+    cluster.role = role
     cluster.read_record = lambda: ("mysql-1", 5)
     cluster.answering["mysql-1"] = replication.pod_state(fixture("status-10.11-mysql-0.txt"))  # promoted: writable
     verdict = controller(cluster).round(0)
-    assert fenced == [("mysql-0", ("isolate",))]
-    assert "fenced mysql-0" in verdict["reason"]
+    assert isolated == [("mysql-0", ("isolate",))]
+    assert said in verdict["reason"]
 
 
 def test_a_primary_being_deleted_hands_over_to_the_most_advanced_replica():

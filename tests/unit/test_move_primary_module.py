@@ -61,6 +61,7 @@ class FakeCluster:
         self.fail_role = {}  # (pod, first arg) -> ExecError
         self.fail_record = None
         self.fence_output = "0-100-20\n"
+        self.isolate_output = "0-100-20\n"
         self.ready = {}
         self.fenced = set()
 
@@ -108,7 +109,7 @@ class FakeCluster:
             raise self.fail_role[(pod, args[0])]
         if args[0] in ("fence", "isolate", "unfence"):
             getattr(self.fenced, "discard" if args[0] == "unfence" else "add")(pod)
-        return self.fence_output if args == ("fence",) else ""
+        return {("fence",): self.fence_output, ("isolate",): self.isolate_output}.get(args, "")
 
     def record_primary(self, pod, previous, epoch):
         assert (previous, epoch) == (self.primary, 7)
@@ -428,6 +429,17 @@ def test_failover_with_the_autopilots_quorum_fences_a_primary_that_still_answers
     calls = cluster.calls
     assert calls.index(("role", "mysql-0", "isolate")) < calls.index(("service", None)) < calls.index(("role", "mysql-1", "promote"))
     assert any(step.endswith("fenced mysql-0 (its replicas lost it)") for step in result["steps"])
+
+
+def test_failover_leaves_an_old_primary_that_isolate_crashed_to_restart(cluster):
+    """It had commits waiting for acknowledgements: crashed, it restarts
+    read-only and rolls them back; pointing it anywhere now would race that."""
+    cluster.isolate_output = "crashing\n"
+    result = run(mode="failover", quorum=["mysql-1", "mysql-2"])
+    assert result["failed"] is False, result.get("msg")
+    assert any(step.endswith("crashed mysql-0 (its replicas lost it)") for step in result["steps"])
+    assert not [call for call in cluster.calls if call[:2] == ("role", "mysql-0") and call[2] != "isolate"]
+    assert result["restarted"] == []
 
 
 def test_failover_trusts_the_autopilots_reading_of_a_silent_primary(cluster, monkeypatch):

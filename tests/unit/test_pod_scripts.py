@@ -10,8 +10,10 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -621,9 +623,13 @@ def test_a_missing_or_foreign_record_fails_naming_the_file(pod, tmp_path, conten
 # tmp_path; mariadbd, mariadb-install-db and mariadb are stubs.
 
 SERVER_STUBS = {
-    # The bootstrap server (--skip-networking) runs until TERM; the final exec'd one logs its argv and exits.
+    # The bootstrap server (--skip-networking) runs until TERM; the final one logs its argv and exits with
+    # $STUB_EXIT, or with SERVE set runs until TERM, which it logs.
     "mariadbd": 'printf "%s\\n" "$*" >> "$T/mariadbd.log"\n'
-                'case " $* " in *" --skip-networking "*) trap "exit 0" TERM; while :; do sleep 0.1; done ;; esac\n',
+                'case " $* " in *" --skip-networking "*) trap "exit 0" TERM; while :; do sleep 0.1; done ;; esac\n'
+                'if [ -n "${SERVE:-}" ]; then trap \'echo TERM >> "$T/mariadbd.log"; exit 0\' TERM; echo $$ > "$T/pid"\n'
+                '  while :; do sleep 0.1; done; fi\n'
+                'exit "${STUB_EXIT:-0}"\n',
     "mariadb-install-db": 'for a; do case $a in --datadir=*) mkdir -p "${a#--datadir=}/mysql" ;; esac; done\n'
                           'echo "$*" >> "$T/install-db.log"\n',
     "mariadb": '{ printf -- "-- mariadb %s\\n" "$*"; cat; } >> "$T/mariadb.log"\n',
@@ -644,9 +650,12 @@ def server(pod, tmp_path):
         path.chmod(0o755)
     write_credentials(tmp_path, dict(zip(PASSWORD_KEYS, ["r", "p", "b"])))
 
-    def run(hostname):
-        environ = {"PATH": "%s:%s" % (tmp_path / "bin", os.environ["PATH"]), "HOSTNAME": hostname,
-                   "STATEFULSET_NAME": "mysql", "SERVICE_NAME": "mysql", "T": str(tmp_path)}
+    def run(hostname, background=False, **env):
+        environ = dict({"PATH": "%s:%s" % (tmp_path / "bin", os.environ["PATH"]), "HOSTNAME": hostname,
+                        "STATEFULSET_NAME": "mysql", "SERVICE_NAME": "mysql", "T": str(tmp_path)}, **env)
+        if background:
+            return subprocess.Popen(["bash", str(scripts / "server.sh")], env=environ, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         done = subprocess.run(["bash", str(scripts / "server.sh")], env=environ, stdin=subprocess.DEVNULL,
                               capture_output=True, timeout=60)
         return Run(done)
@@ -676,7 +685,8 @@ def test_server_initialises_a_new_cluster_on_the_recorded_primary(server, tmp_pa
     assert "CREATE USER repl@'%';" in (tmp_path / "mariadb.log").read_text()
     bootstrap, final = mariadbd_runs(tmp_path)
     assert "--skip-networking" in bootstrap.split()
-    assert final.split() == ["--defaults-file=%s" % (tmp_path / "my.cnf"), "--read-only=OFF", "--rpl-semi-sync-master-enabled=OFF"]
+    assert final.split() == ["--defaults-file=%s" % (tmp_path / "my.cnf"), "--read-only=OFF", "--rpl-semi-sync-master-enabled=OFF",
+                             "--init-rpl-role=MASTER"]
 
 
 def test_server_does_not_initialise_a_replica(server, tmp_path):
@@ -686,26 +696,31 @@ def test_server_does_not_initialise_a_replica(server, tmp_path):
     assert not (tmp_path / "install-db.log").exists() and mariadbd_runs(tmp_path) == []
 
 
-@pytest.mark.parametrize("hostname,read_only", [("mysql-2", "OFF"), ("mysql-0", "ON"), ("mysql-1", "ON")])
-def test_server_is_writable_only_on_the_recorded_primary(server, tmp_path, hostname, read_only):
+@pytest.mark.parametrize("hostname,read_only,role", [("mysql-2", "OFF", "MASTER"), ("mysql-0", "ON", "SLAVE"),
+                                                    ("mysql-1", "ON", "SLAVE")])
+def test_server_is_writable_only_on_the_recorded_primary(server, tmp_path, hostname, read_only, role):
     (tmp_path / "data" / "mysql").mkdir()
     write_topology(tmp_path, primary="mysql-2", initialised="true")
     done = server(hostname)
     assert done.rc == 0, done.err
-    assert mariadbd_runs(tmp_path) == ["--defaults-file=%s --read-only=%s --rpl-semi-sync-master-enabled=OFF"
-                                       % (tmp_path / "my.cnf", read_only)]
+    assert mariadbd_runs(tmp_path) == ["--defaults-file=%s --read-only=%s --rpl-semi-sync-master-enabled=OFF --init-rpl-role=%s"
+                                       % (tmp_path / "my.cnf", read_only, role)]
     assert not (tmp_path / "install-db.log").exists()
 
 
-def test_a_recorded_primary_whose_replication_is_configured_starts_read_only(server, tmp_path):
-    # A demoted primary restarting before the kubelet refreshed its record.
+@pytest.mark.parametrize("left", [
+    ("master.info", "mysql-2.mysql\n"),  # a demoted primary restarting before the kubelet refreshed its record
+    (".fenced-primary", ""),  # role.sh isolate crashed it: its unacknowledged commits are rolled back
+])
+def test_a_recorded_primary_that_was_demoted_or_isolated_starts_read_only_as_a_replica(server, tmp_path, left):
     (tmp_path / "data" / "mysql").mkdir()
-    (tmp_path / "data" / "master.info").write_text("mysql-2.mysql\n")
+    (tmp_path / "data" / left[0]).write_text(left[1])
     write_topology(tmp_path, primary="mysql-0", initialised="true")
     (tmp_path / "my.cnf").write_text("[mysqld]\nrpl_semi_sync_master_enabled = ON\n")
     done = server("mysql-0")
     assert done.rc == 0, done.err
-    assert mariadbd_runs(tmp_path)[0].split()[1:] == ["--read-only=ON", "--rpl-semi-sync-master-enabled=OFF"]
+    assert mariadbd_runs(tmp_path)[0].split()[1:] == ["--read-only=ON", "--rpl-semi-sync-master-enabled=OFF",
+                                                      "--init-rpl-role=SLAVE"]
 
 
 @pytest.mark.parametrize("hostname,semi_sync", [("mysql-2", "ON"), ("mysql-1", "OFF")])
@@ -715,7 +730,30 @@ def test_only_the_primary_runs_the_primary_side_of_semi_sync(server, tmp_path, h
     (tmp_path / "my.cnf").write_text("[mysqld]\nrpl_semi_sync_master_enabled = ON\nrpl_semi_sync_slave_enabled = ON\n")
     done = server(hostname)
     assert done.rc == 0, done.err
-    assert mariadbd_runs(tmp_path)[0].split()[-1] == "--rpl-semi-sync-master-enabled=" + semi_sync
+    assert mariadbd_runs(tmp_path)[0].split()[-2] == "--rpl-semi-sync-master-enabled=" + semi_sync
+
+
+def test_server_exits_with_the_status_of_mariadbd(server, tmp_path):
+    (tmp_path / "data" / "mysql").mkdir()
+    assert server("mysql-1", STUB_EXIT="137").rc == 137
+
+
+def test_server_passes_sigterm_on_to_mariadbd_its_child(server, tmp_path):
+    # mariadbd is not PID 1 of the container (role.sh isolate must be able
+    # to crash it), so the script passes the kubelet's SIGTERM on.
+    (tmp_path / "data" / "mysql").mkdir()
+    proc = server("mysql-1", background=True, SERVE="1")
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text().strip():
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+            time.sleep(0.05)
+        assert int((tmp_path / "pid").read_text()) != proc.pid
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+    assert mariadbd_runs(tmp_path)[-1] == "TERM"
 
 
 # clone.sh when the primary is not ordinal 0
@@ -886,6 +924,55 @@ sql() {
     assert log.index("KILL CONNECTION") < log.index("SELECT @@gtid_binlog_pos")
 
 
+# A stand-in for sql() when role.sh isolate runs: $T/waiting lists the
+# sessions waiting for a semi-sync acknowledgement, @@pid_file is $T/pid.
+ISOLATE_STUB = r"""
+sql() {
+  { printf -- '-- sql %s\n' "$*"; cat; } >> "$SQL_LOG"
+  case "$*" in
+    *"Waiting for semi-sync ACK"*) cat "$T/waiting" 2>/dev/null || true ;;
+    "-N -e SELECT @@pid_file") echo "$T/pid" ;;
+    "-N -e SELECT @@gtid_binlog_pos") echo 0-100-9 ;;
+  esac
+}
+"""
+
+
+def test_role_isolate_without_unacknowledged_commits_fences_and_marks_the_server(pod, tmp_path):
+    done = pod("role.sh", ISOLATE_STUB + 'main "$@"', hostname="mysql-0", args=["isolate"])
+    assert (done.rc, done.out.splitlines()[-1]) == (0, "0-100-9"), done.err
+    assert (tmp_path / "data" / ".fenced-primary").exists()
+    assert "SET GLOBAL read_only = ON" in sql_log(tmp_path) and "KILL" not in sql_log(tmp_path)
+
+
+def test_role_isolate_crashes_a_server_with_unacknowledged_commits(pod, tmp_path):
+    # Killed, their sessions would commit them; crashed, recovery as a
+    # replica rolls them back. The crash comes after the exec has answered.
+    (tmp_path / "waiting").write_text("41\n42\n")
+    server = subprocess.Popen(["sleep", "60"])
+    try:
+        (tmp_path / "pid").write_text("%d\n" % server.pid)
+        done = pod("role.sh", ISOLATE_STUB + 'main "$@"', hostname="mysql-0", args=["isolate"])
+        assert (done.rc, done.out) == (0, "crashing\n"), done.err
+        assert "2 commits wait" in done.err
+        assert server.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        server.kill()
+    assert (tmp_path / "data" / ".fenced-primary").exists()
+    assert "read_only" not in sql_log(tmp_path) and "KILL" not in sql_log(tmp_path)
+
+
+def test_role_isolate_fences_a_server_that_is_pid_1_after_killing_the_waiting_sessions(pod, tmp_path):
+    # A pod of an earlier release: PID 1 ignores SIGKILL from its own container.
+    (tmp_path / "waiting").write_text("41\n")
+    (tmp_path / "pid").write_text("1\n")
+    done = pod("role.sh", ISOLATE_STUB + 'main "$@"', hostname="mysql-0", args=["isolate"])
+    assert (done.rc, done.out.splitlines()[-1]) == (0, "0-100-9"), done.err
+    log = sql_log(tmp_path)
+    assert log.index("KILL CONNECTION 41;") < log.index("SET GLOBAL read_only = ON")
+    assert (tmp_path / "data" / ".fenced-primary").exists()
+
+
 @pytest.mark.parametrize("cnf,statements", [
     ("[mysqld]\nrpl_semi_sync_master_enabled = ON\n",
      ["STOP SLAVE; RESET SLAVE ALL", "SET GLOBAL rpl_semi_sync_master_enabled = ON", "SET GLOBAL read_only = OFF"]),
@@ -893,9 +980,11 @@ sql() {
 ])
 def test_role_promote_turns_semi_sync_on_before_taking_writes(pod, tmp_path, cnf, statements):
     (tmp_path / "my.cnf").write_text(cnf)
+    (tmp_path / "data" / ".fenced-primary").write_text("")  # an isolated old primary may be promoted again
     done = pod("role.sh", SQL_STUB + 'CNF=$T/my.cnf; main "$@"', hostname="mysql-1", args=["promote"])
     assert done.rc == 0, done.err
     assert sql_log(tmp_path) == "".join("-- sql -e %s\n" % statement for statement in statements)
+    assert not (tmp_path / "data" / ".fenced-primary").exists()
 
 
 # TLS: fixed by the record's key tls for the cluster's life

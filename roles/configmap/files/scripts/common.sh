@@ -22,6 +22,9 @@ CLONE_KEEPALIVE=keepalive,keepidle=30,keepintvl=10,keepcnt=3
 ORDINAL=${HOSTNAME##*-}
 # Remnants of an interrupted clone or initialisation; never real data.
 STAGE_PREFIX=.staging
+# Left by role.sh isolate: this server was a primary its replicas lost; it
+# starts read-only until a promotion removes the mark.
+FENCED_MARK=.fenced-primary
 
 log() { printf '[%s %s] %s\n' "$(date -u +%H:%M:%S)" "${0##*/}" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

@@ -3,10 +3,12 @@
 # the exec API in the server container, in the order the move_primary module decides:
 #   bash role.sh fence           read-only, clients disconnected; prints the
 #                                final GTID position (gtid_binlog_pos)
-#   bash role.sh isolate         fence a primary its replicas lost (the
-#                                autopilot): commits waiting for an
-#                                acknowledgement no replica can send are
-#                                killed first, never acknowledged
+#   bash role.sh isolate         a primary its replicas lost, or an old one
+#                                back after a failover (the autopilot): it
+#                                starts read-only from now on; with commits
+#                                waiting for an acknowledgement no replica
+#                                can send, the server is crashed, so they are
+#                                rolled back, never acknowledged
 #   bash role.sh unfence         writable again (a switchover rolled back)
 #   bash role.sh hand-over N     the preStop hook while the autopilot runs: a
 #                                writable server, or one replicas still fetch
@@ -41,15 +43,39 @@ fence() {
 # Commits waiting for a semi-sync acknowledgement, from any session.
 UNACKNOWLEDGED="SELECT id FROM information_schema.PROCESSLIST WHERE state LIKE 'Waiting for semi-sync ACK%'"
 
+isolate() {
+  touch "$DATADIR/$FENCED_MARK"
+  sync
+  local waiting pid
+  waiting=$(sql -N -e "$UNACKNOWLEDGED" | wc -l)
+  if [ "$waiting" -gt 0 ]; then
+    # They are in the binary log but not committed: killed, or fenced, they
+    # would commit and make this server errant. Crashed, it restarts as a
+    # replica (server.sh), whose recovery rolls them back.
+    pid=$(<"$(sql -N -e 'SELECT @@pid_file')")
+    if [ "$pid" -ne 1 ]; then
+      log "crashing mariadbd: $waiting commits wait for an acknowledgement no replica can send"
+      # Once this exec has answered: the crash ends the container's every process.
+      (sleep 1; kill -KILL "$pid") >/dev/null 2>&1 &
+      printf 'crashing\n'
+      return
+    fi
+    # A pod started before this release runs mariadbd as PID 1, which
+    # ignores the signal. The waiting sessions are killed so the fence does
+    # not wait for them: never acknowledged, they stay in its history.
+    log "mariadbd is PID 1 of its container: fencing instead of crashing it"
+    sql -N -e "$UNACKNOWLEDGED" | sed 's/.*/KILL CONNECTION &;/' | sql --force 2>/dev/null || true
+  fi
+  fence
+}
+
 HANDED_OVER="SELECT @@global.read_only AND NOT EXISTS (SELECT 1 FROM information_schema.PROCESSLIST
   WHERE command LIKE 'Binlog Dump%')"
 
 main() {
   case ${1:-}/$# in
     fence/1) fence ;;
-    isolate/1)
-      sql -N -e "$UNACKNOWLEDGED" | sed 's/.*/KILL CONNECTION &;/' | sql --force 2>/dev/null || true
-      fence ;;
+    isolate/1) isolate ;;
     unfence/1) sql -e 'SET GLOBAL read_only = OFF' ;;
     hand-over/2)
       [[ $2 =~ ^[0-9]+$ ]] || die "hand-over needs seconds, got '$2'"
@@ -62,6 +88,7 @@ main() {
     promote/1)
       # RESET SLAVE ALL removes master.info: server.sh starts it writable.
       sql -e 'STOP SLAVE; RESET SLAVE ALL'
+      rm -f "$DATADIR/$FENCED_MARK"
       if semi_sync_wanted; then sql -e 'SET GLOBAL rpl_semi_sync_master_enabled = ON'; fi
       sql -e 'SET GLOBAL read_only = OFF'
       log "promoted to primary" ;;

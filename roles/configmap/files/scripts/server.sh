@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Main container: initialise the primary's datadir when the cluster is new,
-# then run mariadbd as PID 1 so SIGTERM shuts it down cleanly: writable on
-# the recorded primary, read-only everywhere else.
+# then run mariadbd: writable on the recorded primary, read-only everywhere
+# else. SIGTERM shuts it down cleanly.
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
@@ -52,13 +52,29 @@ if [ ! -d "$DATADIR/mysql" ]; then
   initialize_primary
 fi
 # A server whose replication is configured (master.info) was a replica when
-# it stopped: it starts read-only even when the record names it, since a
-# record refreshed late would make a demoted primary writable again
-# (role.sh promote removes master.info).
-read_only=ON semi_sync=OFF
-if is_primary && [ ! -e "$DATADIR/master.info" ]; then
-  read_only=OFF
+# it stopped, and one role.sh isolate fenced was a primary its replicas lost:
+# either starts read-only even when the record names it, since a record
+# refreshed late would make a demoted primary writable again (role.sh
+# promote removes both).
+read_only=ON semi_sync=OFF role=SLAVE
+if is_primary && [ ! -e "$DATADIR/master.info" ] && [ ! -e "$DATADIR/$FENCED_MARK" ]; then
+  read_only=OFF role=MASTER
   if semi_sync_wanted; then semi_sync=ON; fi
 fi
-log "starting mariadbd, read_only $read_only, semi-sync primary side $semi_sync"
-exec mariadbd --defaults-file="$CNF" --read-only="$read_only" --rpl-semi-sync-master-enabled="$semi_sync"
+# As a replica (init-rpl-role SLAVE), crash recovery rolls back the
+# transactions that were written to the binary log but never committed,
+# those a primary was still waiting to have acknowledged, and truncates the
+# log before them: an old primary then rejoins as a prefix of the new one.
+log "starting mariadbd, read_only $read_only, semi-sync primary side $semi_sync, role $role"
+# A child, not PID 1: the kernel ignores SIGKILL sent to a PID namespace's
+# init from inside it, and role.sh isolate must be able to crash the server.
+mariadbd --defaults-file="$CNF" --read-only="$read_only" --rpl-semi-sync-master-enabled="$semi_sync" \
+  --init-rpl-role="$role" &
+server=$!
+trap 'kill -TERM "$server" 2>/dev/null' TERM INT
+# wait returns early when a signal is trapped: wait again until it is gone.
+status=0
+while kill -0 "$server" 2>/dev/null; do
+  wait "$server" && status=0 || status=$?
+done
+exit "$status"
