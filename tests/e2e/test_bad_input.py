@@ -113,3 +113,13 @@ def test_one_bad_value_gives_one_message(deployed):
     assert output.count("fatal:") == 1 and "mariadb_replicas (-e replicas) must be an integer from 1 to 64" in output, \
         result.output[-3000:]
     assert "mariadb_partition" not in output, result.output[-3000:]
+
+
+def test_an_argument_spec_error_names_the_variable_without_dumping_the_spec(deployed):
+    result = run_playbook("deploy.yml", dict(BASE, mariadb_tls="maybe"))
+    output = " ".join(result.output.split())
+    assert result.rc != 0
+    assert output.count("fatal:") == 1 and "argument 'mariadb_tls' is of type str" in output, result.output[-3000:]
+    # Control: the spec's own text (a description from meta/argument_specs.yml) is not printed.
+    assert "argument_spec_data" not in output and "Seconds to wait for pods to become Ready" not in output, \
+        result.output[-3000:]
