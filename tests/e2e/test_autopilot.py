@@ -9,7 +9,7 @@ import time
 import pytest
 from kubernetes import client
 
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import replication
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import gtid, replication
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import CLIENT
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 
@@ -213,6 +213,48 @@ def test_a_replica_whose_position_is_gone_is_recloned_by_itself(api, core, runne
     report.fault("a replica whose position the primary purged (error 1236), the autopilot", 3,
                  {replica: len(rows(runner, replica, "gone"))}, seconds,
                  "%s re-cloned on a new volume without a person; its rows and checksum equal the primary's" % replica)
+
+
+def received(server, pod):
+    """The GTID position a replica's IO thread has received."""
+    return replication.pod_state(server.run(pod, CLIENT + ["-e", replication.STATUS_SQL], timeout=10))["gtid_io_pos"]
+
+
+def test_a_lagging_replica_is_not_promoted_over_a_more_advanced_one(api, core, runner, report):
+    """One replica frozen while the writer runs misses what the other
+    acknowledged; the primary frozen next, the lagging one thawed: both
+    have lost the primary, and the more advanced one is promoted."""
+    old = recorded_primary(core, NS)
+    lagging, ahead = sorted(pod for pod in ("mysql-0", "mysql-1", "mysql-2") if pod != old)
+    server = pod_exec(api, NS, "mariadb")
+    primary_pid, lagging_pid = server_pid(core, NS, old), server_pid(core, NS, lagging)
+    with Writer(runner, "lagging-replica") as writer:
+        time.sleep(2)
+        subprocess.run(["kill", "-STOP", lagging_pid], check=True)
+        try:
+            time.sleep(4)  # acknowledged by the other replica alone
+            started = time.monotonic()
+            subprocess.run(["kill", "-STOP", primary_pid], check=True)
+        finally:
+            subprocess.run(["kill", "-CONT", lagging_pid], check=False)
+        try:
+            time.sleep(1)
+            # Control: the lagging replica received less than the other, and
+            # nothing more can reach either while the primary is frozen.
+            behind, front = received(server, lagging), received(server, ahead)
+            assert gtid.covers(front, behind) and not gtid.covers(behind, front), (behind, front)
+            new = wait_until("a new primary recorded", lambda: recorded_primary(core, NS) != old and recorded_primary(core, NS),
+                             timeout=120, interval=0.5)
+            seconds = time.monotonic() - started
+            time.sleep(3)  # writes reach the new primary
+        finally:
+            subprocess.run(["kill", "-CONT", primary_pid], check=False)
+    assert new == ahead, "%s promoted, though %s had received %s and %s only %s" % (new, ahead, front, lagging, behind)
+    for pod in (old, lagging):
+        wait_until(pod + " replicating from " + new, lambda: replicates_from(server, pod, new), timeout=180, interval=2)
+    check_nothing_lost(report, runner, core, BASE, "a replica frozen 4 s under the writer, then the primary frozen, the "
+                       "autopilot", writer, 3, seconds,
+                       "%s (received %s) promoted, not %s (received %s); both others replicate from it" % (ahead, front, lagging, behind))
 
 
 def test_without_a_quorum_nothing_is_promoted(api, core, runner, report):
