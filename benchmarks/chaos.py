@@ -20,21 +20,15 @@ from kubernetes import client
 from benchmarks.bench import NS, Bench, log, playbook
 from benchmarks.steps.autopilot import FROZEN, delete_at_once, freeze, kill, recorded_primary
 from benchmarks.steps.primary import acked_times, longest_gap, start_probe_writer
-from tests.harness import ROOT, run_playbook, server_pid, sql, wait_until
+from tests.harness import ROOT, netns_drop, pod_netns, run_playbook, sql, wait_until
 
 PODS = ("mysql-0", "mysql-1", "mysql-2")
-CUT = []  # PIDs whose network namespace drops everything, healed once failed over
+CUT = []  # network namespaces that drop everything, healed once failed over
 
 
 def cut(bench, pod):
-    CUT.append(server_pid(bench.core, NS, pod))
-    netns(CUT[-1], "-I")
-
-
-def netns(pid, action):
-    for chain, interface in (("INPUT", "-i"), ("OUTPUT", "-o")):
-        subprocess.run(["nsenter", "-t", pid, "-n", "iptables", action, chain] + (["1"] if action == "-I" else [])
-                       + ["!", interface, "lo", "-j", "DROP"], check=True)
+    CUT.append(pod_netns(bench.core, NS, pod))
+    netns_drop(CUT[-1], "-I")
 
 
 def evict(bench, pod):
@@ -105,8 +99,8 @@ def recover(bench):
     step a person takes. Returns whether a person was needed."""
     for pid in FROZEN:
         subprocess.run(["kill", "-CONT", pid], check=False)
-    for pid in CUT:
-        netns(pid, "-D")
+    for netns in CUT:
+        netns_drop(netns, "-D")
     FROZEN.clear()
     del CUT[:]
     deadline = time.monotonic() + 240

@@ -52,6 +52,27 @@ def server_pid(core, namespace, pod):
     raise AssertionError("no mariadbd under the server container's init %s" % init)
 
 
+def pod_netns(core, namespace, pod):
+    """The name (under /run/netns) of a pod's network namespace: unlike a
+    PID, it outlives the restart of the pod's containers."""
+    name = subprocess.run(["ip", "netns", "identify", server_pid(core, namespace, pod)], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert name, "%s's network namespace has no name under /run/netns" % pod
+    return name
+
+
+def netns_drop(netns, action):
+    """Drop (action -I) or let through again (-D) every packet of a pod's
+    network namespace but loopback: its own probes still run, the kubelet's
+    exec still reaches it, no client and no replica does. A namespace gone
+    with its pod has nothing left to let through."""
+    if action == "-D" and not os.path.exists("/run/netns/" + netns):
+        return
+    for chain, interface in (("INPUT", "-i"), ("OUTPUT", "-o")):
+        subprocess.run(["ip", "netns", "exec", netns, "iptables", action, chain] + (["1"] if action == "-I" else [])
+                       + ["!", interface, "lo", "-j", "DROP"], check=True)
+
+
 def image(version):
     repository = inventory_vars().get("mariadb_image_repository", "docker.io/library/mariadb")
     return "%s:%s" % (repository, version)

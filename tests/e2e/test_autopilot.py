@@ -14,7 +14,8 @@ from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 
 from tests.e2e.writes import Writer, check_nothing_lost, checksum, create_events_table, recorded_primary, rows
-from tests.harness import drop_namespaces, fresh_namespaces, is_local_cluster, pod_exec, run_playbook, server_pid, sql, start_client, wait_until
+from tests.harness import (drop_namespaces, fresh_namespaces, is_local_cluster, netns_drop, pod_exec, pod_netns, run_playbook,
+                           server_pid, sql, start_client, wait_until)
 
 NS = "autopilot"
 BASE = {"mariadb_namespace": NS, "replicas": 3}
@@ -97,21 +98,9 @@ def reachable(runner, pod):
         return False
 
 
-def netns_drop(netns, action):
-    """Drop (action -I) or let through again (-D) every packet of the pod's
-    network namespace (by its name: it outlives a server restart) but
-    loopback: its own probes still run, the kubelet's exec still reaches it,
-    no client and no replica does."""
-    for chain, interface in (("INPUT", "-i"), ("OUTPUT", "-o")):
-        subprocess.run(["ip", "netns", "exec", netns, "iptables", action, chain] + (["1"] if action == "-I" else [])
-                       + ["!", interface, "lo", "-j", "DROP"], check=True)
-
-
 def test_a_primary_cut_off_the_network_is_failed_over_and_takes_no_write(api, core, runner, report):
     old = recorded_primary(core, NS)
-    netns = subprocess.run(["ip", "netns", "identify", server_pid(core, NS, old)], capture_output=True, text=True,
-                           check=True).stdout.strip()
-    assert netns, "the pod's network namespace has no name under /run/netns"
+    netns = pod_netns(core, NS, old)
     server = pod_exec(api, NS, "mariadb")
     local_write = {}
 
