@@ -72,7 +72,6 @@ def test_no_password_in_verbose_output(core, cluster):
 def test_delete_primary_under_load(core, cluster, report):
     runner = cluster["runner"]
     with Writer(runner, "delete-primary") as writer:
-        time.sleep(3)  # the writer's twenty writes before the fault, as under CI's load they need
         seconds = recreate(core, "mysql-0")
         time.sleep(3)
     check_nothing_lost(report, runner, core, BASE, "primary pod deleted under load", writer, 3, seconds, "same identity and data, replicas reconnected")

@@ -134,7 +134,6 @@ def test_a_primary_promoted_by_a_switchover_restarts_as_the_primary(api, core, r
     assert semi_sync_sides(api) == {p: "1" if p == primary else "0" for p in ("mysql-0", "mysql-1", "mysql-2")}
     uid = core.read_namespaced_pod(primary, NS).metadata.uid
     with Writer(runner, "promoted-restart") as writer:
-        time.sleep(3)  # under CI's load the writer needs this long for its twenty writes
         started = time.monotonic()
         core.delete_namespaced_pod(primary, NS)
         wait_until(primary + " back and Ready", lambda: ready(core, primary)
