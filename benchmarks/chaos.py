@@ -35,8 +35,17 @@ def evict(bench, pod):
     bench.core.create_namespaced_pod_eviction(pod, NS, client.V1Eviction(metadata=client.V1ObjectMeta(name=pod, namespace=NS)))
 
 
+def lease_holder(bench):
+    """The copy of the autopilot that holds its Lease, once that is a running
+    pod: after an earlier such fault the Lease names the deleted leader until
+    another copy takes it over."""
+    holder = client.CoordinationV1Api(bench.api).read_namespaced_lease("mysql-autopilot", NS).spec.holder_identity
+    copies = bench.core.list_namespaced_pod(NS, label_selector="app.kubernetes.io/component=autopilot").items
+    return holder if holder in {p.metadata.name for p in copies if not p.metadata.deletion_timestamp} else None
+
+
 def kill_with_the_watcher(bench, pod):
-    leader = client.CoordinationV1Api(bench.api).read_namespaced_lease("mysql-autopilot", NS).spec.holder_identity
+    leader = wait_until("the Lease held by a running copy", lambda: lease_holder(bench), timeout=120, interval=1)
     bench.core.delete_namespaced_pod(leader, NS, grace_period_seconds=0)
     kill(bench, pod)
 
