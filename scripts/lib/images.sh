@@ -91,14 +91,28 @@ CFG
   log "image $ref: built ($(du -h "$out" | cut -f1))"
 }
 
-build_images() {
+# The MariaDB images take minutes, mostly downloads and dpkg: they build in
+# the background, beside each other and beside the binaries (cmd_up starts
+# them before phase 2).
+MARIADB_IMAGE_BUILDS=()
+start_mariadb_images() {
+  [ "${#MARIADB_IMAGE_BUILDS[@]}" -eq 0 ] || return 0
   mkdir -p "$IMAGE_DIR"
-  build_pause_image
-  build_versitygw_image
   local spec
   for spec in "${MARIADB_IMAGES[@]}"; do
-    build_mariadb_image "$spec"
+    build_mariadb_image "$spec" &
+    MARIADB_IMAGE_BUILDS+=("$!")
   done
+}
+
+build_images() {
+  start_mariadb_images
+  build_pause_image
+  build_versitygw_image
+  local pid failed=0
+  for pid in "${MARIADB_IMAGE_BUILDS[@]}"; do wait "$pid" || failed=1; done
+  MARIADB_IMAGE_BUILDS=()
+  [ "$failed" -eq 0 ] || die "a MariaDB image did not build (its log is named above)"
 }
 
 archive_digest() {
