@@ -25,7 +25,7 @@ def core(api):
 # parallel workers (make e2e) take whole modules in this order, so no long one
 # starts last. A module not named here runs after these.
 LONGEST_FIRST = ("test_backup", "test_faults", "test_primary", "test_collection", "test_settings", "test_tls",
-                 "test_autopilot", "test_labels", "test_network_policy", "test_bad_input", "test_credentials",
+                 "test_autopilot", "test_molecule", "test_labels", "test_network_policy", "test_bad_input", "test_credentials",
                  "test_disruption", "test_cluster")
 
 
