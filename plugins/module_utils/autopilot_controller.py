@@ -10,6 +10,7 @@ follows it.
 import sys
 import threading
 import time
+import traceback
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import autopilot
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
@@ -20,6 +21,8 @@ from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.primary_move i
 RECLONE_EVERY = 600
 # Seconds a read-only pod replicates from nobody before it is pointed at the primary.
 REJOIN_AFTER = 60
+# Seconds after which a round is slow: its place is logged, and its length.
+SLOW_ROUND = 10
 
 
 class Ended(Exception):
@@ -32,12 +35,14 @@ class Ended(Exception):
 
 class Driver:
     """What primary_move.Move needs of an AnsibleModule: the options, check
-    mode, and the two ways a move ends."""
+    mode, the two ways a move ends, and where its steps are told as they
+    happen (the log: a move that hangs still shows how far it got)."""
 
     check_mode = False
 
-    def __init__(self, params):
+    def __init__(self, params, tell=None):
         self.params = params
+        self.tell = tell
 
     def exit_json(self, **result):
         raise Ended(True, "", result)
@@ -50,8 +55,8 @@ class Controller:
     """leading(): whether this copy holds the Lease now (renewed apart from
     the rounds, so a slow round or a long move never lets it lapse)."""
 
-    def __init__(self, cluster, leading, failover_after=5, move_timeout=60, probe_timeout=2, max_lag=5, move=Move):
-        self.cluster, self.leading, self.move, self.max_lag = cluster, leading, move, max_lag
+    def __init__(self, cluster, leading, failover_after=5, move_timeout=60, probe_timeout=2, max_lag=5, move=Move, tell=None):
+        self.cluster, self.leading, self.move, self.max_lag, self.tell = cluster, leading, move, max_lag, tell
         self.failover_after, self.move_timeout, self.probe_timeout = failover_after, move_timeout, probe_timeout
         self.unreachable_since = None
         self.recloned = {}
@@ -119,7 +124,7 @@ class Controller:
         """primary_move's failover or switchover, as the playbooks run it."""
         params = dict({"force": False, "timeout": self.move_timeout, "max_lag": None, "quorum": None, "answered": None}, **params)
         try:
-            getattr(self.move(Driver(params), self.cluster), mode)(target)
+            getattr(self.move(Driver(params, self.tell), self.cluster), mode)(target)
         except Ended as ended:
             return dict(ended.result, ok=ended.ok, msg=str(ended))
         return {"ok": False, "msg": "the %s returned without a result" % mode}
@@ -160,13 +165,28 @@ def main(environ, log=sys.stdout):
     # An ApiClient of its own: kubernetes.stream swaps the exec client's
     # transport while a command runs.
     leading = renewing(Lease(lease_api, namespace, name + "-autopilot", environ["POD_NAME"]), interval)
-    controller = Controller(Cluster(api, namespace, name), leading, failover_after=float(environ["FAILOVER_AFTER"]))
+    lock = threading.Lock()
+
+    def tell(text):
+        with lock:
+            log.write(text + "\n")
+            log.flush()
+
+    controller = Controller(Cluster(api, namespace, name), leading, failover_after=float(environ["FAILOVER_AFTER"]),
+                            tell=lambda step: tell("  move: " + step))
+    current = {"started": None}
+    watch_rounds(current, threading.get_ident(), tell)
     while True:
-        started = time.monotonic()
+        started = current["started"] = time.monotonic()
         try:
             verdict = controller.round(started)
         except Exception as exc:  # the API or a pod failing this round: the next one tries again
             verdict = {"state": "error", "reason": "%s: %s" % (type(exc).__name__, exc)}
+        current["started"] = None
+        took = time.monotonic() - started
+        if took > SLOW_ROUND:
+            verdict = dict(verdict or {"state": "follower", "reason": ""})
+            verdict["reason"] += " (the round took %.0f s)" % took
         line = "follower: another copy holds the Lease" if verdict is None else "%s: %s" % (verdict["state"], verdict["reason"])
         if verdict and "move" in verdict:
             line += "; %s" % verdict["move"]
@@ -176,10 +196,28 @@ def main(environ, log=sys.stdout):
             del requests[:]
             counted_at = started
         for text in lines:
-            log.write(text + "\n")
-        log.flush()
+            tell(text)
         said = line
         time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+
+def watch_rounds(current, thread, tell, slow=SLOW_ROUND):
+    """Tell where a round longer than SLOW_ROUND is, once a round: a round
+    that hangs stops the autopilot, and its log would otherwise stay silent."""
+    def watch():
+        told = None
+        while True:
+            time.sleep(min(1.0, slow / 4.0))
+            started = current["started"]
+            if started is None or started == told or time.monotonic() - started < slow:
+                continue
+            told = started
+            frame = sys._current_frames().get(thread)
+            where = [("%s:%d %s" % (f.filename.rsplit("/", 1)[-1], f.lineno, f.name))
+                     for f in (traceback.extract_stack(frame) if frame else [])]
+            tell("slow round: %.0f s so far, at %s" % (time.monotonic() - started, " < ".join(reversed(where[-8:]))))
+
+    threading.Thread(target=watch, daemon=True, name="watch-rounds").start()
 
 
 def counted(api, requests):

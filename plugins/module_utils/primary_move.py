@@ -26,6 +26,7 @@ class Move:
         self.deadline = None
         self.fence_started = None
         self.crashed = False  # role.sh isolate crashed the old primary: it restarts as a replica
+        self.silent = False  # the autopilot's probe of the old primary went unanswered (frozen, cut off)
         self.previous, self.epoch = cluster.read_record()
         self.pods = cluster.pods(cluster.replicas())
         # The replicas that agreed the primary is gone (the autopilot's
@@ -46,6 +47,9 @@ class Move:
 
     def step(self, text):
         self.result["steps"].append("%.2f %s" % (time.monotonic() - self.started, text))
+        tell = getattr(self.module, "tell", None)
+        if tell:
+            tell(self.result["steps"][-1])
 
     def fail(self, msg):
         self.module.fail_json(msg=msg, **self.result)
@@ -196,6 +200,7 @@ class Move:
         # The autopilot read the old primary this round: no second probe (a
         # frozen server would hold it for the probe's whole timeout).
         answered = self.module.params.get("answered")
+        self.silent = answered is False
         alive = (self.answers(old) if answered is None else answered) or (not self.quorum and bool(self.cluster.pod_ready(old)))
         # The autopilot's quorum lost a primary that still answers: its pod's
         # network is cut, the exec path is not. It is fenced, like force.
@@ -314,8 +319,9 @@ class Move:
     def rejoin(self, old):
         """The old primary: a pod that is not Ready starts again through its init
         containers; a fenced, answering one replicates (refused if errant); a
-        crashed one is left to restart (the autopilot points it at the new
-        primary once it replicates from nobody)."""
+        crashed one is left to restart, and a silent Ready one is left as it
+        is (the autopilot isolates it if it comes back writable, and points
+        it at the new primary once it replicates from nobody)."""
         if self.crashed:
             self.step("%s restarts read-only, its unacknowledged commits rolled back" % old)
             return
@@ -328,5 +334,8 @@ class Move:
         except Exception as exc:  # ApiException or a connection error: the move itself is done
             self.result["problems"].append("%s: could not restart the old primary's pod (%s): delete it" % (old, exc))
             return
-        if ready:
+        if ready and self.silent:
+            # A frozen server would hold role.sh replicate for its whole timeout.
+            self.step("%s did not answer the autopilot: left to it" % old)
+        elif ready:
             self.follow([old])

@@ -1,9 +1,14 @@
 """The autopilot's rounds, with the cluster and the Lease faked: who acts,
 when, and with which quorum the failover runs."""
+import threading
+import time
+
 import pytest
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import autopilot, replication
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.autopilot_controller import RECLONE_EVERY, REJOIN_AFTER, Controller, counted
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.autopilot_controller import RECLONE_EVERY, REJOIN_AFTER, Controller, Driver, counted, \
+    watch_rounds
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.primary_move import Move
 from captured import read as fixture
 
 PODS = ["mysql-0", "mysql-1", "mysql-2"]
@@ -182,3 +187,26 @@ def test_a_fenced_pod_replicating_from_nobody_is_pointed_at_the_primary():
     verdict = leader.round(REJOIN_AFTER)
     assert pointed == [("mysql-2", ("replicate", 0))]
     assert "mysql-2 replicates from mysql-0 again" in verdict["reason"]
+
+
+def test_a_slow_round_is_told_with_where_it_waits():
+    told, current = [], {"started": None}
+
+    def stuck_in_a_move():
+        current["started"] = time.monotonic()
+        time.sleep(0.6)
+        current["started"] = None
+
+    worker = threading.Thread(target=stuck_in_a_move)
+    worker.start()
+    watch_rounds(current, worker.ident, told.append, slow=0.2)
+    worker.join()
+    time.sleep(0.2)
+    assert len(told) == 1 and told[0].startswith("slow round: 0 s so far, at ") and "stuck_in_a_move" in told[0]
+
+
+def test_a_moves_steps_are_told_as_they_happen():
+    told = []
+    move = Move(Driver({}, told.append), FakeCluster())
+    move.step("promoted mysql-1")
+    assert len(told) == 1 and told[0].endswith(" promoted mysql-1") and move.result["steps"] == told

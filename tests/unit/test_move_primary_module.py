@@ -453,6 +453,16 @@ def test_failover_trusts_the_autopilots_reading_of_a_silent_primary(cluster, mon
     assert "mysql-0" not in probed and ("role", "mysql-0", "isolate") not in cluster.calls
 
 
+def test_failover_leaves_a_silent_old_primary_whose_pod_reads_ready_to_the_autopilot(cluster):
+    """Frozen, its pod reads Ready for a while: role.sh replicate would wait
+    out its timeout there, and hold up the autopilot's round."""
+    cluster.ready = {"mysql-0": True}
+    result = run(mode="failover", quorum=["mysql-1", "mysql-2"], answered=False)
+    assert result["failed"] is False and result["primary"] == "mysql-1", result.get("msg")
+    assert not [call for call in cluster.calls if call[:2] == ("role", "mysql-0")]
+    assert result["steps"][-1].endswith("mysql-0 did not answer the autopilot: left to it")
+
+
 def test_failover_stops_the_io_threads_in_parallel(cluster, monkeypatch):
     """Against a frozen primary each STOP waits out a connection attempt:
     one after the other they would add up."""
