@@ -1,11 +1,11 @@
-"""make chaos: python -m benchmarks.chaos [--faults N] [--seed S]. Not part
+"""make chaos: python -m benchmarks.chaos [--faults N] [--seed S] [--kind K]. Not part
 of CI: a cluster with the autopilot on takes N faults of the primary, of
 random kinds, under a client that writes every 50 ms, while a checker in the
 client pod asks every pod every 100 ms whether it is writable. Per kind:
 acknowledged writes lost (must be 0), samples with two writable pods (must
 be 0), seconds without an acknowledged write around the fault, and whether
 a person had to act (an old primary left errant, re-cloned by rebuild.yml).
-Writes docs/chaos.md."""
+Writes docs/chaos.md; each fault's autopilot log is appended to chaos-autopilot.log."""
 import argparse
 import collections
 import datetime
@@ -125,11 +125,29 @@ def recover(bench):
     raise TimeoutError("the cluster did not recover within 240 s of the fault")
 
 
+def keep_autopilot_logs(bench, since, path):
+    """Append what every copy of the autopilot logged since the fault: a copy
+    that a later fault deletes takes its log with it."""
+    copies = bench.core.list_namespaced_pod(NS, label_selector="app.kubernetes.io/component=autopilot").items
+    with open(path, "a") as out:
+        for copy in copies:
+            try:
+                text = bench.core.read_namespaced_pod_log(copy.metadata.name, NS, since_seconds=max(1, int(time.time() - since)))
+            except client.ApiException as exc:
+                text = "(no log: %s)\n" % exc.reason
+            out.write("--- %s, since %s\n%s" % (copy.metadata.name, time.strftime("%H:%M:%S", time.gmtime(since)), text))
+
+
 def main():
     parser = argparse.ArgumentParser(prog="python -m benchmarks.chaos", description=__doc__)
     parser.add_argument("--faults", type=int, default=30)
     parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--kind", action="append", choices=sorted(KINDS),
+                        help="only faults of this kind (repeatable): to reproduce one kind's defect")
+    parser.add_argument("--autopilot-log", default="chaos-autopilot.log",
+                        help="where each fault's autopilot log is appended")
     args = parser.parse_args()
+    kinds = sorted(args.kind or KINDS)
     rng = random.Random(args.seed)
     bench = Bench(1)
     bench.fresh()
@@ -142,7 +160,7 @@ def main():
     started, missing_before = time.monotonic(), set()
     try:
         for n in range(args.faults):
-            kind = rng.choice(sorted(KINDS))
+            kind = rng.choice(kinds)
             old = recorded_primary(bench)
             log("fault %d/%d: %s on %s" % (n + 1, args.faults, kind, old))
             time.sleep(3)
@@ -154,6 +172,7 @@ def main():
                 except TimeoutError:
                     log("no failover within 60 s")
             person = recover(bench)
+            keep_autopilot_logs(bench, at - 5, args.autopilot_log)
             time.sleep(2)
             row = rows[kind]
             row["faults"] += 1
