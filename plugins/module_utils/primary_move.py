@@ -11,10 +11,23 @@ from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec impor
 
 # role.sh fence waits this long for commits in flight (lock_wait_timeout).
 FENCE_LOCK_WAIT = 10
+# role.sh promote and replicate get at least this long, whatever the
+# deadline left: cut short, the script may still finish in the pod, and the
+# move would leave a writable pod it never recorded.
+ROLE_CHANGE_TIMEOUT = 30.0
 
 
 class MoveFailed(Exception):
     """A step failed; the message says which and why."""
+
+
+class RecordLost(MoveFailed):
+    """Another move recorded `primary` while this one ran: this one's pick
+    replicates from it, and nothing this move did to the others is undone."""
+
+    def __init__(self, message, primary):
+        super().__init__(message)
+        self.primary = primary
 
 
 class Move:
@@ -99,19 +112,44 @@ class Move:
         self.step("%s applied %s" % (pod, position))
 
     def promote(self, pod):
-        """Promote pod, record it and move the write Service; undone on failure."""
-        self.cluster.role(pod, "promote", timeout=self.left())
-        self.step("promoted " + pod)
+        """Promote pod, record it and move the write Service. On failure the
+        pod replicates again, from the old primary or from the one another
+        move recorded meanwhile: a move never leaves a writable pod that the
+        record does not name."""
+        step = "promoting " + pod
         try:
+            self.cluster.role(pod, "promote", timeout=max(ROLE_CHANGE_TIMEOUT, self.left()))
+            self.step("promoted " + pod)
+            step = "recording %s as the primary" % pod
             epoch = self.cluster.record_primary(pod, self.previous, self.epoch)
-        except RecordMoved as exc:  # another move won: follow the primary it recorded
-            self.cluster.role(pod, "replicate", self.cluster.ordinal(exc.primary), timeout=self.left())
-            raise MoveFailed("recording %s as the primary failed (%s); it replicates from %s" % (pod, exc, exc.primary))
-        except Exception as exc:  # ApiException or a connection error: the record was not changed
-            self.cluster.role(pod, "replicate", self.cluster.ordinal(self.previous), timeout=self.left())
-            raise MoveFailed("recording %s as the primary failed (%s); it replicates again" % (pod, exc))
+        except RecordMoved as exc:
+            if exc.primary != pod:
+                self.demote(pod, exc.primary)
+            raise RecordLost("recording %s as the primary failed (%s)" % (pod, exc), exc.primary)
+        except Exception as exc:  # ExecError, ApiException or a connection error: the record was not changed
+            self.demote(pod, self.previous)
+            raise MoveFailed("%s failed (%s); %s replicates from %s again" % (step, exc, pod, self.previous))
         self.result.update(changed=True, primary=pod, epoch=epoch)
         self.step("recorded %s as the primary at epoch %d; the write Service selects it" % (pod, epoch))
+
+    def demote(self, pod, primary):
+        try:
+            self.cluster.role(pod, "replicate", self.cluster.ordinal(primary), timeout=ROLE_CHANGE_TIMEOUT)
+            self.step("%s replicates from %s" % (pod, primary))
+        except ExecError as exc:  # the autopilot isolates a writable pod the record does not name
+            self.result["problems"].append("%s: could not be made to replicate from %s (%s)" % (pod, primary, exc))
+
+    def follow_winner(self, lost, pods):
+        """Another move recorded its primary: the other replicas follow it, and
+        the write Service, which this move may have emptied after that move
+        pointed it, selects it."""
+        self.result["primary"] = lost.primary
+        self.follow(pods)
+        try:
+            self.cluster.point_write_service(lost.primary)
+        except Exception as exc:  # ApiException or a connection error: say so
+            self.result["problems"].append("the write Service could not be pointed at %s (%s): run deploy.yml"
+                                           % (lost.primary, exc))
 
     def follow(self, pods):
         """Point each pod at the new primary and make the kubelets refresh the record."""
@@ -151,33 +189,31 @@ class Move:
         self.scripts_mounted(sorted(states))
 
         self.start_deadline()
-        attempted = []
+        fenced = False
         try:
-            attempted.append("fence")
             self.fence_started = time.monotonic()
             # Longer than role.sh's own lock wait: the fence never lands after a rollback.
             position = (self.cluster.role(old, "fence", timeout=max(FENCE_LOCK_WAIT + 5.0, self.left())).strip().splitlines()
                         or [""])[-1]
-            attempted.append("fenced")
+            fenced = True
             self.step("fenced %s at %s" % (old, position))
             self.wait_applied(target, position)
-            attempted.append("promote")
             self.promote(target)
+        except RecordLost as exc:
+            # The old primary stays fenced: the other move's primary takes the writes.
+            self.follow_winner(exc, [pod for pod in self.pods if pod not in (target, exc.primary)])
+            self.fail("switchover to %s failed: %s; the others replicate from %s" % (target, exc, exc.primary))
         except (ExecError, MoveFailed) as exc:
-            self.fail("switchover to %s failed: %s. %s" % (target, exc, self.roll_back(old, target, attempted)))
+            self.fail("switchover to %s failed: %s. %s" % (target, exc, self.roll_back(old, fenced)))
         self.follow([pod for pod in self.pods if pod != target])
         self.module.exit_json(**self.result)
 
-    def roll_back(self, old, target, attempted):
-        """Undo the attempted steps, latest first: the target replicates from
-        the old primary again (it took no writes: the Service never moved),
-        and the old primary is writable again."""
+    def roll_back(self, old, fenced):
+        """Undo the fence: the old primary is writable again (a target that
+        was promoted replicates from it again: promote undid itself)."""
         undone = []
         try:
-            if "promote" in attempted:
-                self.cluster.role(target, "replicate", self.cluster.ordinal(old), timeout=30)
-                undone.append("%s replicates from %s" % (target, old))
-            if "fenced" not in attempted:
+            if not fenced:
                 # The fence's exec failed early (a broken stream): role.sh may
                 # still be waiting for locks in the pod. Unfence after it gave up.
                 time.sleep(max(0.0, self.fence_started + FENCE_LOCK_WAIT + 2 - time.monotonic()))
@@ -272,9 +308,12 @@ class Move:
         self.step("%s is the most advanced replica at %s" % (chosen, positions[chosen]))
         try:
             self.promote(chosen)
+        except RecordLost as exc:
+            self.follow_winner(exc, [pod for pod in self.pods if pod not in (chosen, old, exc.primary)])
+            self.fail("failover to %s failed: %s; the others replicate from %s" % (chosen, exc, exc.primary))
         except (ExecError, MoveFailed) as exc:
             self.abandon([pod for pod in candidates if pod != chosen])
-            self.fail("promoting %s failed: %s; the other replicas replicate from %s again" % (chosen, exc, old))
+            self.fail("%s; the other replicas replicate from %s again" % (exc, old))
         # Skipped replicas too: a broken one stays broken, but not pointed at the old primary.
         self.follow([pod for pod in self.pods if pod not in (chosen, old)])
         if old in self.pods:

@@ -64,6 +64,7 @@ class FakeCluster:
         self.isolate_output = "0-100-20\n"
         self.ready = {}
         self.fenced = set()
+        self.role_timeouts = {}
 
     def replicas(self):
         return len(PODS)
@@ -105,6 +106,7 @@ class FakeCluster:
     def role(self, pod, *args, timeout=30):
         args = tuple(str(a) for a in args)
         self.calls.append(("role", pod) + args)
+        self.role_timeouts[(pod, args[0])] = timeout
         if (pod, args[0]) in self.fail_role:
             raise self.fail_role[(pod, args[0])]
         if args[0] in ("fence", "isolate", "unfence"):
@@ -235,11 +237,15 @@ def test_a_switchover_whose_record_fails_rolls_the_target_back_to_replicating(cl
 
 
 def test_a_switchover_that_loses_the_record_to_another_move_follows_the_winner(cluster):
+    """Two movers at once: the loser's pick and the old primary follow the
+    winner; the old primary is not made writable again beside it."""
     cluster.fail_record = RecordMoved("the record names mysql-2 at epoch 8, not mysql-0 at epoch 7", "mysql-2")
     result = run(target="mysql-1")
     assert result["failed"] is True and result["changed"] is False and result["epoch"] == 7
     assert "recording mysql-1 as the primary failed (the record names mysql-2 at epoch 8" in result["msg"]
-    assert ("role", "mysql-1", "replicate", "2") in cluster.calls
+    assert ("role", "mysql-1", "replicate", "2") in cluster.calls and ("role", "mysql-0", "replicate", "2") in cluster.calls
+    assert ("role", "mysql-0", "unfence") not in cluster.calls and ("role", "mysql-1", "replicate", "0") not in cluster.calls
+    assert cluster.calls[-1] == ("service", "mysql-2")
 
 
 def test_a_failed_roll_back_says_so(cluster):
@@ -461,6 +467,29 @@ def test_failover_leaves_a_silent_old_primary_whose_pod_reads_ready_to_the_autop
     assert result["failed"] is False and result["primary"] == "mysql-1", result.get("msg")
     assert not [call for call in cluster.calls if call[:2] == ("role", "mysql-0")]
     assert result["steps"][-1].endswith("mysql-0 did not answer the autopilot: left to it")
+
+
+def test_a_failover_that_loses_the_record_to_a_move_with_the_same_pick_leaves_it_the_primary(cluster):
+    cluster.dead = {"mysql-0"}
+    cluster.fail_record = RecordMoved("the record names mysql-1 at epoch 8, not mysql-0 at epoch 7", "mysql-1")
+    result = run(mode="failover")
+    assert result["failed"] is True and result["primary"] == "mysql-1"
+    assert ("role", "mysql-1", "replicate", "0") not in cluster.calls and ("role", "mysql-2", "replicate", "1") in cluster.calls
+    assert ("service", "mysql-0") not in cluster.calls and cluster.calls[-1] == ("service", "mysql-1")
+
+
+def test_a_promotion_that_times_out_is_undone_and_gets_its_own_time(cluster):
+    """The deadline nearly spent: role.sh promote still gets 30 s, and when
+    its exec fails anyway the pick is made to replicate (read-only) again,
+    since the script may have finished in the pod."""
+    cluster.dead = {"mysql-0"}
+    cluster.fail_role[("mysql-1", "promote")] = ExecError("timed out after 30.0s")
+    result = run(mode="failover", timeout=1)
+    assert result["failed"] is True and result["changed"] is False
+    assert "promoting mysql-1 failed (timed out after 30.0s); mysql-1 replicates from mysql-0 again" in result["msg"]
+    assert cluster.role_timeouts[("mysql-1", "promote")] >= 30 and cluster.role_timeouts[("mysql-1", "replicate")] >= 30
+    assert roles(cluster)[-1] == ("mysql-1", "replicate", "0")
+    assert not any(call[0] == "record_primary" for call in cluster.calls)
 
 
 def test_failover_stops_the_io_threads_in_parallel(cluster, monkeypatch):
