@@ -2,12 +2,18 @@
 
 The input is what catalog.sh (the pods' scripts) prints: one line
 "OBJECTS <rclone lsjson>" with every object and its size, then one line per
-backup manifest (MANIFEST), archived binary log index (BINLOG) and timeline
-marker (ARCHIVED), each a JSON document. Paths are relative to the cluster's
-root, TIMELINE/backups/ID/... and TIMELINE/binlogs/....
+backup manifest (MANIFEST), archived binary log index (BINLOG), timeline
+marker (ARCHIVED) and divergence (DIVERGED), each a JSON document. Paths are
+relative to the cluster's root, TIMELINE/backups/ID/..., TIMELINE/binlogs/...
+and TIMELINE/divergences/EPOCH.json.
 
 The cluster writes one GTID domain, so the sequence number orders every
-transaction of a timeline (gtid_strict_mode), whichever pod wrote it.
+transaction of a timeline (gtid_strict_mode), whichever pod wrote it. Until
+a primary archived transactions that no replica received and a replica took
+over at a later epoch of the record (archive-binlogs.sh records that as a
+divergence after the last sequence number both histories hold): past it the
+archive holds two histories, and a backup is rolled forward along its own
+epoch's only. Manifests and indexes without an epoch are of epoch 0.
 """
 
 import json
@@ -22,7 +28,7 @@ class PlanError(Exception):
 
 
 def parse(lines):
-    catalog = {"objects": {}, "manifests": [], "binlogs": [], "archived": {}}
+    catalog = {"objects": {}, "manifests": [], "binlogs": [], "archived": {}, "divergences": []}
     for line in lines:
         kind, payload = (line.strip().split(" ", 1) + [""])[:2]
         if kind == "OBJECTS":
@@ -35,6 +41,8 @@ def parse(lines):
         elif kind == "ARCHIVED":
             marker = json.loads(payload)
             catalog["archived"][marker["timeline"]] = marker
+        elif kind == "DIVERGED":
+            catalog["divergences"].append(json.loads(payload))
     return catalog
 
 
@@ -78,13 +86,32 @@ def backups(catalog):
     return [found[key] for key in sorted(found)]
 
 
-def _archived_binlogs(catalog, timeline):
-    """The timeline's binary logs whose object is there at its indexed size, in order."""
+def _divergences(catalog, timeline):
+    return [d for d in catalog["divergences"] if d["timeline"] == timeline]
+
+
+def divergence(catalog, backup):
+    """The divergence BACKUP cannot be rolled past, the first one, or None:
+    one recorded at a later epoch than the backup's, whose new primary never
+    had what the archive holds after it."""
+    later = [d for d in _divergences(catalog, backup["timeline"]) if backup.get("epoch", 0) < d["epoch"]]
+    return min(later, key=lambda d: d["after_seq"]) if later else None
+
+
+def _archived_binlogs(catalog, backup):
+    """The binary logs of BACKUP's timeline and history whose object is there
+    at its indexed size, in order: past a divergence, only the logs of its
+    epoch or a later one, and none for a backup of an earlier epoch."""
     files = []
+    divergences = _divergences(catalog, backup["timeline"])
     for index in catalog["binlogs"]:
         path = "%s/%s" % (index["timeline"], index["object"])
-        if index["timeline"] == timeline and catalog["objects"].get(path) == index["size"]:
-            files.append(dict(index, path=path, first_seq=seq(index["first_gtid"]), last_seq=seq(index["last_gtid"])))
+        if index["timeline"] != backup["timeline"] or catalog["objects"].get(path) != index["size"]:
+            continue
+        entry = dict(index, path=path, first_seq=seq(index["first_gtid"]), last_seq=seq(index["last_gtid"]))
+        if not any(entry["last_seq"] > d["after_seq"] and min(backup.get("epoch", 0), index.get("epoch", 0)) < d["epoch"]
+                   for d in divergences):
+            files.append(entry)
     return sorted(files, key=lambda f: (f["first_seq"], f["last_seq"]))
 
 
@@ -93,7 +120,7 @@ def chain(catalog, backup, until=None):
     first gap: None, or (last sequence number held, first one after it)."""
     cursor = seq(backup.get("gtid", ""))
     selected = []
-    for binlog in _archived_binlogs(catalog, backup["timeline"]):
+    for binlog in _archived_binlogs(catalog, backup):
         if binlog["last_seq"] <= cursor:
             continue
         if until is not None and binlog["first_time"] >= until:
@@ -112,6 +139,8 @@ def recoverable_until(catalog, backup):
     last_good = max(backup["finished"], selected[-1]["last_time"] if selected else 0)
     if gap:
         return last_good, gap
+    if divergence(catalog, backup):
+        return last_good, None
     marker = catalog["archived"].get(backup["timeline"])
     if not marker:
         return backup["finished"], None
@@ -175,6 +204,14 @@ def plan(catalog, backup_id="", point_in_time="", server_version=""):
                     "point_in_time=%s is past a gap in the archive of timeline %s: the binary logs with the "
                     "transactions after sequence number %d and before %d are missing; it can restore up to %s UTC"
                     % (point_in_time, backup["timeline"], gap[0], gap[1], utc(end)))
+            split = divergence(catalog, backup)
+            if split:
+                raise PlanError(
+                    "point_in_time=%s crosses a divergence in the archive of timeline %s after sequence number %d: "
+                    "the primary recorded at epoch %d (%s) never had the transactions archived after it, so the archive "
+                    "holds two histories from there; backup %s can restore up to %s UTC, a backup taken after the "
+                    "failover further" % (point_in_time, backup["timeline"], split["after_seq"], split["epoch"],
+                                          split["pod"], backup["id"], utc(end)))
             raise PlanError("point_in_time=%s is after what the archive covers: up to %s UTC"
                             % (point_in_time, utc(end)))
         binlogs = chain(catalog, backup, until)[0]
@@ -194,8 +231,10 @@ def report(catalog):
     for backup in backups(catalog):
         if backup["state"] == "complete":
             end, gap = recoverable_until(catalog, backup)
+            split = divergence(catalog, backup)
             backup = dict(backup, pitr_until_utc=utc(end),
-                          gap=None if gap is None else {"after_seq": gap[0], "next_seq": gap[1]})
+                          gap=None if gap is None else {"after_seq": gap[0], "next_seq": gap[1]},
+                          diverged=None if split is None else {"after_seq": split["after_seq"], "epoch": split["epoch"]})
         entries.append(backup)
     return entries
 
@@ -212,5 +251,8 @@ def summary(entries):
             b.get("gtid") or "(empty)", b["finished_utc"], b["pitr_until_utc"])
         if b["gap"]:
             line += " (the archive lacks the transactions after sequence number %d)" % b["gap"]["after_seq"]
+        elif b.get("diverged"):
+            line += " (the archive holds two histories after sequence number %d: epoch %d diverged)" % (
+                b["diverged"]["after_seq"], b["diverged"]["epoch"])
         lines.append(line)
     return lines

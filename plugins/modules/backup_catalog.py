@@ -16,10 +16,11 @@ description:
     binary logs and each timeline's archived-until marker.
   - Reports every backup with its state (complete, damaged when its object is missing or not the
     size its manifest records, incomplete without a manifest) and how far the archived binary logs
-    can roll it forward, naming the first gap in the archive.
+    can roll it forward, naming the first gap in the archive, or the divergence (two histories after
+    a failover that lost archived transactions) it cannot cross.
   - With O(backup) or O(point_in_time), plans a restore; fails with a message naming the variable
     when the backup is missing or damaged, the time is outside what the archive covers or lies past
-    a gap, or the backup's server version is newer than O(server_version).
+    a gap or a divergence, or the backup's server version is newer than O(server_version).
   - Runs on the controller, contacts nothing and reports C(changed=false).
 author:
   # No GitHub account to name: the schema's form for an untraceable author.
@@ -79,8 +80,10 @@ backups:
       finished_utc: "2026-12-01 10:20:14"
       size: 52428800
       sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+      epoch: 3
       pitr_until_utc: "2026-12-01 10:41:00"
       gap: null
+      diverged: null
 summary:
   description: One line per backup of RV(backups), for people.
   returned: always

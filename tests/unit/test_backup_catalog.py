@@ -40,7 +40,7 @@ def marker(time, last_seq, timeline=TL):
     return {"timeline": timeline, "time": time, "gtid": "0-101-%d" % last_seq, "pod": "mysql-0"}
 
 
-def listing(manifests=(), binlogs=(), archived=(), missing=(), sizes=None, unindexed=(), running=()):
+def listing(manifests=(), binlogs=(), archived=(), missing=(), sizes=None, unindexed=(), running=(), divergences=()):
     """The lines catalog.sh prints for a consistent store, then broken as asked:
     `missing` objects (paths under the timeline) are gone, `sizes` {path: size}
     differ from what was written, `unindexed` binary logs have lost their
@@ -66,6 +66,7 @@ def listing(manifests=(), binlogs=(), archived=(), missing=(), sizes=None, unind
     lines += ["MANIFEST " + json.dumps(doc) for doc in manifests]
     lines += ["BINLOG " + json.dumps(doc) for doc in binlogs if doc["object"] not in unindexed]
     lines += ["ARCHIVED " + json.dumps(doc) for doc in archived]
+    lines += ["DIVERGED " + json.dumps(doc) for doc in divergences]
     return lines
 
 
@@ -116,7 +117,7 @@ def test_parse_reads_every_kind_of_line():
 
 def test_parse_ignores_blank_and_foreign_lines_and_an_empty_listing():
     lines = ["OBJECTS ", "", "2026/12/01 10:00:00 NOTICE: something rclone said", "  "]
-    assert backup_catalog.parse(lines) == {"objects": {}, "manifests": [], "binlogs": [], "archived": {}}
+    assert backup_catalog.parse(lines) == {"objects": {}, "manifests": [], "binlogs": [], "archived": {}, "divergences": []}
 
 
 def test_parse_keeps_one_marker_per_timeline():
@@ -462,3 +463,68 @@ def test_module_fails_with_the_plan_error_and_still_returns_the_backups(monkeypa
 def test_module_fails_on_an_unreadable_listing(monkeypatch):
     result = run(monkeypatch, lines=["OBJECTS []", "MANIFEST {\"id\": "])
     assert result["failed"] is True and result["msg"].startswith("the object store's listing could not be read: ")
+
+
+# divergence: mysql-0 archived 21..30 (L3) that no replica received; mysql-1,
+# promoted at epoch 3, wrote its own 21.. (server 102) and archived them.
+
+def diverged(epoch=3, after_seq=20):
+    return {"timeline": TL, "epoch": epoch, "after_seq": after_seq, "pod": "mysql-1", "time": T0 + 2000,
+            "archived_gtid": "0-101-30", "server_state": "0-101-20,0-102-35"}
+
+
+OWN = dict(binlog(21, 35, T0 + 2100, T0 + 2700, pod="mysql-1", number=9), epoch=3,
+           first_gtid="0-102-21", last_gtid="0-102-35")
+AFTER = dict(manifest("20261201T104000Z", 25, T0 + 2400), epoch=3, gtid="0-102-25")
+
+
+def split_store(**changes):
+    args = dict(manifests=MANIFESTS[:1] + (AFTER,), binlogs=(L1, L2, L3, OWN), archived=(marker(T0 + 2800, 35),),
+                divergences=(diverged(),))
+    args.update(changes)
+    return backup_catalog.parse(listing(**args))
+
+
+def test_a_backup_before_the_divergence_rolls_forward_only_to_it():
+    catalog = split_store()
+    selected, gap = backup_catalog.chain(catalog, backup(catalog, A))
+    assert paths(selected) == [path(L2)] and gap is None  # neither L3 nor the new primary's OWN
+    assert backup_catalog.recoverable_until(catalog, backup(catalog, A)) == (T0 + 600, None)
+
+
+def test_a_backup_after_the_divergence_rolls_forward_along_its_own_epoch():
+    catalog = split_store()
+    selected, gap = backup_catalog.chain(catalog, backup(catalog, AFTER["id"]))
+    assert paths(selected) == [path(OWN)] and gap is None
+    assert backup_catalog.plan(catalog, point_in_time=at(2750))["binlogs"] == [
+        {"object": path(OWN), "sha256": SHA, "last_gtid": "0-102-35", "last_time": T0 + 2700}]
+
+
+def test_a_point_in_time_across_the_divergence_is_refused_naming_it():
+    catalog = split_store()
+    with pytest.raises(PlanError) as error:
+        backup_catalog.plan(catalog, backup_id=A, point_in_time=at(1200))
+    assert str(error.value) == (
+        "point_in_time=2026-12-01 10:20:00 crosses a divergence in the archive of timeline %s after sequence number 20: "
+        "the primary recorded at epoch 3 (mysql-1) never had the transactions archived after it, so the archive holds "
+        "two histories from there; backup %s can restore up to 2026-12-01 10:10:00 UTC, a backup taken after the "
+        "failover further" % (TL, A))
+    # Up to the divergence it restores.
+    assert [b["object"] for b in backup_catalog.plan(catalog, backup_id=A, point_in_time=at(600))["binlogs"]] == [path(L2)]
+
+
+def test_report_names_the_divergence_a_backup_cannot_cross():
+    entries = backup_catalog.report(split_store())
+    assert [(e["id"], e["pitr_until_utc"], e["diverged"]) for e in entries] == [
+        (A, "2026-12-01 10:10:00", {"after_seq": 20, "epoch": 3}), (AFTER["id"], "2026-12-01 10:46:40", None)]
+    assert backup_catalog.summary(entries)[0].endswith(
+        "(the archive holds two histories after sequence number 20: epoch 3 diverged)")
+
+
+def test_a_divergence_of_an_earlier_epoch_does_not_limit_a_later_one():
+    l2, l3 = dict(L2, epoch=1), dict(L3, epoch=1)
+    catalog = split_store(divergences=(diverged(epoch=1, after_seq=5),), binlogs=(L1, L2, l2, l3),
+                          manifests=(dict(MANIFESTS[0], epoch=2),), archived=(marker(T0 + 1600, 30),))
+    # The epoch-0 L2 is the losing history past sequence number 5.
+    assert paths(backup_catalog.chain(catalog, backup(catalog, A))[0]) == [path(l2), path(l3)]
+    assert backup_catalog.divergence(catalog, backup(catalog, A)) is None

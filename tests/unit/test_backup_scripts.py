@@ -157,9 +157,11 @@ def put_binlog(store, first, last, pod="mysql-0", number=1, timeline=TL, index=T
     return name
 
 
-def put_marker(store, gtid, timeline=TL):
+def put_marker(store, gtid, timeline=TL, epoch=None):
+    """archived-until.json, as archive-binlogs.sh writes it (before epochs, without one)."""
     store.put("%s/binlogs/archived-until.json" % timeline,
-              '{"timeline": "%s", "time": 1796120100, "gtid": "%s", "pod": "mysql-0"}\n' % (timeline, gtid))
+              '{"timeline": "%s", %s"time": 1796120100, "gtid": "%s", "pod": "mysql-0"}\n'
+              % (timeline, '"epoch": %d, ' % epoch if epoch is not None else "", gtid))
 
 
 # 1. archive-binlogs.sh: the GTID range of a binary log
@@ -288,7 +290,8 @@ def test_archived_max_seq_counts_only_this_timelines_indexes(sh, store):
 
 # 3. archive-binlogs.sh: one round
 
-# SELECT @@gtid_binlog_pos answers $T/position; SHOW BINARY LOGS $T/binary-logs
+# SELECT @@gtid_binlog_pos answers $T/position, SELECT @@gtid_binlog_state
+# $T/state (else the position); SHOW BINARY LOGS $T/binary-logs
 # (fails when it is missing); FLUSH BINARY LOGS succeeds. Each call is
 # recorded in $T/sql.log. The server acts as primary while $T/role says so.
 ARCHIVE_STUBS = r"""
@@ -296,6 +299,7 @@ sql() {
   printf '%s\n' "$*" >> "$T/sql.log"
   case "$*" in
     "-N -e SELECT @@gtid_binlog_pos") cat "$T/position" ;;
+    "-N -e SELECT @@gtid_binlog_state") cat "$T/state" 2>/dev/null || cat "$T/position" ;;
     "-e FLUSH BINARY LOGS") ;;
     "-N -e SHOW BINARY LOGS") cat "$T/binary-logs" ;;
     *) echo "unexpected sql $*" >&2; return 1 ;;
@@ -309,7 +313,7 @@ acting_primary() { [ "$(cat "$T/role")" = primary ]; }
 def server(tmp_path, binlogs):
     """server(logs, position, role): the binary logs SHOW BINARY LOGS lists, the
     last one open; each (file, range) with range "FIRST LAST" (sequence
-    numbers of domain 0, server 100; the n-th log's first transaction at
+    numbers of domain 0, server 100, or whole GTIDs; the n-th log's first transaction at
     11:14:00 UTC + 10n s, its last one second later) cached as parsed, ""
     for a log without transactions, or None for a log not parsed yet (its
     mariadb-binlog output is then BINLOG_10_11)."""
@@ -328,9 +332,9 @@ def server(tmp_path, binlogs):
             (tmp_path / "ranges").mkdir(exist_ok=True)
             line = ""
             if seqs:
-                first, last = map(int, seqs.split())
+                first, last = ("0-100-" + g if "-" not in g else g for g in seqs.split())
                 t = utc("2026-12-01 11:14:00") + 10 * n
-                line = "0-100-%d 0-100-%d %d %d\n" % (first, last, t, t + 1)
+                line = "%s %s %d %d\n" % (first, last, t, t + 1)
             (tmp_path / "ranges" / ("%s.%d" % (name, size))).write_text(line)
         (tmp_path / "binary-logs").write_text("".join(listing))
         (tmp_path / "position").write_text(position + "\n")
@@ -344,15 +348,20 @@ def sql_calls(tmp_path):
     return path.read_text().splitlines() if path.exists() else []
 
 
-def archive_round(sh, hostname="mysql-0", env=None):
-    return sh("archive-binlogs.sh", ARCHIVE_STUBS + "archive_round", hostname=hostname, env=env)
+def archive_round(sh, hostname="mysql-0", env=None, recorded=None, epoch=None):
+    """One round on HOSTNAME, which the record names as the primary (or
+    RECORDED) at EPOCH (no epoch key: none recorded yet)."""
+    record = "printf %%s %s > \"$TOPOLOGY/primary\"\n" % (recorded or hostname)
+    if epoch is not None:
+        record += "printf %%s %d > \"$TOPOLOGY/epoch\"\n" % epoch
+    return sh("archive-binlogs.sh", ARCHIVE_STUBS + record + "archive_round", hostname=hostname, env=env)
 
 
 def uploads(store):
     """The names of the binary logs a round uploaded, in order (each copy followed by its index)."""
     changes = store.changes()
     copied = [k for c, k in changes if c == "copyto"]
-    assert [k for c, k in changes if c == "rcat" and k.endswith(".json") and "archived-until" not in k] \
+    assert [k for c, k in changes if c == "rcat" and "/binlogs/" in k and k.endswith(".json") and "archived-until" not in k] \
         == [k + ".json" for k in copied]
     return [k.rsplit("/", 1)[1] for k in copied]
 
@@ -363,7 +372,8 @@ def test_a_round_uploads_every_closed_log_of_a_new_archive_then_the_marker(sh, s
     done = archive_round(sh)
     after = int(time.time())
     assert done.rc == 0, done.err
-    assert sql_calls(tmp_path) == ["-N -e SELECT @@gtid_binlog_pos", "-e FLUSH BINARY LOGS", "-N -e SHOW BINARY LOGS"]
+    assert sql_calls(tmp_path) == ["-N -e SELECT @@gtid_binlog_pos", "-e FLUSH BINARY LOGS", "-N -e SELECT @@gtid_binlog_state",
+                                   "-N -e SHOW BINARY LOGS"]
     assert (tmp_path / "flushed-at").read_text() == "0-100-11"
     first, second = index_name(1, 6, number=1), index_name(7, 9, number=2)
     binlogs = TL + "/binlogs/"
@@ -374,13 +384,13 @@ def test_a_round_uploads_every_closed_log_of_a_new_archive_then_the_marker(sh, s
     assert store.get(binlogs + first) == (tmp_path / "data" / "mysql-bin.000001").read_text()
     data = tmp_path / "data" / "mysql-bin.000002"
     assert json.loads(store.get(binlogs + second + ".json")) == {
-        "timeline": TL, "object": "binlogs/" + second, "pod": "mysql-0", "file": "mysql-bin.000002",
+        "timeline": TL, "epoch": 0, "object": "binlogs/" + second, "pod": "mysql-0", "file": "mysql-bin.000002",
         "first_gtid": "0-100-7", "last_gtid": "0-100-9",
         "first_time": utc("2026-12-01 11:14:10"), "last_time": utc("2026-12-01 11:14:11"),
         "size": data.stat().st_size, "sha256": hashlib.sha256(data.read_bytes()).hexdigest()}
     marker = json.loads(store.get(binlogs + "archived-until.json"))
     assert before <= marker.pop("time") <= after
-    assert marker == {"timeline": TL, "gtid": "0-100-11", "pod": "mysql-0"}
+    assert marker == {"timeline": TL, "epoch": 0, "gtid": "0-100-11", "pod": "mysql-0"}
     assert "archived mysql-bin.000001 (0-100-1..0-100-6)" in done.err
     assert "WARNING" not in done.err
 
@@ -442,6 +452,49 @@ def test_a_round_on_a_server_without_transactions_marks_an_empty_position(sh, se
     assert "-e FLUSH BINARY LOGS" not in sql_calls(tmp_path)
     assert json.loads(store.get(TL + "/binlogs/archived-until.json"))["gtid"] == ""
     assert sh("archive-binlogs.sh", ARCHIVED_MAX_SEQ).out == "0"
+
+
+def test_a_writable_pod_the_record_does_not_name_archives_nothing(sh, server, store, tmp_path):
+    """A thawed old primary: writable, but another pod is the primary now."""
+    server([("mysql-bin.000001", "1 6"), ("mysql-bin.000002", "7 9")], "0-100-9")
+    done = archive_round(sh, hostname="mysql-0", recorded="mysql-1")
+    assert done.rc == 0, done.err
+    assert store.calls() == [] and sql_calls(tmp_path) == []
+
+
+def test_a_pod_whose_record_is_older_than_the_archive_archives_nothing(sh, server, store):
+    put_marker(store, "0-100-6", epoch=5)
+    server([("mysql-bin.000001", "1 6"), ("mysql-bin.000002", "7 9"), ("mysql-bin.000003", "10 10")], "0-100-10")
+    done = archive_round(sh, epoch=4)
+    assert done.rc == 0, done.err
+    assert store.changes() == []
+    assert "the archive is at epoch 5 and this pod's record at 4" in done.err
+
+
+def test_a_new_primary_without_what_the_archive_holds_records_the_divergence_and_archives_its_own_history(sh, server, store):
+    """mysql-0 archived 7..9 that no replica received; mysql-1, promoted at
+    epoch 3, wrote its own 7..12 (server 101)."""
+    put_binlog(store, 1, 6, number=1)
+    put_binlog(store, 7, 9, number=2)
+    put_marker(store, "0-100-9", epoch=2)
+    server([("mysql-bin.000001", "1 6"), ("mysql-bin.000002", "0-101-7 0-101-12"), ("mysql-bin.000003", "0-101-13 0-101-13")],
+           "0-101-13")
+    (store.base.parent / "state").write_text("0-100-6,0-101-13\n")
+    done = archive_round(sh, hostname="mysql-1", epoch=3)
+    assert done.rc == 0, done.err
+    divergence = json.loads(store.get(TL + "/divergences/3.json"))
+    assert divergence.pop("time") > 0
+    assert divergence == {"timeline": TL, "epoch": 3, "after_seq": 6, "pod": "mysql-1", "archived_gtid": "0-100-9",
+                          "server_state": "0-100-6,0-101-13"}
+    assert "the histories diverge after sequence number 6" in done.err
+    assert uploads(store) == [index_name(7, 12, "mysql-1", 2)]
+    assert json.loads(store.get(TL + "/binlogs/%s.json" % index_name(7, 12, "mysql-1", 2)))["epoch"] == 3
+    marker = json.loads(store.get(TL + "/binlogs/archived-until.json"))
+    assert (marker["epoch"], marker["gtid"], marker["pod"]) == (3, "0-101-13", "mysql-1")
+    # The next round finds its own history in the archive: no divergence again.
+    store.log.unlink()
+    again = archive_round(sh, hostname="mysql-1", epoch=3)
+    assert again.rc == 0 and "WARNING" not in again.err and uploads(store) == []
 
 
 def test_a_gap_in_the_archive_is_logged_and_the_log_uploaded_anyway(sh, server, store):
@@ -556,6 +609,7 @@ def leftovers(tmp_path):
 
 def test_a_backup_streams_to_the_store_then_writes_its_manifest_then_answers(donor, store, tmp_path):
     put_backup(store, "20261201T100000Z", "0-100-3")  # the oldest: retention deletes it with KEEP 1
+    (tmp_path / "topology" / "epoch").write_text("4")
     before = int(time.time())
     done = donor([BACKUP_ID, "1"])
     after = int(time.time())
@@ -566,7 +620,7 @@ def test_a_backup_streams_to_the_store_then_writes_its_manifest_then_answers(don
     manifest = json.loads(store.get(directory + "/manifest.json"))
     started, finished = manifest.pop("started"), manifest.pop("finished")
     assert before <= started <= finished <= after
-    assert manifest == {"id": BACKUP_ID, "timeline": TL, "object": "backups/%s/backup.mbstream" % BACKUP_ID,
+    assert manifest == {"id": BACKUP_ID, "timeline": TL, "epoch": 4, "object": "backups/%s/backup.mbstream" % BACKUP_ID,
                         "gtid": "0-100-7", "server_version": "10.11.10", "donor": "mysql-2",
                         "size": len(b"mbstream bytes"), "sha256": hashlib.sha256(b"mbstream bytes").hexdigest()}
     out = done.out.splitlines()
@@ -778,6 +832,18 @@ def test_complete_backups_are_the_catalogs_complete_backups(sh, store):
     assert {b["id"] for b in python} == {"20261201T100000Z", "20261201T130000Z", "20261130T100000Z"}
 
 
+def test_the_catalog_holds_the_divergences_the_archiver_recorded(sh, server, store):
+    put_binlog(store, 1, 6, number=1)
+    put_binlog(store, 7, 9, number=2)
+    put_marker(store, "0-100-9", epoch=2)
+    server([("mysql-bin.000001", "1 6"), ("mysql-bin.000002", "0-101-7 0-101-8"), ("mysql-bin.000003", "")], "0-101-8")
+    (store.base.parent / "state").write_text("0-100-6,0-101-8\n")
+    assert archive_round(sh, hostname="mysql-1", epoch=3).rc == 0
+    catalog = backup_catalog.parse(sh("catalog.sh", "main ns/mysql").out.splitlines())
+    assert [(d["epoch"], d["after_seq"], d["pod"]) for d in catalog["divergences"]] == [(3, 6, "mysql-1")]
+    assert {(b["pod"], b.get("epoch", 0)) for b in catalog["binlogs"]} == {("mysql-0", 0), ("mysql-1", 3)}
+
+
 def test_retention_deletes_nothing_when_reading_the_manifests_fails(sh, store):
     # The fake lists OLD_TL's manifest first (sorted), then fails: this timeline's are never read.
     old_tl = "a1b2c3d4e5f6"
@@ -915,6 +981,9 @@ RCLONE_CALLS = [
     ["cat", "--include", "*/backups/*/manifest.json", "{root}"],
     ["cat", "--filter", "- archived-until.json", "--filter", "+ */binlogs/*.json", "--filter", "- **", "{root}"],  # catalog.sh
     ["cat", "--include", "*/binlogs/archived-until.json", "{root}"],
+    ["cat", "--include", "*/divergences/*.json", "{root}"],
+    ["cat", "--filter", "- archived-until.json", "--filter", "+ *.json", "--filter", "- **",
+     "{root}/%s/binlogs/" % TL],  # archive-binlogs.sh common_seq
 ]
 
 
@@ -932,6 +1001,7 @@ def test_the_fake_store_answers_as_rclone_does(store, tmp_path, argv):
     put_binlog(store, 40, 50, timeline=OLD_TL)
     put_marker(store, "0-100-12")
     put_marker(store, "0-100-50", timeline=OLD_TL)
+    store.put("%s/divergences/3.json" % TL, '{"timeline": "%s", "epoch": 3, "after_seq": 9}\n' % TL)
     store.put("README.json", "{}\n")
     argv = [a.replace("{root}", "store:" + STORE_ROOT) for a in argv]
     # rclone's local backend, rooted where the fake keeps the bucket.

@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# Sidecar, in the background when backups are configured: on the pod acting
-# as primary, every ARCHIVE_INTERVAL seconds, close the binary log if it holds
+# Sidecar, in the background when backups are configured: on the recorded
+# primary, every ARCHIVE_INTERVAL seconds, close the binary log if it holds
 # new transactions and upload every closed one whose transactions the archive
 # lacks. A transaction is archived at most about two intervals after its
 # commit, whichever pod is primary then: a promoted replica uploads the tail
 # of the history its own binary logs hold (log-slave-updates) that the old
 # primary did not archive.
 #
-# In the store, under TIMELINE/binlogs/: each binary log and its index
+# The archive follows the record's epoch: a pod whose record is older than
+# the archive's uploads nothing. A new primary that lacks what the archive
+# holds (an old primary archived transactions no replica received, or whose
+# unacknowledged commits a crash rolled back) records a divergence after the
+# last sequence number both hold and uploads its own history from there;
+# restores never roll forward across it (backup_catalog).
+#
+# In the store, under TIMELINE/: binlogs/ holds each binary log and its index
 # (binlog_object_name, store.sh), and archived-until.json: every transaction
-# committed before its time is archived.
+# committed before its time is archived; divergences/EPOCH.json each
+# divergence.
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
@@ -49,40 +57,85 @@ cached_range() {
   cat "$cache"
 }
 
+# archive_marker DIR: the timeline's archived-until.json, nothing when there is none.
+archive_marker() {
+  if [ -n "$(store lsf --files-only --include archived-until.json "$1/")" ]; then
+    store cat "$1/archived-until.json"
+  fi
+}
+
 # The highest sequence number the timeline's archive holds, 0 when empty:
 # its newest log, or its marker's position, since retention may have
 # deleted every log the kept backups hold already.
 archived_max_seq() {
-  local marker=0 listing name last max=0
+  local marker listing name last max=0
   # An assignment, not a process substitution: a failed listing stops here.
   listing=$(store lsf --files-only --include '*.json' "$1/")
   while IFS= read -r name; do
     last=$(binlog_last_seq "$name") || continue
     [ "$last" -le "$max" ] || max=$last
   done <<<"$listing"
-  if [ -n "$(store lsf --files-only --include archived-until.json "$1/")" ]; then
-    marker=$(json_field "$(store cat "$1/archived-until.json")" gtid)
-    marker=$([ -n "$marker" ] && gtid_seq "$marker" || echo 0)
-  fi
+  marker=$(json_field "$(archive_marker "$1")" gtid)
+  marker=$([ -n "$marker" ] && gtid_seq "$marker" || echo 0)
   printf '%s' "$((max > marker ? max : marker))"
 }
 
+# history_holds STATE GTID: a server whose @@gtid_binlog_state is STATE holds
+# GTID D-S-N (its last transaction from D-S reaches N).
+history_holds() {
+  local entry
+  for entry in ${1//,/ }; do
+    if [ "${entry%-*}" = "${2%-*}" ] && [ "$(gtid_seq "$entry")" -ge "$(gtid_seq "$2")" ]; then return 0; fi
+  done
+  return 1
+}
+
+# common_seq DIR STATE: the last sequence number that the archive and a
+# server whose @@gtid_binlog_state is STATE both hold: the end of the newest
+# archived log whose last transaction it holds (0 when none).
+common_seq() {
+  local docs line last common=0
+  docs=$(store cat --filter '- archived-until.json' --filter '+ *.json' --filter '- **' "$1/")
+  while IFS= read -r line; do
+    last=$(json_field "$line" last_gtid)
+    if [ -n "$last" ] && history_holds "$2" "$last" && [ "$(gtid_seq "$last")" -gt "$common" ]; then
+      common=$(gtid_seq "$last")
+    fi
+  done <<<"$docs"
+  printf '%s' "$common"
+}
+
+# record_divergence EPOCH COMMON ARCHIVED_GTID STATE
+record_divergence() {
+  log "WARNING: the archive holds transactions up to $3 that this server's history ($4) lacks: the histories diverge after sequence number $2; archiving this server's own from there (epoch $1); point-in-time restores do not cross it"
+  printf '{"timeline": "%s", "epoch": %s, "after_seq": %s, "pod": "%s", "time": %s, "archived_gtid": "%s", "server_state": "%s"}\n' \
+    "$(timeline)" "$1" "$2" "$HOSTNAME" "$(date -u +%s)" "$3" "$4" | store rcat "$(store_root)/$(timeline)/divergences/$1.json"
+}
+
 upload_binlog() {
-  local dir=$1 file=$2 size=$3 first=$4 last=$5 first_time=$6 last_time=$7 name sha timeline_id
+  local dir=$1 epoch=$2 file=$3 size=$4 first=$5 last=$6 first_time=$7 last_time=$8 name sha timeline_id
   name=$(binlog_object_name "$first" "$last" "$HOSTNAME" "$file")
   sha=$(sha256sum "$DATADIR/$file" | cut -d' ' -f1)
   store copyto "$DATADIR/$file" "$dir/$name"
   timeline_id=$(timeline)
-  printf '{"timeline": "%s", "object": "binlogs/%s", "pod": "%s", "file": "%s", "first_gtid": "%s", "last_gtid": "%s", "first_time": %s, "last_time": %s, "size": %s, "sha256": "%s"}\n' \
-    "$timeline_id" "$name" "$HOSTNAME" "$file" "$first" "$last" "$first_time" "$last_time" "$size" "$sha" \
+  printf '{"timeline": "%s", "epoch": %s, "object": "binlogs/%s", "pod": "%s", "file": "%s", "first_gtid": "%s", "last_gtid": "%s", "first_time": %s, "last_time": %s, "size": %s, "sha256": "%s"}\n' \
+    "$timeline_id" "$epoch" "$name" "$HOSTNAME" "$file" "$first" "$last" "$first_time" "$last_time" "$size" "$sha" \
     | store rcat "$dir/$name.json"
   log "archived $file ($first..$last)"
 }
 
 archive_round() {
-  acting_primary || return 0
-  local dir started position archived entry file size range first last first_time last_time
+  # A writable pod the record does not name (a thawed old primary) archives nothing.
+  acting_primary && is_primary || return 0
+  local dir epoch marker marker_epoch newest state started position archived entry file size range first last first_time last_time
   dir=$(store_root)/$(timeline)/binlogs
+  epoch=$(recorded_epoch)
+  marker=$(archive_marker "$dir")
+  marker_epoch=$(json_field "$marker" epoch)
+  if [ "$epoch" -lt "${marker_epoch:-0}" ]; then
+    log "WARNING: the archive is at epoch $marker_epoch and this pod's record at $epoch: archiving once the record here is current"
+    return 0
+  fi
   started=$(date -u +%s)
   position=$(sql -N -e 'SELECT @@gtid_binlog_pos')
   if [ "$position" != "$(cat "$FLUSHED_AT" 2>/dev/null)" ]; then
@@ -90,6 +143,16 @@ archive_round() {
     printf '%s' "$position" > "$FLUSHED_AT"
   fi
   archived=$(archived_max_seq "$dir")
+  newest=$(json_field "$marker" gtid)
+  state=$(sql -N -e 'SELECT @@gtid_binlog_state')
+  if [ -n "$newest" ] && ! history_holds "$state" "$newest"; then
+    if [ "$epoch" -gt "${marker_epoch:-0}" ]; then
+      archived=$(common_seq "$dir" "$state")
+      record_divergence "$epoch" "$archived" "$newest" "$state"
+    else
+      log "WARNING: the archive holds transactions up to $newest that this server's history ($state) lacks, at this pod's own epoch $epoch: archiving what follows them"
+    fi
+  fi
   local listing
   local -a closed
   # An assignment, not a process substitution: errexit applies to it.
@@ -104,10 +167,10 @@ archive_round() {
     if [ "$archived" -gt 0 ] && [ "$(gtid_seq "$first")" -gt $((archived + 1)) ]; then
       log "WARNING: the archive lacks the transactions after sequence number $archived and before $first: point-in-time recovery cannot cross that gap"
     fi
-    upload_binlog "$dir" "$file" "$size" "$first" "$last" "$first_time" "$last_time"
+    upload_binlog "$dir" "$epoch" "$file" "$size" "$first" "$last" "$first_time" "$last_time"
     archived=$(gtid_seq "$last")
   done
-  printf '{"timeline": "%s", "time": %s, "gtid": "%s", "pod": "%s"}\n' "$(timeline)" "$started" "$position" "$HOSTNAME" \
+  printf '{"timeline": "%s", "epoch": %s, "time": %s, "gtid": "%s", "pod": "%s"}\n' "$(timeline)" "$epoch" "$started" "$position" "$HOSTNAME" \
     | store rcat "$dir/archived-until.json"
 }
 

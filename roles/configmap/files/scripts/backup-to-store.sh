@@ -75,8 +75,8 @@ main() {
   size=$(store lsjson --stat "$object" | sed -n 's/.*"Size": *\([0-9]*\).*/\1/p')
   sha=$(<"$work/sha256")
   [ -n "$size" ] && [ "$size" -gt 0 ] || fail "the store does not hold $object after the upload"
-  manifest=$(printf '{"id": "%s", "timeline": "%s", "object": "backups/%s/backup.mbstream", "gtid": "%s", "server_version": "%s", "donor": "%s", "started": %s, "finished": %s, "size": %s, "sha256": "%s"}' \
-    "$id" "$(timeline)" "$id" "$gtid" "$version" "$HOSTNAME" "$started" "$finished" "$size" "$sha")
+  manifest=$(printf '{"id": "%s", "timeline": "%s", "epoch": %s, "object": "backups/%s/backup.mbstream", "gtid": "%s", "server_version": "%s", "donor": "%s", "started": %s, "finished": %s, "size": %s, "sha256": "%s"}' \
+    "$id" "$(timeline)" "$(recorded_epoch)" "$id" "$gtid" "$version" "$HOSTNAME" "$started" "$finished" "$size" "$sha")
   printf '%s\n' "$manifest" | store rcat "$dir/manifest.json"
   log "backup $id: $size bytes at GTID ${gtid:-empty} in $((finished - started))s"
   # The backup is stored whatever retention does: a failure is only reported.

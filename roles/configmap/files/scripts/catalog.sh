@@ -4,7 +4,7 @@
 #   catalog.sh NAMESPACE/NAME
 # OBJECTS <rclone lsjson of every object>, then MANIFEST <json> per complete
 # backup, BINLOG <json> per archived binary log, ARCHIVED <json> per
-# timeline's archived-until marker.
+# timeline's archived-until marker, DIVERGED <json> per divergence.
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
@@ -20,6 +20,7 @@ main() {
   store cat --include '*/backups/*/manifest.json' "$root" | sed 's/^/MANIFEST /'
   store cat --filter '- archived-until.json' --filter '+ */binlogs/*.json' --filter '- **' "$root" | sed 's/^/BINLOG /'
   store cat --include '*/binlogs/archived-until.json' "$root" | sed 's/^/ARCHIVED /'
+  store cat --include '*/divergences/*.json' "$root" | sed 's/^/DIVERGED /'
 }
 
 [ "${BASH_SOURCE[0]}" != "$0" ] || main "$@"

@@ -48,6 +48,14 @@ is_primary() {
   primary=$(recorded_primary) || exit 1
   [ "${1:-$ORDINAL}" -eq "$primary" ]
 }
+# recorded_epoch: the record's epoch, which every move of the primary
+# increments (0 before the first move).
+recorded_epoch() {
+  local epoch=0
+  if [ -r "$TOPOLOGY/epoch" ]; then epoch=$(<"$TOPOLOGY/epoch"); fi
+  [[ $epoch =~ ^[0-9]+$ ]] || epoch=0
+  printf '%s' "$epoch"
+}
 # The cluster created its data once: an empty volume is never a new cluster.
 cluster_initialised() { [ "$(cat "$TOPOLOGY/initialised" 2>/dev/null)" = true ]; }
 # Replication and clones use TLS, verifying the peer's certificate; the
