@@ -4,7 +4,9 @@ concurrent writer restores into another namespace with every table equal to
 the source at the backup's GTID; a point-in-time restore across a switchover
 holds exactly the rows written before the time; retention (run by the
 scheduled Job) deletes what it should and nothing else; a damaged backup and
-a missing binary log are refused with the target untouched; on 11.8 too."""
+a missing binary log are refused with the target untouched; on 11.8 too; a
+write archived by a primary that no replica received is found by the new
+primary as a divergence, which no restore crosses."""
 import datetime
 import json
 import re
@@ -16,7 +18,7 @@ from kubernetes import client
 
 from tests.e2e import object_store
 from tests.harness import drop_namespaces, fresh_namespaces, pod_exec, run_playbook, sql, start_client, trust_cluster_ca, wait_until
-from tests.e2e.writes import Writer, create_events_table
+from tests.e2e.writes import Writer, create_events_table, recorded_primary
 
 NS, TARGET = "backup", "restored"
 SOURCE = NS + "/mysql"
@@ -309,3 +311,46 @@ def test_an_118_backup_restores_on_118_only(report, runner, api, core, apps, sto
     report.backup("an 11.8 backup restored with the default 10.11, then with -e version=11.8 (one pod)",
                   "the refusal's message; every table's rows and checksum on the restored server vs the source",
                   "refused naming mariadb_version; restored on 11.8, equal")
+
+
+def test_an_archived_write_no_replica_received_is_a_divergence_no_restore_crosses(report, runner, api, core, apps, store):
+    run_playbook("teardown.yml", {"mariadb_namespace": TARGET, "delete_data": True}).check()
+    play("backup.yml").check()
+    before = manifests(store)[-1]
+    old = recorded_primary(core, NS)
+    for pod in PODS:
+        if pod != old:
+            local_sql(api, NS, pod, "STOP SLAVE IO_THREAD")
+    # No replica acknowledges: semi-sync gives up after its timeout and commits.
+    sql(runner, "mysql-primary", "INSERT INTO app.events VALUES ('unreplicated', 1), ('unreplicated', 2)")
+    lost = sql(runner, "mysql-primary", "SELECT @@gtid_binlog_pos").strip()
+    timeline = core.read_namespaced_config_map("mysql-topology", NS).data["timeline"]
+    marker = ROOT + timeline + "/binlogs/archived-until.json"
+    wait_until("the old primary archived the write", lambda: json.loads(store.get(marker))["gtid"] == lost, timeout=60)
+    # Control: the write is in the archive, and on no replica.
+    assert any(i["pod"] == old and seq(i["last_gtid"]) >= seq(lost) for i in binlog_indexes(store))
+    assert all(seq(local_sql(api, NS, pod, "SELECT @@gtid_current_pos")) < seq(lost) for pod in PODS if pod != old)
+
+    core.delete_namespaced_persistent_volume_claim("data-" + old, NS)
+    core.delete_namespaced_pod(old, NS, grace_period_seconds=0)
+    play("failover.yml").check()
+    new = recorded_primary(core, NS)
+    sql(runner, "mysql-primary", "INSERT INTO app.events VALUES ('after-divergence', 1)")
+    epoch = core.read_namespaced_config_map("mysql-topology", NS).data["epoch"]
+    key = "%s%s/divergences/%s.json" % (ROOT, timeline, epoch)
+    wait_until("the new primary recorded the divergence", lambda: key in store.list(ROOT), timeout=120)
+    divergence = json.loads(store.get(key))
+    assert (divergence["pod"], divergence["archived_gtid"]) == (new, lost) and divergence["after_seq"] < seq(lost)
+
+    listed = play("backup.yml", list=True).check()
+    assert "the archive holds two histories after sequence number %d" % divergence["after_seq"] in listed.output
+    point = utc(time.time() + 1)
+    time.sleep(2)
+    refused = restore(backup=before["id"], point_in_time=point)
+    assert refused.rc != 0 and "point_in_time=%s crosses a divergence in the archive of timeline %s after sequence number %d" \
+        % (point, timeline, divergence["after_seq"]) in refused.output, refused.output[-3000:]
+    assert target_untouched(core, apps)
+    report.backup("the primary archived a write no replica received (IO threads stopped), was destroyed; failover.yml",
+                  "the store's divergence record, backup.yml -e list=true, restore.yml -e point_in_time from the backup before",
+                  "divergence after sequence number %d recorded by %s; listed; the restore across it refused naming "
+                  "point_in_time; target untouched" % (divergence["after_seq"], new))
