@@ -497,6 +497,20 @@ def test_a_new_primary_without_what_the_archive_holds_records_the_divergence_and
     assert again.rc == 0 and "WARNING" not in again.err and uploads(store) == []
 
 
+def test_a_divergence_after_retention_starts_where_the_old_primarys_own_writes_stop(sh, server, store):
+    """Retention left only the log with the write no replica received
+    (0-100-9): the new primary holds mysql-0's writes up to 0-100-8, so the
+    histories agree up to 8, not 0."""
+    put_binlog(store, 9, 9, number=3)
+    put_marker(store, "0-100-9", epoch=2)
+    server([("mysql-bin.000001", "1 8"), ("mysql-bin.000002", "0-101-9 0-101-12"), ("mysql-bin.000003", "")], "0-101-12")
+    (store.base.parent / "state").write_text("0-100-8,0-101-12\n")
+    done = archive_round(sh, hostname="mysql-1", epoch=3)
+    assert done.rc == 0, done.err
+    assert json.loads(store.get(TL + "/divergences/3.json"))["after_seq"] == 8
+    assert uploads(store) == [index_name(9, 12, "mysql-1", 2)]
+
+
 def test_a_gap_in_the_archive_is_logged_and_the_log_uploaded_anyway(sh, server, store):
     put_marker(store, "0-100-6")  # retention deleted the indexes; 7..9 were never archived
     server([("mysql-bin.000007", "10 12"), ("mysql-bin.000008", "13 14")], "0-100-14")

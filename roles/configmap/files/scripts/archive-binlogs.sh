@@ -90,11 +90,16 @@ history_holds() {
   return 1
 }
 
-# common_seq DIR STATE: the last sequence number that the archive and a
-# server whose @@gtid_binlog_state is STATE both hold: the end of the newest
-# archived log whose last transaction it holds (0 when none).
+# common_seq DIR STATE NEWEST: the last sequence number that the archive,
+# whose newest transaction is NEWEST, and a server whose @@gtid_binlog_state
+# is STATE both hold. Replication is in order: the server holds the archive's
+# history up to the last transaction of NEWEST's writer that it holds, and up
+# to the end of every archived log whose last transaction it holds.
 common_seq() {
-  local docs line last common=0
+  local docs line last entry common=0
+  for entry in ${2//,/ }; do
+    if [ "${entry%-*}" = "${3%-*}" ]; then common=$(gtid_seq "$entry"); fi
+  done
   docs=$(store cat --filter '- archived-until.json' --filter '+ *.json' --filter '- **' "$1/")
   while IFS= read -r line; do
     last=$(json_field "$line" last_gtid)
@@ -147,7 +152,7 @@ archive_round() {
   state=$(sql -N -e 'SELECT @@gtid_binlog_state')
   if [ -n "$newest" ] && ! history_holds "$state" "$newest"; then
     if [ "$epoch" -gt "${marker_epoch:-0}" ]; then
-      archived=$(common_seq "$dir" "$state")
+      archived=$(common_seq "$dir" "$state" "$newest")
       record_divergence "$epoch" "$archived" "$newest" "$state"
     else
       log "WARNING: the archive holds transactions up to $newest that this server's history ($state) lacks, at this pod's own epoch $epoch: archiving what follows them"
