@@ -370,6 +370,10 @@ class Move:
                 self.cluster.delete_pod(old)
                 self.result["restarted"].append(old)
                 self.step("deleted the old primary's pod %s: it starts again as a replica" % old)
+            elif ready is None:
+                # Deleted by someone else: the StatefulSet creates it again.
+                self.result["restarted"].append(old)
+                self.step("the old primary's pod %s is being created again: it starts as a replica" % old)
         except Exception as exc:  # ApiException or a connection error: the move itself is done
             self.result["problems"].append("%s: could not restart the old primary's pod (%s): delete it" % (old, exc))
             return

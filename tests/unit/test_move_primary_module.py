@@ -492,6 +492,17 @@ def test_a_promotion_that_times_out_is_undone_and_gets_its_own_time(cluster):
     assert not any(call[0] == "record_primary" for call in cluster.calls)
 
 
+def test_failover_counts_an_old_primary_whose_pod_is_gone_as_restarting(cluster):
+    """Deleted with its volume, the pod is created again by the StatefulSet:
+    failover.yml waits for it before verifying, instead of reading a pod
+    that is not there."""
+    cluster.dead = {"mysql-0"}
+    cluster.ready = {"mysql-0": None}
+    result = run(mode="failover")
+    assert result["failed"] is False, result.get("msg")
+    assert result["restarted"] == ["mysql-0"] and not any(call[0] == "delete_pod" for call in cluster.calls)
+
+
 def test_failover_stops_the_io_threads_in_parallel(cluster, monkeypatch):
     """Against a frozen primary each STOP waits out a connection attempt:
     one after the other they would add up."""
