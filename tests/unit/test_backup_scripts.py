@@ -410,6 +410,8 @@ def test_a_promoted_replica_uploads_only_what_the_archive_lacks(sh, server, stor
     assert store.changes()[-1] == ("rcat", TL + "/binlogs/archived-until.json")
     assert json.loads(store.get(TL + "/binlogs/archived-until.json"))["gtid"] == "0-100-13"
     assert "WARNING" not in done.err
+    # The marker is read once a round.
+    assert sum(c["argv"][0] == "cat" and c["argv"][-1].endswith("archived-until.json") for c in store.calls()) == 1
 
 
 def test_the_open_log_is_never_uploaded(sh, server, store):

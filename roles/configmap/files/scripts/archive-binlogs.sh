@@ -64,18 +64,20 @@ archive_marker() {
   fi
 }
 
-# The highest sequence number the timeline's archive holds, 0 when empty:
-# its newest log, or its marker's position, since retention may have
+# archived_max_seq DIR [MARKER]: the highest sequence number the timeline's
+# archive holds, 0 when empty: its newest log, or its marker's position
+# (MARKER when the caller read it already), since retention may have
 # deleted every log the kept backups hold already.
 archived_max_seq() {
-  local marker listing name last max=0
+  local marker=${2-} listing name last max=0
+  [ $# -ge 2 ] || marker=$(archive_marker "$1")
   # An assignment, not a process substitution: a failed listing stops here.
   listing=$(store lsf --files-only --include '*.json' "$1/")
   while IFS= read -r name; do
     last=$(binlog_last_seq "$name") || continue
     [ "$last" -le "$max" ] || max=$last
   done <<<"$listing"
-  marker=$(json_field "$(archive_marker "$1")" gtid)
+  marker=$(json_field "$marker" gtid)
   marker=$([ -n "$marker" ] && gtid_seq "$marker" || echo 0)
   printf '%s' "$((max > marker ? max : marker))"
 }
@@ -147,7 +149,7 @@ archive_round() {
     sql -e 'FLUSH BINARY LOGS'
     printf '%s' "$position" > "$FLUSHED_AT"
   fi
-  archived=$(archived_max_seq "$dir")
+  archived=$(archived_max_seq "$dir" "$marker")
   newest=$(json_field "$marker" gtid)
   state=$(sql -N -e 'SELECT @@gtid_binlog_state')
   if [ -n "$newest" ] && ! history_holds "$state" "$newest"; then
