@@ -92,6 +92,13 @@ class Playbook:
         recap = re.search(r"localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", self.output)
         self.changed = int(recap.group(2)) if recap else None
 
+    @property
+    def changed_tasks(self):
+        """The names of the tasks that reported a change (what an idempotence
+        assertion shows when it fails)."""
+        chunks = re.split(r"^TASK \[(.+?)\] \**$", self.output, flags=re.M)[1:]
+        return [name for name, text in zip(chunks[::2], chunks[1::2]) if re.search(r"^changed:", text, re.M)]
+
     def check(self):
         assert self.rc == 0, self.output[-6000:]
         return self
