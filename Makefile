@@ -26,12 +26,12 @@ unit: setup
 	.venv/bin/pytest -q tests/unit
 
 # Independent modules run in parallel (each in its own namespaces), longest
-# first (tests/e2e/conftest.py); the ten slowest tests and each module's
+# first (tests/e2e/conftest.py); the 25 slowest tests and each module's
 # total are listed at the end. The molecule scenario is one of the modules
 # (tests/e2e/test_molecule.py). More workers overload two cores.
 E2E_WORKERS ?= 2
 e2e: setup
-	scripts/with-cluster pytest -v -n $(E2E_WORKERS) --dist loadfile --no-loadscope-reorder --durations=10 tests/e2e
+	scripts/with-cluster pytest -v -n $(E2E_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 tests/e2e
 
 molecule: setup
 	scripts/with-cluster molecule test
