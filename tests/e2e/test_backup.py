@@ -109,6 +109,30 @@ def runner(api, core, store):
     drop_namespaces(core, NS, TARGET)
 
 
+class JobPodSecrets(threading.Thread):
+    """Samples the Job pods of a namespace until stopped: each one's Secret
+    volumes, as {pod: {secret: keys mounted, or None for every key}}."""
+
+    def __init__(self, core, namespace):
+        super().__init__(daemon=True)
+        self.core, self.namespace, self.seen, self.done = core, namespace, {}, threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            for pod in self.core.list_namespaced_pod(self.namespace, label_selector="batch.kubernetes.io/job-name").items:
+                self.seen[pod.metadata.name] = {v.secret.secret_name: v.secret.items and [i.key for i in v.secret.items]
+                                                for v in pod.spec.volumes if v.secret}
+            time.sleep(0.5)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.join()
+
+
 def restored_client(core, api):
     target = start_client(core, api, TARGET)
     trust_cluster_ca(target, core, TARGET)
@@ -306,12 +330,18 @@ def test_an_118_backup_restores_on_118_only(report, runner, api, core, apps, sto
     assert refused.rc != 0 and "mariadb_version: the backup %s is of MariaDB %s" % (backup["id"], backup["server_version"]) \
         in refused.output
     assert target_untouched(core, apps)
-    restore(backup=backup["id"], version="11.8", replicas=1).check()
+    with JobPodSecrets(core, TARGET) as job_pods:
+        restore(backup=backup["id"], version="11.8", replicas=1).check()
     # Nothing wrote to the source's tables since the backup.
     assert tables(api, TARGET, "mysql-0") == tables(api, NS, "mysql-1")
+    # The restore Job's temporary server ran without TLS: the Job got no
+    # private key (the control: the sampler saw its pod and its Secrets).
+    assert job_pods.seen and all(STORE_SECRET in secrets for secrets in job_pods.seen.values()), job_pods.seen
+    assert not [pod for pod, secrets in job_pods.seen.items() if "mysql-tls" in secrets], job_pods.seen
     report.backup("an 11.8 backup restored with the default 10.11, then with -e version=11.8 (one pod)",
-                  "the refusal's message; every table's rows and checksum on the restored server vs the source",
-                  "refused naming mariadb_version; restored on 11.8, equal")
+                  "the refusal's message; every table's rows and checksum on the restored server vs the source; "
+                  "the restore Job pod's Secret volumes",
+                  "refused naming mariadb_version; restored on 11.8, equal; no TLS Secret (no private key) in the Job")
 
 
 def test_an_archived_write_no_replica_received_is_a_divergence_no_restore_crosses(report, runner, api, core, apps, store):

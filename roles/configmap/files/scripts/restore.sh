@@ -56,7 +56,9 @@ backup_position() {
 }
 
 start_server() {
-  mariadbd --defaults-file="$CNF" --datadir="$STAGE/data" --skip-networking --read-only=OFF \
+  # No TLS: nothing connects but this script, over the socket, and the Job
+  # is given no private key.
+  mariadbd --defaults-file="$CNF" --datadir="$STAGE/data" --skip-networking --skip-ssl --read-only=OFF \
     --rpl-semi-sync-master-enabled=OFF --skip-slave-start &
   server=$!
   until sql -e 'SELECT 1' >/dev/null 2>&1; do
@@ -106,9 +108,7 @@ main() {
   rm -f "$STAGE/data"/master.info "$STAGE/data"/relay-log.info "$STAGE/data"/multi-master.info \
     "$STAGE/data"/*relay-bin* "$STAGE/data"/mysql-bin.* "$STAGE/prepare.log"
   start_server
-  # The history continues after the backup's position; the accounts take
-  # this cluster's passwords (not binary-logged: the replicas clone them).
-  set_account_passwords
+  # The history continues after the backup's position.
   [ "$position" = empty ] && position=
   sql <<SQL
 RESET MASTER;
@@ -116,6 +116,10 @@ SET GLOBAL gtid_binlog_state = '$(sql_quote "$position")';
 SET GLOBAL gtid_slave_pos = '$(sql_quote "$position")';
 SQL
   apply_binlogs
+  # The accounts take this cluster's passwords, after the roll-forward: an
+  # older release's rotation was binary-logged and would set the source's
+  # (not binary-logged here: the replicas clone them).
+  set_account_passwords
   # The replayed transactions keep the server ids that wrote them, and
   # gtid_current_pos (what clones start from) counts another server's binlog
   # GTIDs only through gtid_slave_pos.
