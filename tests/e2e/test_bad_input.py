@@ -49,6 +49,8 @@ CASES = [
     ("deploy.yml", {"mariadb_tls_secret": "Not A Secret"}, "mariadb_tls_secret must be a Secret name"),
     ("deploy.yml", {"mariadb_cluster_domain": "cluster..local"}, "mariadb_cluster_domain must be a DNS domain"),
     ("deploy.yml", {"mariadb_tls_days": 0}, "mariadb_tls_days must be a positive number of days"),
+    ("deploy.yml", {"mariadb_server_settings": {"max_connections": 50, "GTID-Strict-Mode": "OFF", "loose_binlog_format": "MIXED"}},
+     "mariadb_server_settings may not set GTID-Strict-Mode, loose_binlog_format: the cluster's replication"),
     ("failover.yml", {"force": "maybe"}, "primary_force (-e force) must be a boolean"),
     ("switchover.yml", {"primary": "db-1"}, "primary_target (-e primary) must name the pod to promote"),
     ("deploy.yml", {"mariadb_storage_size": "2Gi"}, "mariadb_storage_size is 2Gi, but the cluster's volumes were created with 1Gi"),
