@@ -286,8 +286,9 @@ def test_the_built_collection_installs_with_its_dependencies_and_runs_a_users_pl
     assert without.rc != 0 and "dependency of mariadb_k8s.cluster" in without.output
     Playbook(install + [packed(name, str(tmp_path)) for name in declared], env=alone, cwd=str(tmp_path)).check()
     (tmp_path / "site.yml").write_text(users_playbook())
-    result = Playbook(["ansible-playbook", "site.yml"], env=alone, cwd=str(tmp_path)).check()
-    assert result.changed == 0, result.changed_tasks
+    # --diff: a change shows what the installed copy rendered differently.
+    result = Playbook(["ansible-playbook", "--diff", "site.yml"], env=alone, cwd=str(tmp_path)).check()
+    assert result.changed == 0, (result.changed_tasks, result.output[:12000])
     assert "mysql-2: replica" in result.output and "IO Yes, SQL Yes" in result.output
     assert str(installed / "ansible_collections" / "mariadb_k8s" / "cluster" / "roles") in result.output
     assert os.path.join(ROOT, ".venv", "collections") not in result.output
