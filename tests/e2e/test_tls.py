@@ -52,8 +52,9 @@ def in_container(api, container, pod, script, *args):
     return int(found.group(1)), out[:found.start()]
 
 
-def local_sql(api, pod, query):
-    return pod_exec(api, NS, "sidecar").run(pod, ["bash", "-c", '. /opt/mariadb-k8s/common.sh; sql -e "$0"', query])
+def local_sql(api, pod, query, *options):
+    return pod_exec(api, NS, "sidecar").run(pod, ["bash", "-c", '. /opt/mariadb-k8s/common.sh; sql "$@" -e "$0"', query]
+                                            + list(options))
 
 
 def replica_channels(api, pods):
@@ -179,9 +180,7 @@ def test_a_donor_with_a_certificate_from_another_ca_is_refused(api, core, runner
 def served_not_before(api, pod):
     """The certificate a pod's server presents: asked over a TLS session
     (the pod's own clients skip TLS on the socket)."""
-    return pod_exec(api, NS, "sidecar").run(pod, [
-        "bash", "-c", ". /opt/mariadb-k8s/common.sh; sql --ssl -N -e \"SHOW STATUS LIKE 'Ssl_server_not_before'\""
-    ]).split("\t")[-1].strip()
+    return local_sql(api, pod, "SHOW STATUS LIKE 'Ssl_server_not_before'", "--ssl", "-N").split("\t")[-1].strip()
 
 
 def test_renewing_the_certificate_rolls_it_out_without_losing_a_write(api, core, runner, report):
