@@ -38,7 +38,7 @@ class Move:
         self.started = time.monotonic()
         self.deadline = None
         self.fence_started = None
-        self.crashed = False  # role.sh isolate crashed the old primary: it restarts as a replica
+        self.crashed = False  # role.sh isolate or crash killed the old primary: it restarts as a replica
         self.silent = False  # the autopilot's probe of the old primary went unanswered (frozen, cut off)
         self.previous, self.epoch = cluster.read_record()
         self.pods = cluster.pods(cluster.replicas())
@@ -255,6 +255,8 @@ class Move:
                     self.step("%s %s (%s)" % ("crashed" if self.crashed else "fenced", old, why))
                 except ExecError as exc:
                     self.step("could not fence %s (%s); going on (%s)" % (old, exc, why))
+        elif self.silent and not self.module.check_mode:
+            self.crash_silent(old)
         self.start_deadline()
         candidates, errors = self.states([pod for pod in self.pods if pod != old])
         if errors and not self.module.params["force"]:
@@ -320,6 +322,18 @@ class Move:
             self.rejoin(old)
         self.module.exit_json(**self.result)
 
+    def crash_silent(self, old):
+        """A frozen server would be writable again the moment it thaws:
+        killed now, without SQL, it restarts read-only instead. A server the
+        exec API cannot reach (its node gone) is left to the quorum."""
+        try:
+            self.crashed = self.cluster.role(old, "crash", timeout=3).split()[-1:] == ["crashing"]
+        except ExecError as exc:
+            self.step("could not crash %s, which does not answer (%s); going on" % (old, exc))
+            return
+        self.step("crashed %s, which does not answer" % old if self.crashed else
+                  "%s does not answer: its mariadbd is PID 1 (an earlier release), only marked to start read-only" % old)
+
     def read_all(self, pods):
         """States of all these pods; a pod that cannot be read stops the failover
         (it may hold the most transactions)."""
@@ -358,9 +372,10 @@ class Move:
     def rejoin(self, old):
         """The old primary: a pod that is not Ready starts again through its init
         containers; a fenced, answering one replicates (refused if errant); a
-        crashed one is left to restart, and a silent Ready one is left as it
-        is (the autopilot isolates it if it comes back writable, and points
-        it at the new primary once it replicates from nobody)."""
+        crashed one is left to restart, and a silent Ready one that could not
+        be crashed is left as it is (the autopilot isolates it if it comes
+        back writable, and points it at the new primary once it replicates
+        from nobody)."""
         if self.crashed:
             self.step("%s restarts read-only, its unacknowledged commits rolled back" % old)
             return

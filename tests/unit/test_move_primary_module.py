@@ -62,6 +62,7 @@ class FakeCluster:
         self.fail_record = None
         self.fence_output = "0-100-20\n"
         self.isolate_output = "0-100-20\n"
+        self.crash_output = "crashing\n"
         self.ready = {}
         self.fenced = set()
         self.role_timeouts = {}
@@ -111,7 +112,8 @@ class FakeCluster:
             raise self.fail_role[(pod, args[0])]
         if args[0] in ("fence", "isolate", "unfence"):
             getattr(self.fenced, "discard" if args[0] == "unfence" else "add")(pod)
-        return {("fence",): self.fence_output, ("isolate",): self.isolate_output}.get(args, "")
+        return {("fence",): self.fence_output, ("isolate",): self.isolate_output,
+                ("crash",): self.crash_output}.get(args, "")
 
     def record_primary(self, pod, previous, epoch):
         assert (previous, epoch) == (self.primary, 7)
@@ -459,13 +461,35 @@ def test_failover_trusts_the_autopilots_reading_of_a_silent_primary(cluster, mon
     assert "mysql-0" not in probed and ("role", "mysql-0", "isolate") not in cluster.calls
 
 
-def test_failover_leaves_a_silent_old_primary_whose_pod_reads_ready_to_the_autopilot(cluster):
-    """Frozen, its pod reads Ready for a while: role.sh replicate would wait
-    out its timeout there, and hold up the autopilot's round."""
+def test_failover_crashes_a_silent_old_primary_before_promoting(cluster):
+    """Frozen, it would be writable again the moment it thaws: killed
+    without SQL, it restarts read-only; nothing else is asked of it."""
     cluster.ready = {"mysql-0": True}
     result = run(mode="failover", quorum=["mysql-1", "mysql-2"], answered=False)
     assert result["failed"] is False and result["primary"] == "mysql-1", result.get("msg")
-    assert not [call for call in cluster.calls if call[:2] == ("role", "mysql-0")]
+    assert [call for call in cluster.calls if call[:2] == ("role", "mysql-0")] == [("role", "mysql-0", "crash")]
+    assert cluster.calls.index(("role", "mysql-0", "crash")) < cluster.calls.index(("record_primary", "mysql-1"))
+    assert cluster.role_timeouts[("mysql-0", "crash")] <= 3
+    assert any(step.endswith(" crashed mysql-0, which does not answer") for step in result["steps"])
+    assert result["steps"][-1].endswith(" mysql-0 restarts read-only, its unacknowledged commits rolled back")
+
+
+@pytest.mark.parametrize("output,step", [
+    ("", "mysql-0 does not answer: its mariadbd is PID 1 (an earlier release), only marked to start read-only"),
+    (ExecError("timed out after 3 s"), "could not crash mysql-0, which does not answer (timed out after 3 s); going on"),
+])
+def test_failover_leaves_a_silent_old_primary_it_could_not_crash_to_the_autopilot(cluster, output, step):
+    """Frozen, its pod reads Ready for a while: role.sh replicate would wait
+    out its timeout there, and hold up the autopilot's round."""
+    cluster.ready = {"mysql-0": True}
+    if isinstance(output, ExecError):
+        cluster.fail_role[("mysql-0", "crash")] = output
+    else:
+        cluster.crash_output = output
+    result = run(mode="failover", quorum=["mysql-1", "mysql-2"], answered=False)
+    assert result["failed"] is False and result["primary"] == "mysql-1", result.get("msg")
+    assert any(said.endswith(" " + step) for said in result["steps"])
+    assert [call for call in cluster.calls if call[:2] == ("role", "mysql-0")] == [("role", "mysql-0", "crash")]
     assert result["steps"][-1].endswith("mysql-0 did not answer the autopilot: left to it")
 
 

@@ -973,6 +973,40 @@ def test_role_isolate_fences_a_server_that_is_pid_1_after_killing_the_waiting_se
     assert (tmp_path / "data" / ".fenced-primary").exists()
 
 
+def fake_processes(tmp_path, processes):
+    """A /proc for role.sh crash: {pid: comm}."""
+    for pid, comm in processes.items():
+        (tmp_path / "proc" / str(pid)).mkdir(parents=True)
+        (tmp_path / "proc" / str(pid) / "comm").write_text(comm + "\n")
+    return 'PROC_ROOT="$T/proc"; main "$@"'
+
+
+def test_role_crash_kills_a_frozen_server_without_sql_and_marks_it(pod, tmp_path):
+    # Stopped (SIGSTOP) it cannot answer SQL; SIGKILL still ends it, after
+    # the exec has answered. Restarted, it starts read-only.
+    server = subprocess.Popen(["sleep", "60"])
+    try:
+        os.kill(server.pid, signal.SIGSTOP)
+        body = fake_processes(tmp_path, {1: "bash", 7: "sleep", server.pid: "mariadbd"})
+        done = pod("role.sh", ISOLATE_STUB + body, hostname="mysql-0", args=["crash"])
+        assert (done.rc, done.out) == (0, "crashing\n"), done.err
+        assert server.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        server.kill()
+    assert (tmp_path / "data" / ".fenced-primary").exists()
+    assert sql_log(tmp_path) == ""
+
+
+@pytest.mark.parametrize("processes,said", [
+    ({1: "mariadbd"}, "mariadbd is PID 1 of its container"),  # a pod of an earlier release
+    ({1: "bash"}, "no mariadbd runs"),
+])
+def test_role_crash_only_marks_a_server_it_cannot_kill(pod, tmp_path, processes, said):
+    done = pod("role.sh", ISOLATE_STUB + fake_processes(tmp_path, processes), hostname="mysql-0", args=["crash"])
+    assert (done.rc, done.out) == (0, ""), done.err
+    assert said in done.err and (tmp_path / "data" / ".fenced-primary").exists()
+
+
 @pytest.mark.parametrize("cnf,statements", [
     ("[mysqld]\nrpl_semi_sync_master_enabled = ON\n",
      ["STOP SLAVE; RESET SLAVE ALL", "SET GLOBAL rpl_semi_sync_master_enabled = ON", "SET GLOBAL read_only = OFF"]),

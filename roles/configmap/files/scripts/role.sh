@@ -9,6 +9,10 @@
 #                                waiting for an acknowledgement no replica
 #                                can send, the server is crashed, so they are
 #                                rolled back, never acknowledged
+#   bash role.sh crash           a primary that answers nobody (frozen) once
+#                                the autopilot fails it over: without SQL, it
+#                                starts read-only from now on and is killed,
+#                                so a thaw never makes it writable again
 #   bash role.sh unfence         writable again (a switchover rolled back)
 #   bash role.sh hand-over N     the preStop hook while the autopilot runs: a
 #                                writable server, or one replicas still fetch
@@ -69,6 +73,29 @@ isolate() {
   fence
 }
 
+# The container's processes (the tests point it elsewhere).
+PROC_ROOT=/proc
+
+crash() {
+  touch "$DATADIR/$FENCED_MARK"
+  local proc pid comm
+  for proc in "$PROC_ROOT"/[0-9]*; do
+    comm=$(cat "$proc/comm" 2>/dev/null) || continue
+    [ "$comm" = mariadbd ] || continue
+    pid=${proc##*/}
+    if [ "$pid" -eq 1 ]; then
+      log "mariadbd is PID 1 of its container: it cannot be crashed, only marked to start read-only"
+      return
+    fi
+    log "crashing mariadbd: it answers nobody, and another server takes over"
+    # SIGKILL ends a stopped process too; once this exec has answered.
+    (sleep 1; kill -KILL "$pid") >/dev/null 2>&1 &
+    printf 'crashing\n'
+    return
+  done
+  log "no mariadbd runs: marked to start read-only"
+}
+
 HANDED_OVER="SELECT @@global.read_only AND NOT EXISTS (SELECT 1 FROM information_schema.PROCESSLIST
   WHERE command LIKE 'Binlog Dump%')"
 
@@ -76,6 +103,7 @@ main() {
   case ${1:-}/$# in
     fence/1) fence ;;
     isolate/1) isolate ;;
+    crash/1) crash ;;
     unfence/1) sql -e 'SET GLOBAL read_only = OFF' ;;
     hand-over/2)
       [[ $2 =~ ^[0-9]+$ ]] || die "hand-over needs seconds, got '$2'"
@@ -101,7 +129,7 @@ main() {
       fi
       replicate_from_primary "$2"
       log "replicating from $(pod_host "$2")" ;;
-    *) die "usage: role.sh fence | isolate | unfence | hand-over SECONDS | promote | replicate ORDINAL" ;;
+    *) die "usage: role.sh fence | isolate | crash | unfence | hand-over SECONDS | promote | replicate ORDINAL" ;;
   esac
 }
 
