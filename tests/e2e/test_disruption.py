@@ -1,12 +1,14 @@
 """Enforced and observable, on one deployment of 3 pods: every pod's exporter
-reports its own server, replication and threads; the PodDisruptionBudget lets
+reports its own server, replication and threads, through an account that
+can only monitor; the PodDisruptionBudget lets
 the Eviction API take one pod at a time; a ServiceMonitor exists where the
 Prometheus Operator's CRD does, and teardown removes it."""
 import pytest
 from kubernetes import client
 
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 from tests import metrics
-from tests.harness import drop_namespaces, fresh_namespaces, run_playbook, wait_until
+from tests.harness import drop_namespaces, fresh_namespaces, pod_exec, run_playbook, wait_until
 
 NS = "disruption"
 BASE = {"mariadb_namespace": NS, "replicas": 3}
@@ -50,8 +52,27 @@ def test_the_metrics_service_lists_every_pod_and_the_port_is_open(api, core, dep
     assert [r._from for r in rules if r.ports[0].port == 9104] == [None]
     pod = core.read_namespaced_pod("mysql-1", NS).spec
     exporter, sidecar = ([c for c in pod.containers if c.name == name][0] for name in ("exporter", "sidecar"))
-    assert exporter.security_context == sidecar.security_context
     assert exporter.security_context.read_only_root_filesystem and pod.security_context.run_as_user == 999
+    assert (exporter.security_context.run_as_user, sidecar.security_context.run_as_user) == (65534, None)
+
+
+def test_the_exporters_account_can_only_monitor(api, deployed):
+    """The exporter's own connection is nobody@localhost: it reads no table
+    and writes nothing, not even on the writable primary; it holds no READ_ONLY
+    ADMIN, so no write past a replica's fence either. Control: the local admin
+    it connected as before writes on a read-only replica."""
+    exporter = pod_exec(api, NS, "exporter")
+    connect = ["mariadb", "--defaults-file=/etc/mysql/cluster-config/exporter.cnf", "-N", "-e"]
+    assert exporter.run("mysql-1", connect + ["SELECT CURRENT_USER(), @@global.read_only"]).split() == ["nobody@localhost", "1"]
+    assert exporter.run("mysql-1", connect + ["SHOW GRANTS"]).splitlines() == [
+        "GRANT PROCESS, BINLOG MONITOR, SLAVE MONITOR ON *.* TO `nobody`@`localhost` IDENTIFIED VIA unix_socket"]
+    for pod, statement in (("mysql-1", "SELECT COUNT(*) FROM mysql.global_priv"), ("mysql-0", "CREATE DATABASE exporter_wrote")):
+        with pytest.raises(ExecError) as denied:
+            exporter.run(pod, connect + [statement])
+        assert "denied" in str(denied.value) and "user 'nobody'@'localhost'" in str(denied.value), statement
+    admin = pod_exec(api, NS, "sidecar")
+    local = ["bash", "-c", '. /opt/mariadb-k8s/common.sh; sql -N -e "$0"']
+    admin.run("mysql-1", local + ["SET SESSION sql_log_bin = 0; CREATE DATABASE exporter_control; DROP DATABASE exporter_control"])
 
 
 def uid(core, pod):

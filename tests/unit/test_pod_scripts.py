@@ -866,6 +866,16 @@ def test_sidecar_sets_up_a_replica_named_as_such_by_the_record(pod, tmp_path):
     assert done.rc == 0 and "CHANGE MASTER TO" in sql_log(tmp_path), done.err
 
 
+def test_sidecar_gives_the_exporter_a_monitoring_account_outside_the_binary_log(pod, tmp_path):
+    # Binary-logged on a replica, the account would be an errant transaction.
+    done = pod("sidecar.sh", SQL_STUB + "create_exporter_account", hostname="mysql-1")
+    assert done.rc == 0, done.err
+    statements = [line for line in sql_log(tmp_path).splitlines() if not line.startswith("--")]
+    assert statements == ["SET SESSION sql_log_bin = 0;",
+                          "CREATE USER IF NOT EXISTS nobody@localhost IDENTIFIED VIA unix_socket;",
+                          "GRANT PROCESS, BINLOG MONITOR, SLAVE MONITOR ON *.* TO nobody@localhost;"]
+
+
 # role.sh: the role changes move_primary makes
 
 @pytest.mark.parametrize("args", [[], ["bogus"], ["fence", "now"], ["promote", "1"], ["unfence", "x"], ["replicate"],

@@ -76,12 +76,13 @@ def test_the_budget_selects_the_statefulsets_pods(default):
                               "selector": statefulset["spec"]["selector"]}
 
 
-def test_the_exporter_reads_the_servers_socket_as_mysql(default):
+def test_the_exporter_reads_the_servers_socket_as_nobody(default):
     exporter, sidecar = containers(default)["exporter"], containers(default)["sidecar"]
     assert exporter["image"] == "docker.io/prom/mysqld-exporter:v0.15.1"
     assert exporter["command"] == ["/bin/mysqld_exporter"]
     assert exporter["ports"] == [{"name": "metrics", "containerPort": 9104}]
-    assert exporter["securityContext"] == sidecar["securityContext"]
+    # The OS user nobody: unix_socket maps it to the monitoring-only account.
+    assert exporter["securityContext"] == dict(sidecar["securityContext"], runAsUser=65534, runAsGroup=65534)
     assert exporter["securityContext"]["readOnlyRootFilesystem"] is True
     assert "readinessProbe" not in exporter and exporter["livenessProbe"]["httpGet"] == {"path": "/", "port": "metrics"}
     mounts = {m["name"]: m for m in exporter["volumeMounts"]}
@@ -91,8 +92,8 @@ def test_the_exporter_reads_the_servers_socket_as_mysql(default):
     (cnf,) = [a.split("=", 1)[1] for a in exporter["args"] if a.startswith("--config.my-cnf=")]
     assert os.path.dirname(cnf) == mounts["config"]["mountPath"]
     data = one(default, "ConfigMap")["data"]
-    assert data[os.path.basename(cnf)].split("\n") == ["[client]", "user = mysql", "socket = /run/mysqld/mysqld.sock", ""]
-    assert dsn == "mysql@unix(/run/mysqld/mysqld.sock)/"
+    assert data[os.path.basename(cnf)].split("\n") == ["[client]", "user = nobody", "socket = /run/mysqld/mysqld.sock", ""]
+    assert dsn == "nobody@unix(/run/mysqld/mysqld.sock)/"
     assert "socket = /run/mysqld/mysqld.sock" in data["server.cnf"]
     assert mounts["run"]["mountPath"] == "/run/mysqld"
 

@@ -86,12 +86,26 @@ set_up_replication() {
   fi
 }
 
+# The metrics exporter runs as the OS user nobody (uid 65534 in the official
+# and Debian images) and connects over the socket as nobody@localhost
+# (unix_socket, no password): it reads status, variables, replication and
+# threads; it can read no table and write nothing, a replica past its fence
+# included. On every server, outside the binary log, like the passwords.
+create_exporter_account() {
+  sql <<'SQL'
+SET SESSION sql_log_bin = 0;
+CREATE USER IF NOT EXISTS nobody@localhost IDENTIFIED VIA unix_socket;
+GRANT PROCESS, BINLOG MONITOR, SLAVE MONITOR ON *.* TO nobody@localhost;
+SQL
+}
+
 main() {
   wait_for_server
   upgrade_system_tables
   # A pod that missed a rotation (stopped, scaled in, cloned or restored from
   # older data) takes the mounted passwords.
   set_account_passwords
+  create_exporter_account
   set_up_replication
   serve_backups
 }
