@@ -183,6 +183,12 @@ class Cluster:
         """Run role.sh in the pod (fence, unfence, promote, replicate N)."""
         return self.exec.run(pod, ROLE_SCRIPT + [str(a) for a in args], timeout=timeout)
 
+    def certificate_expiry(self, pod, timeout=30):
+        """When the certificate the pod's server presents expires (None: none)."""
+        return replication.certificate_expiry(self.exec.run(
+            pod, CLIENT + ["--ssl", "--skip-ssl-verify-server-cert", "--batch", "--skip-column-names",
+                           "-e", replication.SERVED_CERTIFICATE_SQL], timeout=timeout))
+
     def read_states(self, pods, timeout=30):
         """[(pod, state or None, error or None)] read in parallel."""
         if not pods:

@@ -4,6 +4,7 @@ Nothing here talks to Kubernetes, so it is unit-tested on captured output of
 real MariaDB 10.11 and 11.8 servers.
 """
 
+import datetime
 import re
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import gtid, rollout
@@ -19,6 +20,10 @@ STATUS_SQL = (
     "WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_STATUS') AS semi_sync\\G "
     "SHOW SLAVE STATUS\\G"
 )
+
+# The certificate the server presents. Only a TLS session sees it: the pods'
+# own clients skip TLS on the socket, so this is asked with --ssl.
+SERVED_CERTIFICATE_SQL = "SHOW STATUS LIKE 'Ssl_server_not_after'"
 
 SENTINEL_DATABASE = "mariadb_k8s"
 SENTINEL_TABLE = SENTINEL_DATABASE + ".sentinel"
@@ -115,6 +120,30 @@ def pod_state(output):
             "tls_verified": replica.get("Master_SSL_Verify_Server_Cert") == "Yes",
         })
     return state
+
+
+def certificate_expiry(output):
+    """The end of validity in SERVED_CERTIFICATE_SQL's output (OpenSSL's
+    form, "Dec  6 12:00:00 2027 GMT") as an aware UTC datetime; None when the
+    server presents no certificate."""
+    value = output.split("\t", 1)[-1].strip() if "\t" in output else ""
+    if not value:
+        return None
+    try:
+        return datetime.datetime.strptime(" ".join(value.split()), "%b %d %H:%M:%S %Y GMT").replace(
+            tzinfo=datetime.timezone.utc)
+    except ValueError:
+        raise ValueError("not a certificate's end of validity: %r" % value)
+
+
+def certificate_problem(pod, expires, now):
+    """What is wrong with the certificate a pod serves, the playbook that
+    renews it named; None when it is valid."""
+    if expires is None:
+        return "%s: serves no TLS certificate; renew_tls.yml issues one" % pod
+    if expires <= now:
+        return "%s: its TLS certificate expired on %s; renew_tls.yml renews it" % (pod, expires.strftime("%Y-%m-%d %H:%M UTC"))
+    return None
 
 
 def reconnecting(state):

@@ -60,7 +60,11 @@ options:
     description: Fail when a replica reports more seconds behind the primary than this.
     type: int
   tls:
-    description: Fail when a replica does not replicate over TLS with the primary's certificate verified.
+    description:
+      - Fail when a replica does not replicate over TLS with the primary's certificate verified, or a
+        server presents no certificate or an expired one.
+      - Reports the end of validity of the certificate each server presents (asked over a TLS session, so a
+        renewed certificate counts only once the server has loaded it), and the days left.
     type: bool
     default: false
 requirements:
@@ -114,6 +118,8 @@ pods:
       semi_sync: false
       tls: true
       tls_verified: true
+      tls_expires: "2027-12-06 12:00 UTC"
+      tls_days_left: 364
       errant_gtids: ""
       replicating: true
 sentinel:
@@ -136,6 +142,7 @@ problems:
            "mysql-0: errant GTIDs 0-100-57, not in the history of the primary mysql-1"]
 """
 
+import datetime
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -180,6 +187,31 @@ def _wait_for_sentinel(cluster, primary, replicas, timeout):
         with ThreadPoolExecutor(max_workers=min(8, len(replicas))) as pool:
             seconds = dict(pool.map(wait, replicas))
     return token, seconds
+
+
+def _served_certificates(cluster, pods):
+    """Set each pod's tls_expires and tls_days_left from the certificate its
+    server presents; return one line per problem."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def read(pod):
+        try:
+            return pod, cluster.certificate_expiry(pod), None
+        except (ExecError, ValueError) as exc:
+            return pod, None, "%s: cannot read the certificate it serves (%s)" % (pod, exc)
+
+    found = []
+    with ThreadPoolExecutor(max_workers=min(8, len(pods))) as pool:
+        for pod, expires, error in pool.map(read, sorted(pods)):
+            if error:
+                found.append(error)
+                continue
+            pods[pod]["tls_expires"] = expires.strftime("%Y-%m-%d %H:%M UTC") if expires else None
+            pods[pod]["tls_days_left"] = (expires - now).days if expires else None
+            problem = replication.certificate_problem(pod, expires, now)
+            if problem:
+                found.append(problem)
+    return found
 
 
 def execute_module(module, api_client):
@@ -238,6 +270,8 @@ def execute_module(module, api_client):
                     found.append("%s: the sentinel row written on %s did not arrive within %ss%s" % (
                         pod, primary, params["timeout"], io_thread))
             judge(cluster.read_states([pod for pod in was_reconnecting if seconds[pod] is not None]))
+    if params["tls"] and pods:
+        found.extend(_served_certificates(cluster, pods))
     result["pods"] = dict(sorted(pods.items()))
     if found:
         module.fail_json(msg="Replication check failed: " + "; ".join(found), **result)

@@ -196,6 +196,11 @@ def test_renewing_the_certificate_rolls_it_out_without_losing_a_write(api, core,
     renewed = {pod: served_not_before(api, pod) for pod in pods}
     assert all(served.values()) and all(renewed[pod] != served[pod] for pod in pods), (served, renewed)
     assert_replication_verifies_tls(api, core, 4)
+    # verify.yml reports what each server presents: the renewed certificate, valid mariadb_tls_days (825).
+    report_lines = play("verify.yml").check().output
+    for pod in pods:
+        days = re.search(r"%s: .*, certificate valid until \d{4}-\d\d-\d\d \d\d:\d\d UTC \((\d+) days\)" % pod, report_lines)
+        assert days and 823 <= int(days.group(1)) <= 825, report_lines[-3000:]
     check_nothing_lost(report, runner, core, BASE, "renew_tls.yml (new certificate rolled out)", writer, 4, seconds,
                        "every pod serves the new certificate; replicas verify it")
 

@@ -1,4 +1,6 @@
 """The replication check's logic, on output captured from real MariaDB servers."""
+import datetime
+
 import pytest
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import replication
@@ -151,3 +153,26 @@ def test_a_replica_no_wait_heals_is_named_with_the_playbook_that_fixes_it(io, io
     state.update(io_running=io, last_io_errno=io_errno, sql_running=sql, last_sql_errno=sql_errno)
     [problem] = replication.problems("mysql-3", state, False, state["primary_host"])
     assert problem.endswith("; rebuild.yml -e pod=mysql-3 re-clones it") == fix, problem
+
+
+@pytest.mark.parametrize("output,expires", [
+    ("Ssl_server_not_after\tDec  6 12:00:00 2027 GMT\n", datetime.datetime(2027, 12, 6, 12, 0, tzinfo=datetime.timezone.utc)),
+    ("Ssl_server_not_after\tMar 25 01:02:03 2030 GMT", datetime.datetime(2030, 3, 25, 1, 2, 3, tzinfo=datetime.timezone.utc)),
+    ("Ssl_server_not_after\t\n", None),
+    ("", None),
+])
+def test_the_served_certificates_end_of_validity_is_read(output, expires):
+    assert replication.certificate_expiry(output) == expires
+
+
+def test_a_served_certificate_that_is_no_date_is_an_error():
+    with pytest.raises(ValueError, match="not a certificate's end of validity: 'soon'"):
+        replication.certificate_expiry("Ssl_server_not_after\tsoon\n")
+
+
+def test_a_certificate_is_a_problem_once_expired_or_missing():
+    now = datetime.datetime(2026, 12, 6, tzinfo=datetime.timezone.utc)
+    assert replication.certificate_problem("mysql-0", now + datetime.timedelta(days=1), now) is None
+    assert replication.certificate_problem("mysql-0", now, now) == (
+        "mysql-0: its TLS certificate expired on 2026-12-06 00:00 UTC; renew_tls.yml renews it")
+    assert replication.certificate_problem("mysql-0", None, now) == "mysql-0: serves no TLS certificate; renew_tls.yml issues one"

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import cluster
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import cluster, replication
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 from ansible_collections.mariadb_k8s.cluster.plugins.modules import replication_check
 from captured import read as fixture
@@ -54,6 +54,7 @@ class FakeExec:
     cut_off = set()
     token = None
     written_on = None
+    certificates = {}  # pod -> SHOW STATUS LIKE 'Ssl_server_not_after' output
 
     def __init__(self, api_client, namespace, container):
         pass
@@ -67,6 +68,9 @@ class FakeExec:
             if isinstance(answers, str):
                 return with_binlog_state(answers)
             return with_binlog_state(answers.pop(0) if len(answers) > 1 else answers[0])
+        if sql == replication.SERVED_CERTIFICATE_SQL:
+            assert "--ssl" in command, "only a TLS session sees the served certificate"
+            return self.certificates.get(pod, "Ssl_server_not_after\tDec  6 12:00:00 2099 GMT\n")
         if "REPLACE INTO" in sql:
             FakeExec.token = sql.split("'")[1]
             FakeExec.written_on = pod
@@ -122,6 +126,7 @@ def fake_exec():
     FakeExec.cut_off = set()
     FakeExec.token = None
     FakeExec.written_on = None
+    FakeExec.certificates = {}
     return FakeExec
 
 
@@ -266,3 +271,37 @@ def test_without_a_record_the_primary_is_ordinal_0(fake_api, fake_exec):
     fake_api.primary = None  # a cluster deployed before the record existed
     result = run(FakeModule())
     assert result["failed"] is False and result["primary"] == "mysql-0" and fake_exec.written_on == "mysql-0"
+
+
+def over_verified_tls(output):
+    return output.replace("Master_SSL_Allowed: No", "Master_SSL_Allowed: Yes").replace(
+        "Master_SSL_Verify_Server_Cert: No", "Master_SSL_Verify_Server_Cert: Yes")
+
+
+def test_with_tls_each_servers_certificate_and_its_days_left_are_reported(fake_exec):
+    for pod in ("mysql-1", "mysql-2"):
+        fake_exec.outputs[pod] = over_verified_tls(fake_exec.outputs[pod])
+    result = run(FakeModule(tls=True))
+    assert result["failed"] is False, result.get("msg")
+    assert {pod: state["tls_expires"] for pod, state in result["pods"].items()} == dict.fromkeys(
+        ("mysql-0", "mysql-1", "mysql-2"), "2099-12-06 12:00 UTC")
+    assert all(state["tls_days_left"] > 365 * 70 for state in result["pods"].values())
+
+
+@pytest.mark.parametrize("served,problem", [
+    ("Ssl_server_not_after\tJan  1 00:00:00 2001 GMT\n",
+     "mysql-2: its TLS certificate expired on 2001-01-01 00:00 UTC; renew_tls.yml renews it"),
+    ("Ssl_server_not_after\t\n", "mysql-2: serves no TLS certificate; renew_tls.yml issues one"),
+])
+def test_with_tls_an_expired_or_missing_certificate_fails_naming_the_pod(fake_exec, served, problem):
+    for pod in ("mysql-1", "mysql-2"):
+        fake_exec.outputs[pod] = over_verified_tls(fake_exec.outputs[pod])
+    fake_exec.certificates["mysql-2"] = served
+    result = run(FakeModule(tls=True))
+    assert result["failed"] is True and result["problems"] == [problem]
+
+
+def test_without_tls_no_certificate_is_asked_for(fake_exec):
+    fake_exec.certificates = {"mysql-0": "not asked"}
+    result = run(FakeModule())
+    assert result["failed"] is False and all("tls_expires" not in state for state in result["pods"].values())
