@@ -61,6 +61,26 @@ def local(tmp_path_factory):
                   mariadb_service_monitor_labels={"release": "kube-prometheus-stack"}, mariadb_autopilot=True)
 
 
+def selects(selector, labels):
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def test_what_selects_the_database_pods_never_selects_the_autopilot_s(local):
+    """Its pods once carried the database pods' labels: the read Service sent
+    clients to them, and the disruption budget counted them."""
+    database = one(local, "StatefulSet")["spec"]["template"]["metadata"]["labels"]
+    autopilot = one(local, "Deployment", "mysql-autopilot")["spec"]["template"]["metadata"]["labels"]
+    selectors = {"Service " + name: one(local, "Service", name)["spec"]["selector"]
+                 for name in ("mysql", "mysql-read", "mysql-primary")}
+    selectors["PodDisruptionBudget"] = one(local, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"]
+    selectors["NetworkPolicy"] = one(local, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"]
+    selectors["StatefulSet"] = one(local, "StatefulSet")["spec"]["selector"]["matchLabels"]
+    assert [what for what, selector in selectors.items() if selects(selector, autopilot)] == []
+    assert [what for what, selector in selectors.items()
+            if not selects(selector, dict(database, **{"statefulset.kubernetes.io/pod-name": "mysql-0"}))] == []
+    assert selects(one(local, "Deployment", "mysql-autopilot")["spec"]["selector"]["matchLabels"], autopilot)
+
+
 def test_the_autopilot_is_rendered_with_the_hook_that_waits_for_it(default, local):
     assert not [key for key in default if key[0].startswith("autopilot-")]
     assert "lifecycle" not in containers(default)["mariadb"]
