@@ -82,12 +82,11 @@ seconds:
 
 import time
 
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import job, k8s_module
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import job, k8s_module, watch
 
 try:
     from kubernetes.client import BatchV1Api, CoreV1Api
     from kubernetes.client.exceptions import ApiException
-    from kubernetes.watch import Watch
 except ImportError:
     pass
 
@@ -119,11 +118,8 @@ class Cluster:
 
     def next_job_event(self, resource_version, seconds):
         """Return at the first change of the Job after resource_version, or after seconds."""
-        watch = Watch()
-        for _event in watch.stream(self._batch.list_namespaced_job, self._namespace,
-                                   field_selector="metadata.name=" + self._name, resource_version=resource_version,
-                                   timeout_seconds=max(1, int(seconds)), _request_timeout=seconds + 5):
-            watch.stop()
+        watch.next_event(self._batch.list_namespaced_job, self._namespace, resource_version, seconds,
+                         field_selector="metadata.name=" + self._name)
 
     def log(self, container):
         """The log lines of the Job's newest pod; [] when it has none."""
@@ -138,32 +134,17 @@ class Cluster:
 def wait(cluster, timeout):
     """Return (outcome, error) once the Job ended (outcome True or False),
     or timeout passed (outcome None, error the last read's failure if any)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        error = None
-        try:
-            found, resource_version = cluster.read()
-            if found is None:
-                raise LookupError("not found")
-            ended = job.outcome(found)
-            if ended is not None:
-                return ended, None
-        except LookupError:
-            raise
-        except ApiException as exc:
-            error = "%s %s" % (exc.status, exc.reason)
-        except Exception as exc:  # connection errors: the API may come back before the deadline
-            error = str(exc)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return None, error
-        try:
-            if error is None:
-                cluster.next_job_event(resource_version, min(remaining, WATCH_SECONDS))
-            else:
-                time.sleep(min(remaining, 1))
-        except Exception:  # an expired resource version or a dropped watch: read again
-            time.sleep(min(remaining, 0.2))
+    seen = dict(outcome=None)
+
+    def read():
+        found, resource_version = cluster.read()
+        if found is None:
+            raise LookupError("not found")
+        seen["outcome"] = job.outcome(found)
+        return seen["outcome"] is not None, resource_version
+
+    error = watch.until(read, cluster.next_job_event, timeout, WATCH_SECONDS)
+    return seen["outcome"], error
 
 
 def execute_module(module, cluster):

@@ -102,12 +102,11 @@ stuck:
 
 import time
 
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import k8s_module, rollout
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import k8s_module, rollout, watch
 
 try:
     from kubernetes.client import AppsV1Api, CoreV1Api
     from kubernetes.client.exceptions import ApiException
-    from kubernetes.watch import Watch
 except ImportError:
     pass
 
@@ -137,7 +136,13 @@ class Cluster:
 
     def read(self):
         """The StatefulSet, its pods, and the resource version to watch the pods from."""
-        sts = self._api.sanitize_for_serialization(self._apps.read_namespaced_stateful_set(self._name, self._namespace))
+        try:
+            sts = self._apps.read_namespaced_stateful_set(self._name, self._namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise LookupError("not found")
+            raise
+        sts = self._api.sanitize_for_serialization(sts)
         pods = self._core.list_namespaced_pod(self._namespace, label_selector=rollout.label_selector(sts))
         return sts, self._api.sanitize_for_serialization(pods.items), pods.metadata.resource_version
 
@@ -148,40 +153,25 @@ class Cluster:
 
     def next_pod_event(self, statefulset, resource_version, seconds):
         """Return at the first pod change after resource_version, or after seconds."""
-        watch = Watch()
-        for _event in watch.stream(self._core.list_namespaced_pod, self._namespace,
-                                   label_selector=rollout.label_selector(statefulset),
-                                   resource_version=resource_version, timeout_seconds=max(1, int(seconds)),
-                                   _request_timeout=seconds + 5):
-            watch.stop()
+        watch.next_event(self._core.list_namespaced_pod, self._namespace, resource_version, seconds,
+                         label_selector=rollout.label_selector(statefulset))
 
 
 def wait(cluster, timeout, replicas=None):
     """Return (statefulset, pods, pending, stuck, error) once nothing is pending,
     a pod is stuck on a replication error no wait ends, or timeout passed."""
-    deadline = time.monotonic() + timeout
-    sts, pods, waiting, stuck, error = None, [], [], {}, None
-    while True:
-        try:
-            sts, pods, resource_version = cluster.read()
-            waiting, error = rollout.pending(pods, sts, replicas), None
-            stuck = rollout.stuck(pods, cluster.probe_failures()) if waiting else {}
-        except ApiException as exc:
-            if exc.status == 404:
-                raise
-            error = "%s %s" % (exc.status, exc.reason)
-        except Exception as exc:  # connection errors: the API may come back before the deadline
-            error = str(exc)
-        remaining = deadline - time.monotonic()
-        if (not waiting and error is None) or stuck or remaining <= 0:
-            return sts, pods, waiting, stuck, error
-        try:
-            if error is None:
-                cluster.next_pod_event(sts, resource_version, min(remaining, WATCH_SECONDS))
-            else:
-                time.sleep(min(remaining, 1))
-        except Exception:  # an expired resource version or a dropped watch: read again
-            time.sleep(min(remaining, 0.2))
+    seen = dict(sts=None, pods=[], waiting=[], stuck={})
+
+    def read():
+        sts, pods, resource_version = cluster.read()
+        waiting = rollout.pending(pods, sts, replicas)
+        stuck = rollout.stuck(pods, cluster.probe_failures()) if waiting else {}
+        seen.update(sts=sts, pods=pods, waiting=waiting, stuck=stuck)
+        return not waiting or bool(stuck), resource_version
+
+    error = watch.until(read, lambda version, seconds: cluster.next_pod_event(seen["sts"], version, seconds),
+                        timeout, WATCH_SECONDS)
+    return seen["sts"], seen["pods"], seen["waiting"], seen["stuck"], error
 
 
 def execute_module(module, cluster):
@@ -189,7 +179,7 @@ def execute_module(module, cluster):
     started = time.monotonic()
     try:
         sts, pods, waiting, stuck, error = wait(cluster, params["timeout"], params["replicas"])
-    except ApiException:
+    except LookupError:
         module.fail_json(msg="StatefulSet %s not found in namespace %s." % (params["name"], params["namespace"]),
                          pending=[], seconds=0.0)
     seconds = round(time.monotonic() - started, 3)

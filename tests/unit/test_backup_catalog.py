@@ -8,6 +8,7 @@ import pytest
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import backup_catalog
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.backup_catalog import PlanError
 from ansible_collections.mariadb_k8s.cluster.plugins.modules import backup_catalog as backup_catalog_module
+from fake_module import Exit, FakeModule
 
 TL = "k3x9q2m1a0bc"
 T0 = 1796119200  # 2026-12-01 10:00:00 UTC
@@ -405,30 +406,19 @@ def test_plan_past_a_missing_last_binlog_is_refused():
 
 # The module
 
-class Exit(Exception):
-    pass
-
-
-class FakeModule:
-    """AnsibleModule as main() uses it: params from ARGS, with the defaults."""
+class Module(FakeModule):
+    """AnsibleModule as main() builds it: params from args, with the spec's defaults."""
 
     args = {}
 
     def __init__(self, argument_spec, supports_check_mode):
         assert supports_check_mode is True
-        self.params = {name: spec.get("default") for name, spec in argument_spec.items()}
-        self.params.update(self.args)
-
-    def exit_json(self, **result):
-        raise Exit(dict(result, failed=False))
-
-    def fail_json(self, msg, **result):
-        raise Exit(dict(result, failed=True, msg=msg))
+        super().__init__(**dict({name: spec.get("default") for name, spec in argument_spec.items()}, **self.args))
 
 
 def run(monkeypatch, **args):
-    monkeypatch.setattr(FakeModule, "args", args)
-    monkeypatch.setattr(backup_catalog_module, "AnsibleModule", FakeModule)
+    monkeypatch.setattr(Module, "args", args)
+    monkeypatch.setattr(backup_catalog_module, "AnsibleModule", Module)
     with pytest.raises(Exit) as result:
         backup_catalog_module.main()
     return result.value.args[0]

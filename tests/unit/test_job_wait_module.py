@@ -6,26 +6,15 @@ from kubernetes.client.exceptions import ApiException
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import job
 from ansible_collections.mariadb_k8s.cluster.plugins.modules import job_wait
+from fake_module import Exit, FakeModule
 
 RUNNING = {"metadata": {"name": "mysql-backup-1"}, "status": {"active": 1}}
 SUCCEEDED = {"metadata": {"name": "mysql-backup-1"}, "status": {"succeeded": 1}}
 FAILED = {"metadata": {"name": "mysql-backup-1"}, "status": {"failed": 1}}
 
 
-class Exit(Exception):
-    pass
-
-
-class FakeModule:
-    def __init__(self, **params):
-        self.params = dict(namespace="mysql", name="mysql-backup-1", container="backup", timeout=5)
-        self.params.update(params)
-
-    def exit_json(self, **result):
-        raise Exit(dict(result, failed=False))
-
-    def fail_json(self, msg, **result):
-        raise Exit(dict(result, failed=True, msg=msg))
+class Module(FakeModule):
+    defaults = dict(namespace="mysql", name="mysql-backup-1", container="backup", timeout=5)
 
 
 class ScriptedCluster:
@@ -60,7 +49,7 @@ class ScriptedCluster:
 
 def run(cluster, **params):
     with pytest.raises(Exit) as result:
-        job_wait.execute_module(FakeModule(**params), cluster)
+        job_wait.execute_module(Module(**params), cluster)
     return result.value.args[0]
 
 

@@ -9,26 +9,13 @@ from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 from ansible_collections.mariadb_k8s.cluster.plugins.modules import move_primary
 from captured import read as fixture
+from fake_module import Exit, FakeModule
 
 PODS = ["mysql-0", "mysql-1", "mysql-2"]
 
 
-class Exit(Exception):
-    pass
-
-
-class FakeModule:
-    def __init__(self, check_mode=False, **params):
-        self.params = dict(namespace="mysql", name="mysql", mode="switchover", target=None, force=False,
-                           timeout=30, max_lag=5)
-        self.params.update(params)
-        self.check_mode = check_mode
-
-    def exit_json(self, **result):
-        raise Exit(dict(result, failed=False))
-
-    def fail_json(self, msg, **result):
-        raise Exit(dict(result, failed=True, msg=msg))
+class Module(FakeModule):
+    defaults = dict(namespace="mysql", name="mysql", mode="switchover", target=None, force=False, timeout=30, max_lag=5)
 
 
 def primary_state(position, binlog_state=None, slave_pos=""):
@@ -149,7 +136,7 @@ def cluster(monkeypatch):
 
 def run(**params):
     with pytest.raises(Exit) as result:
-        move_primary.execute_module(FakeModule(**params), api_client=None)
+        move_primary.execute_module(Module(**params), api_client=None)
     return result.value.args[0]
 
 
@@ -195,7 +182,7 @@ def test_switchover_refuses_when_the_primary_does_not_answer(cluster):
 
 def test_switchover_in_check_mode_changes_nothing(cluster):
     with pytest.raises(Exit) as result:
-        move_primary.execute_module(FakeModule(check_mode=True, target="mysql-1"), api_client=None)
+        move_primary.execute_module(Module(check_mode=True, target="mysql-1"), api_client=None)
     assert result.value.args[0]["failed"] is False and cluster.calls == []
 
 

@@ -10,6 +10,7 @@ from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import cluster
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 from ansible_collections.mariadb_k8s.cluster.plugins.modules import replication_check
 from captured import read as fixture
+from fake_module import Exit, FakeModule
 
 
 def with_binlog_state(output):
@@ -26,22 +27,9 @@ def as_replica_of(output, primary):
     return output.replace("Master_Host: mysql-0.mysql", "Master_Host: %s.mysql" % primary)
 
 
-class Exit(Exception):
-    pass
-
-
-class FakeModule:
-    def __init__(self, check_mode=False, **params):
-        self.params = dict(namespace="mysql", name="mysql", replicas=3, primary=None, container="mariadb",
-                           sentinel=True, timeout=1, max_lag=None, tls=False)
-        self.params.update(params)
-        self.check_mode = check_mode
-
-    def exit_json(self, **result):
-        raise Exit(dict(result, failed=False))
-
-    def fail_json(self, msg, **result):
-        raise Exit(dict(result, failed=True, msg=msg))
+class Module(FakeModule):
+    defaults = dict(namespace="mysql", name="mysql", replicas=3, primary=None, container="mariadb", sentinel=True,
+                    timeout=1, max_lag=None, tls=False)
 
 
 class FakeExec:
@@ -137,7 +125,7 @@ def run(module):
 
 
 def test_healthy_cluster_reports_every_pod_and_the_sentinel(fake_exec):
-    result = run(FakeModule())
+    result = run(Module())
     assert result["failed"] is False and result["changed"] is False
     assert result["primary"] == "mysql-0"
     assert {p: s["role"] for p, s in result["pods"].items()} == {"mysql-0": "primary", "mysql-1": "replica", "mysql-2": "replica"}
@@ -149,14 +137,14 @@ def test_healthy_cluster_reports_every_pod_and_the_sentinel(fake_exec):
 
 
 def test_check_mode_writes_no_sentinel(fake_exec):
-    result = run(FakeModule(check_mode=True))
+    result = run(Module(check_mode=True))
     assert result["failed"] is False
     assert "sentinel" not in result and fake_exec.token is None
 
 
 def test_broken_replica_is_named_with_its_error(fake_exec):
     fake_exec.outputs["mysql-2"] = fixture("status-10.11-replica-auth-error.txt")
-    result = run(FakeModule())
+    result = run(Module())
     assert result["failed"] is True
     assert "mysql-2: IO thread Connecting" in result["msg"] and "Access denied" in result["msg"]
     assert "sentinel" not in result
@@ -164,7 +152,7 @@ def test_broken_replica_is_named_with_its_error(fake_exec):
 
 def test_unreachable_pod_is_named(fake_exec):
     fake_exec.broken = {"mysql-1"}
-    result = run(FakeModule())
+    result = run(Module())
     assert result["failed"] is True
     assert "mysql-1: cannot read its state (exit code 1: ERROR 2002" in result["msg"]
 
@@ -178,7 +166,7 @@ def test_missing_statefulset_is_named_in_one_line(monkeypatch):
             raise ApiException(status=404, reason="Not Found")
 
     monkeypatch.setattr(cluster, "AppsV1Api", NoStatefulSet)
-    result = run(FakeModule(replicas=None))
+    result = run(Module(replicas=None))
     assert result["failed"] is True
     assert result["msg"] == "Cannot read StatefulSet mysql or its record ConfigMap mysql-topology in namespace mysql: 404 Not Found"
 
@@ -192,19 +180,19 @@ def test_statefulset_scaled_to_zero_fails_in_one_line(monkeypatch):
             return SimpleNamespace(spec=SimpleNamespace(replicas=0))
 
     monkeypatch.setattr(cluster, "AppsV1Api", ScaledToZero)
-    result = run(FakeModule(replicas=None))
+    result = run(Module(replicas=None))
     assert result["failed"] is True
     assert result["msg"] == "StatefulSet mysql in namespace mysql has 0 replicas: nothing to check"
 
 
 def test_zero_replicas_requested_fails_in_one_line():
-    result = run(FakeModule(replicas=0))
+    result = run(Module(replicas=0))
     assert result["failed"] is True and result["msg"] == "replicas=0: nothing to check"
 
 
 def test_reconnecting_replica_passes_once_the_sentinel_arrives_and_is_read_again(fake_exec):
     fake_exec.outputs["mysql-1"] = [fixture("status-11.8-replica-reconnecting.txt"), fixture("status-11.8-mysql-1.txt")]
-    result = run(FakeModule())
+    result = run(Module())
     assert result["failed"] is False
     assert result["pods"]["mysql-1"]["io_running"] == "Yes"
 
@@ -212,20 +200,20 @@ def test_reconnecting_replica_passes_once_the_sentinel_arrives_and_is_read_again
 def test_reconnecting_replica_without_the_sentinel_is_named_with_its_io_thread(fake_exec):
     fake_exec.outputs["mysql-1"] = fixture("status-11.8-replica-reconnecting.txt")
     fake_exec.cut_off = {"mysql-1"}
-    result = run(FakeModule(timeout=0.3))
+    result = run(Module(timeout=0.3))
     assert result["failed"] is True
     assert "mysql-1: the sentinel row written on mysql-0 did not arrive within 0.3s (IO thread Connecting: error reconnecting" in result["msg"]
 
 
 def test_reconnecting_replica_fails_when_no_sentinel_is_written(fake_exec):
     fake_exec.outputs["mysql-1"] = fixture("status-11.8-replica-reconnecting.txt")
-    result = run(FakeModule(sentinel=False))
+    result = run(Module(sentinel=False))
     assert result["failed"] is True and "mysql-1: IO thread Connecting" in result["msg"]
 
 
 def test_a_second_writable_pod_fails_naming_both(fake_exec):
     fake_exec.outputs["mysql-2"] = fixture("status-10.11-mysql-0.txt")  # writable, replicating from nobody
-    result = run(FakeModule())
+    result = run(Module())
     assert result["failed"] is True and "sentinel" not in result
     assert result["writable"] == ["mysql-0", "mysql-2"]
     assert "2 pods are writable (mysql-0, mysql-2); only the primary mysql-0 may be" in result["msg"]
@@ -235,7 +223,7 @@ def test_a_replica_with_an_errant_gtid_is_named_with_it(fake_exec):
     # mysql-1 (server 101) committed a transaction of its own the primary never had.
     fake_exec.outputs["mysql-1"] = fixture("status-11.8-mysql-1.txt").replace(
         "gtid_current_pos: 0-100-15", "gtid_current_pos: 0-101-16")
-    result = run(FakeModule())
+    result = run(Module())
     assert result["failed"] is True and "sentinel" not in result
     assert "mysql-1: errant GTIDs 0-101-16, not in the history of the primary mysql-0" in result["msg"]
     assert result["pods"]["mysql-1"]["errant_gtids"] == "0-101-16"
@@ -250,7 +238,7 @@ def test_the_recorded_primary_at_another_ordinal_is_checked_and_written_to(fake_
         "mysql-1": as_replica_of(fixture("status-10.11-mysql-1.txt"), "mysql-2"),
         "mysql-2": fixture("status-11.8-mysql-0.txt"),
     }
-    result = run(FakeModule(replicas=replicas))
+    result = run(Module(replicas=replicas))
     assert result["failed"] is False, result.get("msg")
     assert result["primary"] == "mysql-2" and fake_exec.written_on == "mysql-2"
     replicas_checked = {"mysql-%d" % i for i in range(replicas)} - {"mysql-2"}
@@ -262,14 +250,14 @@ def test_replicas_of_the_old_primary_are_named_once_the_record_moved(fake_api, f
     fake_api.primary = "mysql-1"
     fake_exec.outputs["mysql-1"] = fixture("status-11.8-mysql-0.txt")
     fake_exec.outputs["mysql-0"] = as_replica_of(fixture("status-11.8-mysql-1.txt"), "mysql-1")
-    result = run(FakeModule())
+    result = run(Module())
     assert result["failed"] is True
     assert "mysql-2: replicates from mysql-0.mysql instead of mysql-1.mysql" in result["msg"]
 
 
 def test_without_a_record_the_primary_is_ordinal_0(fake_api, fake_exec):
     fake_api.primary = None  # a cluster deployed before the record existed
-    result = run(FakeModule())
+    result = run(Module())
     assert result["failed"] is False and result["primary"] == "mysql-0" and fake_exec.written_on == "mysql-0"
 
 
@@ -281,7 +269,7 @@ def over_verified_tls(output):
 def test_with_tls_each_servers_certificate_and_its_days_left_are_reported(fake_exec):
     for pod in ("mysql-1", "mysql-2"):
         fake_exec.outputs[pod] = over_verified_tls(fake_exec.outputs[pod])
-    result = run(FakeModule(tls=True))
+    result = run(Module(tls=True))
     assert result["failed"] is False, result.get("msg")
     assert {pod: state["tls_expires"] for pod, state in result["pods"].items()} == dict.fromkeys(
         ("mysql-0", "mysql-1", "mysql-2"), "2099-12-06 12:00 UTC")
@@ -297,11 +285,11 @@ def test_with_tls_an_expired_or_missing_certificate_fails_naming_the_pod(fake_ex
     for pod in ("mysql-1", "mysql-2"):
         fake_exec.outputs[pod] = over_verified_tls(fake_exec.outputs[pod])
     fake_exec.certificates["mysql-2"] = served
-    result = run(FakeModule(tls=True))
+    result = run(Module(tls=True))
     assert result["failed"] is True and result["problems"] == [problem]
 
 
 def test_without_tls_no_certificate_is_asked_for(fake_exec):
     fake_exec.certificates = {"mysql-0": "not asked"}
-    result = run(FakeModule())
+    result = run(Module())
     assert result["failed"] is False and all("tls_expires" not in state for state in result["pods"].values())

@@ -3,26 +3,15 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from ansible_collections.mariadb_k8s.cluster.plugins.modules import statefulset_wait
+from fake_module import Exit, FakeModule
 from k8s_objects import pod, sts
 
 DONE = (sts(), [pod(0), pod(1), pod(2, image="img:2")])
 STARTING = (sts(), [pod(0), pod(1, ready=False)])
 
 
-class Exit(Exception):
-    pass
-
-
-class FakeModule:
-    def __init__(self, **params):
-        self.params = dict(namespace="mysql", name="mysql", replicas=None, container="mariadb", timeout=5)
-        self.params.update(params)
-
-    def exit_json(self, **result):
-        raise Exit(dict(result, failed=False))
-
-    def fail_json(self, msg, **result):
-        raise Exit(dict(result, failed=True, msg=msg))
+class Module(FakeModule):
+    defaults = dict(namespace="mysql", name="mysql", replicas=None, container="mariadb", timeout=5)
 
 
 class ScriptedCluster:
@@ -53,7 +42,7 @@ class ScriptedCluster:
 
 def run(cluster, **params):
     with pytest.raises(Exit) as result:
-        statefulset_wait.execute_module(FakeModule(**params), cluster)
+        statefulset_wait.execute_module(Module(**params), cluster)
     return result.value.args[0]
 
 
@@ -80,7 +69,7 @@ def test_times_out_naming_the_pending_pods(monkeypatch):
 
 
 def test_missing_statefulset_is_named():
-    result = run(ScriptedCluster([ApiException(status=404, reason="Not Found")]))
+    result = run(ScriptedCluster([LookupError("not found")]))  # Cluster.read: a 404 of the StatefulSet
     assert result["failed"] is True
     assert result["msg"] == "StatefulSet mysql not found in namespace mysql."
 
