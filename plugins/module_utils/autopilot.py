@@ -11,11 +11,14 @@ thread is reconnecting). A primary that still answers is fenced first. The
 primary's side of a partition is a minority, so it never promotes; without
 a quorum the cluster is "lost": nothing is promoted and the verdict says who
 answered. A primary being deleted hands over to the most advanced healthy
-replica; a replica whose position is gone is re-cloned unless errant."""
+replica; a replica whose position is gone is re-cloned unless errant. A
+recorded primary that fenced itself (self-fence.sh) is made writable again
+once a quorum replicates from it."""
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import gtid, replication, rollout
 
-HEALTHY, FENCED, SUSPECT, FAILOVER, LOST, HANDOVER = "healthy", "fenced", "suspect", "failover", "lost", "handover"
+HEALTHY, FENCED, SUSPECT, FAILOVER, LOST, HANDOVER, RESUME = (
+    "healthy", "fenced", "suspect", "failover", "lost", "handover", "resume")
 
 
 def has_lost(state, primary_host):
@@ -72,6 +75,34 @@ def handover_target(primary, states, terminating, primary_host):
     return gtid.most_advanced(positions) if positions else None
 
 
+def resume(primary, pods, states, primary_host):
+    """The verdict for a recorded primary that isolated itself
+    (self-fence.sh: it lost its quorum) and answers read-only, replicating
+    from nobody. Writable again once more than half of the pods, itself
+    included, replicate from it with their IO thread connected: the others
+    cannot promote behind its back. A replica that holds transactions it
+    lacks (received, but the acknowledgement never arrived before the crash
+    rolled them back) is failed over to instead, the most advanced, so
+    nothing it holds turns errant."""
+    source = states[primary]
+    followers = sorted(pod for pod, state in states.items()
+                       if pod != primary and state["replicating"] and state["primary_host"] == primary_host)
+    ahead = [pod for pod in followers
+             if gtid.errant(states[pod]["gtid_current_pos"], source["gtid_binlog_state"], source["gtid_slave_pos"])]
+    connected = [pod for pod in followers if states[pod]["io_running"] == "Yes"]
+    if ahead:
+        return dict(state=FAILOVER, agreeing=followers, answered=True,
+                    reason="the primary %s fenced itself, and %s hold transactions it lacks: failing over to the most "
+                    "advanced replica" % (primary, ", ".join(ahead)))
+    if len(connected) + 1 >= len(pods) // 2 + 1:
+        return dict(state=RESUME, unfence=[primary],
+                    reason="the primary %s fenced itself; %d of %d pods replicate from it again (%s): writable again"
+                    % (primary, len(connected) + 1, len(pods), ", ".join(connected)))
+    return dict(state=FENCED, reason="the primary %s fenced itself; it stays read-only until more than half of the pods "
+                "replicate from it (now %d of %d: %s)" % (primary, len(connected) + 1, len(pods),
+                                                          ", ".join([primary] + connected)))
+
+
 def decide(primary, pods, states, unreachable_for, failover_after, primary_host, terminating=()):
     """The verdict for one round.
 
@@ -85,6 +116,8 @@ def decide(primary, pods, states, unreachable_for, failover_after, primary_host,
     answers = primary in states
     lost, quorum = agreeing(primary, pods, states, primary_host)
     if answers and not quorum and states[primary]["read_only"]:
+        if states[primary]["fenced"] and not states[primary]["replicating"] and primary not in terminating:
+            return resume(primary, pods, states, primary_host)
         return dict(state=FENCED, reason="the primary %s answers read-only: a move is in progress, or it "
                     "was fenced" % primary)
     if answers and not quorum:

@@ -80,14 +80,14 @@ class Controller:
         unreachable_for = 0 if self.unreachable_since is None else now - self.unreachable_since
         verdict = autopilot.decide(primary, pods, states, unreachable_for, self.failover_after, host,
                                    self.cluster.terminating(pods))
-        for action in ("isolate", "fence"):
+        for action in ("isolate", "fence", "unfence"):
             for pod in verdict.get(action, []):
                 try:
                     done = self.cluster.role(pod, action, timeout=15).strip().splitlines()
                     verdict["reason"] += ("; crashed %s: its commits no replica acknowledged roll back as it restarts "
-                                          "read-only" % pod if done[-1:] == ["crashing"] else "; fenced %s" % pod)
+                                          "read-only" % pod if done[-1:] == ["crashing"] else "; %sd %s" % (action, pod))
                 except ExecError as exc:
-                    verdict["reason"] += "; could not fence %s (%s)" % (pod, exc)
+                    verdict["reason"] += "; could not %s %s (%s)" % (action, pod, exc)
         for pod in verdict.get("reclone", []):
             verdict["reason"] += "; " + self.reclone(pod, now)
         # A pod that just started is idle until its sidecar sets up

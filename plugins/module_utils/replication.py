@@ -11,13 +11,15 @@ from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import gtid, r
 
 # One exec per pod: server identity, then the replica status (no row on a
 # server that replicates from nobody). Vertical output parses the same way
-# for both statements.
+# for both statements. fenced: the datadir holds the mark role.sh isolate and
+# crash leave (common.sh FENCED_MARK): the server starts read-only.
 STATUS_SQL = (
     "SELECT @@server_id AS server_id, @@read_only AS read_only, @@version AS version, "
     "@@gtid_current_pos AS gtid_current_pos, @@gtid_binlog_pos AS gtid_binlog_pos, "
     "@@gtid_slave_pos AS gtid_slave_pos, @@gtid_binlog_state AS gtid_binlog_state, "
     "(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
-    "WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_STATUS') AS semi_sync\\G "
+    "WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_STATUS') AS semi_sync, "
+    "LOAD_FILE(CONCAT(@@datadir, '.fenced-primary')) IS NOT NULL AS fenced\\G "
     "SHOW SLAVE STATUS\\G"
 )
 
@@ -89,6 +91,7 @@ def pod_state(output):
         "gtid_binlog_state": server.get("gtid_binlog_state", ""),
         # Whether this server, as a primary, waits for a replica's acknowledgement.
         "semi_sync": server.get("semi_sync") == "ON",
+        "fenced": server.get("fenced") == "1",
         "gtid_io_pos": "",
         "replicating": replica is not None,
         "primary_host": None,

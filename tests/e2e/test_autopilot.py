@@ -42,6 +42,11 @@ def autopilot_log(core):
 LOCAL_SQL = ["mariadb", "--defaults-file=/etc/mysql/cluster/my.cnf", "--protocol=socket", "--user=mysql", "-N", "-e"]
 
 
+# root over the socket with its password, from the mounted Secret inside the pod.
+AS_ROOT = ["bash", "-c", 'MYSQL_PWD=$(cat /etc/mysql/credentials/root-password) exec mariadb '
+           '--defaults-file=/etc/mysql/cluster/my.cnf --protocol=socket --user=root -N -e "$1"', "as-root"]
+
+
 def read_only(server, pod):
     """Whether the pod's server answers read-only (False while it restarts,
     or is deleted to be cloned back)."""
@@ -155,6 +160,71 @@ def test_a_primary_cut_off_the_network_is_failed_over_and_takes_no_write(api, co
                        "the autopilot", writer, 3, seconds,
                        "%s promoted without a person; %s's own write never acknowledged, rolled back as the fence "
                        "crashed it, then a replica again without a person" % (new, old))
+
+
+def scale_autopilot(api, core, copies):
+    """Scale the autopilot's Deployment; at 0, wait until no copy runs (a
+    terminating copy still acts)."""
+    client.AppsV1Api(api).patch_namespaced_deployment_scale("mysql-autopilot", NS, {"spec": {"replicas": copies}})
+    if copies == 0:
+        wait_until("no autopilot running", lambda: not core.list_namespaced_pod(
+            NS, label_selector="app.kubernetes.io/component=autopilot").items, timeout=90, interval=1)
+
+
+def record(core):
+    data = core.read_namespaced_config_map("mysql-topology", NS).data
+    return data["primary"], int(data.get("epoch") or 0)
+
+
+def test_a_primary_cut_off_while_the_autopilot_is_down_fences_itself(api, core, runner, report):
+    """Safety that does not depend on the watcher: with no autopilot running,
+    a primary whose pod's network is cut makes itself read-only within
+    failover_after (self-fence.sh), so a promotion on the other side could
+    never meet a writable old primary. Healed, its replicas back, the
+    autopilot makes it writable again: no failover, the same epoch."""
+    old, epoch = record(core)
+    server = pod_exec(api, NS, "mariadb")
+    replicas = sorted(pod for pod in ("mysql-0", "mysql-1", "mysql-2") if pod != old)
+    netns = pod_netns(core, NS, old)
+    scale_autopilot(api, core, 0)
+    try:
+        assert not read_only(server, old)
+        started = time.monotonic()
+        netns_drop(netns, "-I")
+        try:
+            # Control: the partition drops traffic (no client reaches it) ...
+            assert not reachable(runner, old)
+            wait_until(old + " fenced itself", lambda: read_only(server, old), timeout=30, interval=0.2)
+            seconds = time.monotonic() - started
+            # ... and its replicas lost it.
+            wait_until("the replicas lost " + old, lambda: not any(replicates_from(server, pod, old) for pod in replicas),
+                       timeout=30, interval=1)
+            # Up, but it refuses a user's write at once instead of making
+            # it wait for an acknowledgement no replica can send (root, as
+            # users: no READ_ONLY ADMIN, unlike the pods' local admin).
+            with pytest.raises(ExecError, match="read-only"):
+                server.run(old, AS_ROOT + ["INSERT INTO app.events VALUES ('refused', 1)"], timeout=10)
+        finally:
+            netns_drop(netns, "-D")
+        said = core.read_namespaced_pod_log(old, NS, container="sidecar")
+        assert "fencing itself: only 0 of the 2 other pods answered" in said, said[-2000:]
+        assert seconds < 5, "fenced %.1f s after the cut: the autopilot may promote after failover_after (5 s)" % seconds
+        for pod in replicas:
+            wait_until(pod + " replicating from " + old, lambda: replicates_from(server, pod, old), timeout=60, interval=1)
+        assert read_only(server, old), "nobody but the autopilot makes it writable again"
+    finally:
+        scale_autopilot(api, core, 2)
+    with Writer(runner, "self-fenced") as writer:
+        wait_until(old + " writable again", lambda: not read_only(server, old), timeout=60, interval=0.5)
+        resumed = time.monotonic() - started
+        time.sleep(3)  # writes reach it
+    assert record(core) == (old, epoch), "the autopilot moved the primary instead of unfencing it"
+    assert "fenced itself" in autopilot_log(core) and "unfenced " + old in autopilot_log(core)
+    assert server.run(old, LOCAL_SQL + ["SELECT COUNT(*) FROM app.events WHERE scenario = 'refused'"]
+                      ).strip() == "0"
+    check_nothing_lost(report, runner, core, BASE, "primary cut off the network with the autopilot down", writer, 3,
+                       resumed, "%s read-only by itself %.1f s after the cut; healed and the autopilot back, writable "
+                       "again, the same primary and epoch" % (old, seconds))
 
 
 def test_evicting_or_deleting_the_primary_switches_over_before_it_stops(api, core, runner, report):

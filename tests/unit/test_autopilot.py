@@ -144,3 +144,45 @@ def test_a_fenced_pod_replicating_from_nobody_rejoins_unless_errant():
     assert verdict["state"] == autopilot.HEALTHY
     assert verdict["rejoin"] == ["mysql-1"] and verdict["reclone"] == []
     assert verdict["errant"] == {"mysql-2": "0-101-3"}
+
+
+def self_fenced(**changes):
+    """The recorded primary after self-fence.sh isolated it: read-only, marked, replicating from nobody."""
+    return primary(read_only=True, fenced=True, gtid_binlog_state="0-100-5", **changes)
+
+
+def test_a_primary_that_fenced_itself_is_writable_again_once_a_quorum_replicates_from_it():
+    verdict = decide({"mysql-0": self_fenced(), "mysql-1": replica(), "mysql-2": replica(io_running="Connecting")})
+    assert verdict["state"] == autopilot.RESUME and verdict["unfence"] == ["mysql-0"]
+    assert "2 of 3 pods replicate from it again (mysql-1)" in verdict["reason"]
+
+
+def test_a_primary_that_fenced_itself_stays_fenced_without_a_quorum():
+    """One replica down, the other not connected yet: not enough to outvote a promotion."""
+    verdict = decide({"mysql-0": self_fenced(), "mysql-1": replica(io_running="Connecting")})
+    assert verdict["state"] == autopilot.FENCED and "fenced itself" in verdict["reason"]
+    assert "unfence" not in verdict
+
+
+def test_a_primary_that_fenced_itself_is_failed_over_when_a_replica_holds_more():
+    """The replica received a transaction whose acknowledgement never
+    arrived; the crash rolled it back on the primary."""
+    ahead = replica(gtid_current_pos="0-100-999999")
+    verdict = decide({"mysql-0": self_fenced(), "mysql-1": replica(), "mysql-2": ahead})
+    assert verdict["state"] == autopilot.FAILOVER and verdict["answered"] is True
+    assert "mysql-2 hold transactions it lacks" in verdict["reason"]
+
+
+@pytest.mark.parametrize("fenced_primary", [
+    primary(read_only=True),  # a switchover under way fences without the mark: never undone by the autopilot
+    primary(read_only=True, fenced=True, replicating=True),  # marked, but already a replica
+])
+def test_only_a_marked_primary_replicating_from_nobody_is_unfenced(fenced_primary):
+    verdict = decide({"mysql-0": fenced_primary, "mysql-1": replica(), "mysql-2": replica()})
+    assert verdict["state"] == autopilot.FENCED and "unfence" not in verdict
+
+
+def test_a_terminating_primary_that_fenced_itself_is_not_unfenced():
+    verdict = autopilot.decide("mysql-0", PODS, {"mysql-0": self_fenced(), "mysql-1": replica(), "mysql-2": replica()},
+                               0, 10, HOST, terminating={"mysql-0"})
+    assert verdict["state"] == autopilot.FENCED

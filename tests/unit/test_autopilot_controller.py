@@ -111,7 +111,7 @@ def test_a_primary_that_answers_again_resets_the_count():
     assert FakeMove.runs == []
 
 
-@pytest.mark.parametrize("answer,said", [("0-100-9\n", "fenced mysql-0"), ("crashing\n", "crashed mysql-0")])
+@pytest.mark.parametrize("answer,said", [("0-100-9\n", "isolated mysql-0"), ("crashing\n", "crashed mysql-0")])
 def test_a_thawed_old_primary_is_isolated(answer, said):
     cluster = FakeCluster()
     isolated = []
@@ -210,3 +210,14 @@ def test_a_moves_steps_are_told_as_they_happen():
     move = Move(Driver({}, told.append), FakeCluster())
     move.step("promoted mysql-1")
     assert len(told) == 1 and told[0].endswith(" promoted mysql-1") and move.result["steps"] == told
+
+
+def test_a_primary_that_fenced_itself_is_unfenced_once_its_replicas_are_back():
+    cluster = FakeCluster()
+    calls = []
+    cluster.role = lambda pod, *args, timeout=30: calls.append((pod, args)) or "\n"
+    cluster.answering["mysql-0"] = dict(cluster.answering["mysql-0"], read_only=True, fenced=True,
+                                       gtid_binlog_state="0-100-5")
+    verdict = controller(cluster).round(0)
+    assert verdict["state"] == autopilot.RESUME and calls == [("mysql-0", ("unfence",))]
+    assert "unfenced mysql-0" in verdict["reason"] and FakeMove.runs == []

@@ -1087,3 +1087,120 @@ def test_the_probe_reads_each_replica_field_as_the_python_does(pod, name):
     done = pod("probe.sh", 'for name in "${@:2}"; do printf "%s\\0" "$(status_field "$1" "$name")"; done',
                args=[fixture(name)] + names)
     assert dict(zip(names, done.out.split("\0"))) == row
+
+
+# self-fence.sh: the primary's guard while the autopilot runs.
+
+SETTINGS = {"mariadb_autopilot": True, "mariadb_autopilot_failover_after": 5.0, "mariadb_replicas": 3,
+            "mariadb_server_settings": {"a": 1}, "mariadb_tls": True}
+
+
+def write_settings(tmp_path, **changes):
+    """The settings record as record_settings.yml writes it (to_json, sorted keys)."""
+    (tmp_path / "topology" / "settings").write_text(json.dumps(dict(SETTINGS, **changes), sort_keys=True))
+
+
+def test_the_guard_reads_the_mounted_settings_record(pod, tmp_path):
+    write_settings(tmp_path)
+    body = 'for name in mariadb_autopilot mariadb_autopilot_failover_after mariadb_replicas mariadb_missing; do ' \
+           'printf "%s|" "$(recorded_setting "$name")"; done'
+    assert pod("self-fence.sh", body).out == "true|5.0|3||"
+    (tmp_path / "topology" / "settings").unlink()  # a cluster whose record holds no settings yet
+    assert pod("self-fence.sh", body).out == "||||"
+
+
+@pytest.mark.parametrize("changes,guarded", [
+    ({}, True),
+    ({"mariadb_autopilot": False}, False),
+    ({"mariadb_replicas": 2}, False),  # two pods never fail over: no replica is a quorum
+    ({"mariadb_replicas": 5}, True),
+])
+def test_the_guard_acts_only_with_the_autopilot_and_three_pods_or_more(pod, tmp_path, changes, guarded):
+    write_settings(tmp_path, **changes)
+    assert pod("self-fence.sh", "guarded").rc == (0 if guarded else 1)
+
+
+@pytest.mark.parametrize("reached,pods,outvoted", [
+    (0, 3, True), (1, 3, False),
+    (0, 4, True), (1, 4, False),  # the 2 it cannot reach are no quorum of 4
+    (1, 5, True), (2, 5, False),  # a primary with one replica beside it: the other three could promote
+])
+def test_a_primary_is_outvoted_when_the_pods_it_cannot_reach_are_a_quorum(pod, reached, pods, outvoted):
+    assert pod("self-fence.sh", "outvoted %d %d" % (reached, pods)).rc == (0 if outvoted else 1)
+
+
+@pytest.mark.parametrize("failover_after,fence_after", [(5.0, 2000000), (10.5, 7500000), (3, 1000000), (None, 2000000)])
+def test_the_fence_comes_three_seconds_before_the_autopilot_may_fail_over(pod, tmp_path, failover_after, fence_after):
+    write_settings(tmp_path, mariadb_autopilot_failover_after=failover_after)
+    assert pod("self-fence.sh", "fence_after_us").out == str(fence_after)
+
+
+PEER_CLIENT_STUB = r"""#!/bin/bash
+printf '%s\n' "$@" > "$T/argv"
+printf '%s' "$MYSQL_PWD" > "$T/password"
+cat "$T/answer"
+exit "$(cat "$T/rc")"
+"""
+
+
+@pytest.mark.parametrize("answer,rc,answers", [
+    ("1\n", 0, True),
+    ("ERROR 1045 (28000): Access denied for user 'repl'@'10.0.0.1' (using password: YES)\n", 1, True),
+    ("ERROR 4151 (HY000): Access denied, this account is locked\n", 1, True),
+    ("ERROR 2002 (HY000): Can't connect to server on 'mysql-2.mysql' (115)\n", 1, False),
+    ("ERROR 2005 (HY000): Unknown server host 'mysql-2.mysql' (-3)\n", 1, False),
+    ("", 124, False),  # timeout killed it
+])
+def test_a_peer_answers_with_any_server_reply_and_the_password_stays_out_of_argv(pod, tmp_path, answer, rc, answers):
+    write_credentials(tmp_path, {"replication-password": NASTY[1]})
+    (tmp_path / "topology" / "tls").write_text("true")
+    (tmp_path / "bin" / "mariadb").write_text(PEER_CLIENT_STUB)
+    (tmp_path / "bin" / "mariadb").chmod(0o755)
+    (tmp_path / "answer").write_text(answer)
+    (tmp_path / "rc").write_text(str(rc))
+    assert pod("self-fence.sh", "peer_answers 2").rc == (0 if answers else 1)
+    argv = (tmp_path / "argv").read_text().splitlines()
+    assert (tmp_path / "password").read_text() == NASTY[1]
+    assert not any(NASTY[1] in arg for arg in argv)
+    assert argv[0] == "--no-defaults" and "--host=mysql-2.mysql" in argv and "--ssl-verify-server-cert" in argv
+
+
+# The guard's rounds with look_bounded answering from $T/looks, one line a
+# round ("idle" once fence_self ran: the server is read-only then).
+GUARD_STUB = r"""
+look_bounded() {
+  if [ -e "$T/fenced" ]; then echo idle; return; fi
+  local line; line=$(head -n 1 "$T/looks"); sed -i '1{$!d}' "$T/looks"; echo "$line"
+}
+fence_self() { printf '%s %s\n' "$(now_us)" "$*" >> "$T/fenced"; }
+"""
+
+
+def run_guard(pod, tmp_path, looks, seconds):
+    write_settings(tmp_path, mariadb_autopilot_failover_after=4)  # fence after 1 s
+    (tmp_path / "looks").write_text("".join(line + "\n" for line in looks))
+    started = time.time()
+    done = pod("self-fence.sh", GUARD_STUB + "guard & sleep %d; kill $!" % seconds)
+    assert done.rc == 0, done.err
+    fenced = (tmp_path / "fenced").read_text().splitlines() if (tmp_path / "fenced").exists() else []
+    return [(int(line.split()[0]) / 1e6 - started, line.split(" ", 1)[1]) for line in fenced]
+
+
+def test_the_guard_fences_a_primary_outvoted_for_fence_after_seconds(pod, tmp_path):
+    fenced = run_guard(pod, tmp_path, ["primary 0 yes 2 3"] + ["primary 0 yes 0 3"], 5)
+    ((at, why),) = fenced
+    assert "only 0 of the 2 other pods answered" in why and 1.9 <= at <= 3.5, fenced
+
+
+def test_the_guard_forgives_a_primary_that_reaches_a_quorum_again(pod, tmp_path):
+    assert run_guard(pod, tmp_path, ["primary 0 yes 0 3", "primary 0 yes 1 3"], 4) == []
+
+
+def test_the_guard_fences_a_primary_once_the_record_names_another_at_a_newer_epoch(pod, tmp_path):
+    fenced = run_guard(pod, tmp_path, ["primary 3 yes 2 3", "primary 4 no 2 3"], 4)
+    assert [why for _at, why in fenced] == ["the record names mysql-0 at epoch 4; this pod was the primary at epoch 3"]
+
+
+def test_the_guard_leaves_a_new_primary_whose_mounted_record_is_still_the_old_one(pod, tmp_path):
+    # Promoted at epoch 5, its kubelet has not refreshed the record yet.
+    assert run_guard(pod, tmp_path, ["primary 4 no 2 3"], 3) == []

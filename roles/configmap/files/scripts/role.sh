@@ -13,7 +13,9 @@
 #                                the autopilot fails it over: without SQL, it
 #                                starts read-only from now on and is killed,
 #                                so a thaw never makes it writable again
-#   bash role.sh unfence         writable again (a switchover rolled back)
+#   bash role.sh unfence         writable again (a switchover rolled back, or
+#                                a primary that fenced itself has its
+#                                replicas back: the autopilot)
 #   bash role.sh hand-over N     the preStop hook while the autopilot runs: a
 #                                writable server, or one replicas still fetch
 #                                from, waits up to N seconds for the autopilot
@@ -104,7 +106,13 @@ main() {
     fence/1) fence ;;
     isolate/1) isolate ;;
     crash/1) crash ;;
-    unfence/1) sql -e 'SET GLOBAL read_only = OFF' ;;
+    unfence/1)
+      # A switchover rolled back, or a primary that fenced itself (its
+      # replicas are back): it starts writable again, as the primary.
+      rm -f "$DATADIR/$FENCED_MARK"
+      if semi_sync_wanted; then sql -e 'SET GLOBAL rpl_semi_sync_master_enabled = ON'; fi
+      sql -e 'SET GLOBAL read_only = OFF'
+      log "writable again" ;;
     hand-over/2)
       [[ $2 =~ ^[0-9]+$ ]] || die "hand-over needs seconds, got '$2'"
       # Done once fenced and no replica fetches from it any more: the new

@@ -2,8 +2,8 @@
 # Sidecar: once the server answers, bring system tables up to date after a
 # version step, point a replica at the recorded primary (a fresh clone from
 # its cloned GTID position, a former primary after its own history), then
-# serve backups to the next ordinal on the clone port and archive the binary
-# logs while this pod acts as primary.
+# serve backups to the next ordinal on the clone port, archive the binary
+# logs while this pod acts as primary and guard it (self-fence.sh).
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
@@ -48,13 +48,17 @@ configure_replication() {
 }
 
 serve_backups() {
-  local pid archiver=
+  local pid archiver='' guard
   # Uploads the binary logs while this pod acts as primary (backups configured).
   if store_configured; then
     bash "$(dirname "${BASH_SOURCE[0]}")/archive-binlogs.sh" &
     archiver=$!
   fi
-  trap 'kill "$pid" $archiver 2>/dev/null; exit 0' TERM INT
+  # Fences this pod while it acts as primary and the autopilot's quorum
+  # could promote another behind its back.
+  bash "$(dirname "${BASH_SOURCE[0]}")/self-fence.sh" &
+  guard=$!
+  trap 'kill "$pid" $archiver $guard 2>/dev/null; exit 0' TERM INT
   log "serving backups on port $CLONE_PORT"
   # bash stays PID 1 and restarts the listener if it ever exits.
   while true; do
