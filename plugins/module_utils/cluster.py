@@ -57,6 +57,7 @@ class Cluster:
         self._core = CoreV1Api(api_client)
         self._apps = AppsV1Api(api_client)
         self.exec = PodExec(api_client, namespace, container)
+        self._sidecar = PodExec(api_client, namespace, "sidecar")
 
     def replicas(self):
         return self._apps.read_namespaced_stateful_set(self.name, self.namespace).spec.replicas
@@ -179,9 +180,11 @@ class Cluster:
         except ExecError:
             return False
 
-    def role(self, pod, *args, timeout=30):
-        """Run role.sh in the pod (fence, unfence, promote, replicate N)."""
-        return self.exec.run(pod, ROLE_SCRIPT + [str(a) for a in args], timeout=timeout)
+    def role(self, pod, *args, timeout=30, container=None):
+        """Run role.sh in the pod (fence, unfence, promote, replicate N), in
+        the server's container unless container is "sidecar"."""
+        run = self._sidecar.run if container == "sidecar" else self.exec.run
+        return run(pod, ROLE_SCRIPT + [str(a) for a in args], timeout=timeout)
 
     def certificate_expiry(self, pod, timeout=30):
         """When the certificate the pod's server presents expires (None: none)."""

@@ -324,12 +324,19 @@ class Move:
 
     def crash_silent(self, old):
         """A frozen server would be writable again the moment it thaws:
-        killed now, without SQL, it restarts read-only instead. A server the
-        exec API cannot reach (its node gone) is left to the quorum."""
+        killed now, without SQL, it restarts read-only instead. Its datadir
+        is marked from the sidecar too, at the same time: a server container
+        that is restarting (mariadbd killed) answers no exec, and its mounted
+        record may still name it. A server the exec API cannot reach (its
+        node gone) is left to the quorum."""
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            crash = pool.submit(self.cluster.role, old, "crash", timeout=3)
+            mark = pool.submit(self.cluster.role, old, "mark", timeout=3, container="sidecar")
         try:
-            self.crashed = self.cluster.role(old, "crash", timeout=3).split()[-1:] == ["crashing"]
+            self.crashed = crash.result().split()[-1:] == ["crashing"]
         except ExecError as exc:
-            self.step("could not crash %s, which does not answer (%s); going on" % (old, exc))
+            marked = "marked to start read-only" if mark.exception() is None else "not marked either (%s)" % mark.exception()
+            self.step("could not crash %s, which does not answer (%s); %s; going on" % (old, exc, marked))
             return
         self.step("crashed %s, which does not answer" % old if self.crashed else
                   "%s does not answer: its mariadbd is PID 1 (an earlier release), only marked to start read-only" % old)

@@ -216,14 +216,28 @@ def error_suffix(message):
     return ": " + message.strip() if message and message.strip() else ""
 
 
+def _create_unless_exists(count_sql, ddl):
+    """Run ddl only when count_sql counts nothing. CREATE ... IF NOT EXISTS is
+    binary-logged even when nothing is created, and a DDL statement after a
+    commit still waiting for its acknowledgement keeps crash recovery from
+    rolling that commit back (the server does not start again)."""
+    return ("SET @mariadb_k8s_ddl = IF((%s) = 0, '%s', 'DO 0'); PREPARE mariadb_k8s_ddl FROM @mariadb_k8s_ddl; "
+            "EXECUTE mariadb_k8s_ddl; DEALLOCATE PREPARE mariadb_k8s_ddl; " % (count_sql, ddl))
+
+
 def sentinel_write_sql(token):
-    """SQL that records a new sentinel token on the primary (one row, replaced)."""
+    """SQL that records a new sentinel token on the primary (one row,
+    replaced), creating its database and table only the first time."""
     _check_token(token)
+    database, table = SENTINEL_TABLE.split(".")
     return (
-        "CREATE DATABASE IF NOT EXISTS %s; "
-        "CREATE TABLE IF NOT EXISTS %s (id TINYINT PRIMARY KEY, token VARCHAR(64) NOT NULL, "
-        "written_at TIMESTAMP(6) NOT NULL); "
-        "REPLACE INTO %s VALUES (1, '%s', NOW(6));" % (SENTINEL_DATABASE, SENTINEL_TABLE, SENTINEL_TABLE, token)
+        _create_unless_exists("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '%s'" % database,
+                              "CREATE DATABASE %s" % database)
+        + _create_unless_exists("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '%s' "
+                                "AND TABLE_NAME = '%s'" % (database, table),
+                                "CREATE TABLE %s (id TINYINT PRIMARY KEY, token VARCHAR(64) NOT NULL, "
+                                "written_at TIMESTAMP(6) NOT NULL)" % SENTINEL_TABLE)
+        + "REPLACE INTO %s VALUES (1, '%s', NOW(6));" % (SENTINEL_TABLE, token)
     )
 
 

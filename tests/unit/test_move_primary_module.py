@@ -46,6 +46,7 @@ class FakeCluster:
         self.dead = set()  # no exec answers
         self.waits = {}
         self.fail_role = {}  # (pod, first arg) -> ExecError
+        self.sidecar_calls = []  # role.sh run in the sidecar: (pod, args...)
         self.fail_record = None
         self.fence_output = "0-100-20\n"
         self.isolate_output = "0-100-20\n"
@@ -91,8 +92,13 @@ class FakeCluster:
             self.calls.append(("sql", pod, query))
         return "1\n"
 
-    def role(self, pod, *args, timeout=30):
+    def role(self, pod, *args, timeout=30, container=None):
         args = tuple(str(a) for a in args)
+        if container == "sidecar":
+            self.sidecar_calls.append((pod,) + args)
+            if (pod, args[0]) in self.fail_role:
+                raise self.fail_role[(pod, args[0])]
+            return ""
         self.calls.append(("role", pod) + args)
         self.role_timeouts[(pod, args[0])] = timeout
         if (pod, args[0]) in self.fail_role:
@@ -463,7 +469,8 @@ def test_failover_crashes_a_silent_old_primary_before_promoting(cluster):
 
 @pytest.mark.parametrize("output,step", [
     ("", "mysql-0 does not answer: its mariadbd is PID 1 (an earlier release), only marked to start read-only"),
-    (ExecError("timed out after 3 s"), "could not crash mysql-0, which does not answer (timed out after 3 s); going on"),
+    (ExecError("timed out after 3 s"),
+     "could not crash mysql-0, which does not answer (timed out after 3 s); marked to start read-only; going on"),
 ])
 def test_failover_leaves_a_silent_old_primary_it_could_not_crash_to_the_autopilot(cluster, output, step):
     """Frozen, its pod reads Ready for a while: role.sh replicate would wait
@@ -477,7 +484,19 @@ def test_failover_leaves_a_silent_old_primary_it_could_not_crash_to_the_autopilo
     assert result["failed"] is False and result["primary"] == "mysql-1", result.get("msg")
     assert any(said.endswith(" " + step) for said in result["steps"])
     assert [call for call in cluster.calls if call[:2] == ("role", "mysql-0")] == [("role", "mysql-0", "crash")]
+    assert cluster.sidecar_calls == [("mysql-0", "mark")]
     assert result["steps"][-1].endswith("mysql-0 did not answer the autopilot: left to it")
+
+
+def test_failover_says_when_a_silent_old_primary_could_be_neither_crashed_nor_marked(cluster):
+    """Its node gone: neither container answers an exec."""
+    cluster.ready = {"mysql-0": True}
+    cluster.fail_role[("mysql-0", "crash")] = ExecError("timed out after 3 s")
+    cluster.fail_role[("mysql-0", "mark")] = ExecError("timed out after 3 s")
+    result = run(mode="failover", quorum=["mysql-1", "mysql-2"], answered=False)
+    assert result["failed"] is False and result["primary"] == "mysql-1", result.get("msg")
+    assert any(said.endswith(" could not crash mysql-0, which does not answer (timed out after 3 s); not marked either "
+                             "(timed out after 3 s); going on") for said in result["steps"])
 
 
 def test_a_failover_that_loses_the_record_to_a_move_with_the_same_pick_leaves_it_the_primary(cluster):

@@ -1204,3 +1204,10 @@ def test_the_guard_fences_a_primary_once_the_record_names_another_at_a_newer_epo
 def test_the_guard_leaves_a_new_primary_whose_mounted_record_is_still_the_old_one(pod, tmp_path):
     # Promoted at epoch 5, its kubelet has not refreshed the record yet.
     assert run_guard(pod, tmp_path, ["primary 4 no 2 3"], 3) == []
+
+
+def test_role_mark_only_marks_the_datadir(pod, tmp_path):
+    # Run in the sidecar while the server's container restarts: no SQL, no process.
+    done = pod("role.sh", SQL_STUB + 'main "$@"', hostname="mysql-0", args=["mark"])
+    assert (done.rc, done.out) == (0, ""), done.err
+    assert (tmp_path / "data" / ".fenced-primary").exists() and sql_log(tmp_path) == ""

@@ -176,3 +176,23 @@ def test_a_certificate_is_a_problem_once_expired_or_missing():
     assert replication.certificate_problem("mysql-0", now, now) == (
         "mysql-0: its TLS certificate expired on 2026-12-06 00:00 UTC; renew_tls.yml renews it")
     assert replication.certificate_problem("mysql-0", None, now) == "mysql-0: serves no TLS certificate; renew_tls.yml issues one"
+
+
+def test_the_fence_mark_is_read_from_the_status():
+    """fenced: LOAD_FILE of the datadir's mark (role.sh isolate, crash);
+    output of a server read before the column existed has none."""
+    output = fixture("status-10.11-mysql-0.txt")
+    assert replication.pod_state(output)["fenced"] is False
+    marked = output.replace("  gtid_slave_pos: \n", "  gtid_slave_pos: \n          fenced: 1\n", 1)
+    assert replication.pod_state(marked)["fenced"] is True
+    assert "LOAD_FILE(CONCAT(@@datadir, '.fenced-primary')) IS NOT NULL AS fenced" in replication.STATUS_SQL
+
+
+def test_the_sentinel_runs_no_ddl_once_its_table_exists():
+    """CREATE ... IF NOT EXISTS would be binary-logged on every verify, and a
+    DDL statement behind an unacknowledged commit keeps an old primary's crash
+    recovery from rolling that commit back: it does not start again."""
+    sql = replication.sentinel_write_sql("5c8e0f7e-5d1b")
+    assert "IF NOT EXISTS" not in sql
+    assert sql.count("PREPARE mariadb_k8s_ddl FROM @mariadb_k8s_ddl") == 2 and sql.count("'DO 0'") == 2
+    assert "CREATE DATABASE mariadb_k8s'" in sql and "CREATE TABLE mariadb_k8s.sentinel (" in sql

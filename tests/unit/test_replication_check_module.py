@@ -60,7 +60,7 @@ class FakeExec:
             assert "--ssl" in command, "only a TLS session sees the served certificate"
             return self.certificates.get(pod, "Ssl_server_not_after\tDec  6 12:00:00 2099 GMT\n")
         if "REPLACE INTO" in sql:
-            FakeExec.token = sql.split("'")[1]
+            FakeExec.token = re.search(r"REPLACE INTO \S+ VALUES \(1, '([^']+)'", sql).group(1)
             FakeExec.written_on = pod
             return ""
         return "" if pod in self.cut_off else FakeExec.token + "\n"

@@ -13,6 +13,9 @@
 #                                the autopilot fails it over: without SQL, it
 #                                starts read-only from now on and is killed,
 #                                so a thaw never makes it writable again
+#   bash role.sh mark            only the mark crash leaves: run in the sidecar
+#                                when the server's container answers no exec
+#                                (restarting), so it starts read-only
 #   bash role.sh unfence         writable again (a switchover rolled back, or
 #                                a primary that fenced itself has its
 #                                replicas back: the autopilot)
@@ -106,6 +109,7 @@ main() {
     fence/1) fence ;;
     isolate/1) isolate ;;
     crash/1) crash ;;
+    mark/1) touch "$DATADIR/$FENCED_MARK"; log "marked to start read-only" ;;
     unfence/1)
       # A switchover rolled back, or a primary that fenced itself (its
       # replicas are back): it starts writable again, as the primary.
@@ -137,7 +141,7 @@ main() {
       fi
       replicate_from_primary "$2"
       log "replicating from $(pod_host "$2")" ;;
-    *) die "usage: role.sh fence | isolate | crash | unfence | hand-over SECONDS | promote | replicate ORDINAL" ;;
+    *) die "usage: role.sh fence | isolate | crash | mark | unfence | hand-over SECONDS | promote | replicate ORDINAL" ;;
   esac
 }
 
