@@ -1,8 +1,8 @@
 """TLS on the real cluster, each claim proven by an attempt that must fail:
 replication verifies the primary's certificate, a plaintext client is
 refused when TLS is required, clones run over TLS and refuse a donor whose
-certificate another CA issued; a renewed certificate rolls out under a
-concurrent writer; all of it on 10.11 and again after the upgrade to 11.8."""
+certificate another CA issued; a renewed certificate is loaded without a
+restart, under a concurrent writer and when only the Secret changes; all of it on 10.11 and again after the upgrade to 11.8."""
 import base64
 import datetime
 import re
@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 from kubernetes import client
 
 from tests.harness import drop_namespaces, fresh_namespaces, image, pod_exec, run_playbook, sql, start_client, trust_cluster_ca, wait_until
-from tests.e2e.writes import Writer, check_nothing_lost, create_events_table
+from tests.e2e.writes import Writer, check_nothing_lost, create_events_table, recorded_primary
 
 NS = "tls"
 BASE = {"mariadb_namespace": NS}
@@ -183,10 +183,48 @@ def served_not_before(api, pod):
     return local_sql(api, pod, "SHOW STATUS LIKE 'Ssl_server_not_before'", "--ssl", "-N").split("\t")[-1].strip()
 
 
-def test_renewing_the_certificate_rolls_it_out_without_losing_a_write(api, core, runner, report):
+def lives(core):
+    """Each pod's uid and its containers' restart counts: unchanged when no pod restarted."""
+    return {pod.metadata.name: (pod.metadata.uid, sorted((c.name, c.restart_count) for c in pod.status.container_statuses))
+            for pod in core.list_namespaced_pod(NS, label_selector="app.kubernetes.io/name=mariadb").items}
+
+
+def test_a_certificate_changed_only_in_the_secret_is_loaded_by_the_running_servers(api, core, runner, report):
+    """As cert-manager renews: the Secret changes, no playbook runs. Each
+    pod's sidecar sees the mounted files change and loads them."""
+    pods = ["mysql-%d" % i for i in range(4)]
+    before, alive = {pod: served_not_before(api, pod) for pod in pods}, lives(core)
+    current = x509.load_pem_x509_certificate(secret(core, "mysql-tls")["tls.crt"].encode())
+    names = current.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    ca = secret(core, "mysql-tls-ca")
+    ca_key = serialization.load_pem_private_key(ca["ca.key"].encode(), None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(current.subject).issuer_name(current.issuer).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=2)).add_extension(names, critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = {"tls.crt": cert.public_bytes(serialization.Encoding.PEM).decode(),
+           "tls.key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption()).decode()}
+    started = time.monotonic()
+    core.patch_namespaced_secret("mysql-tls", NS, {"data": {k: base64.b64encode(v.encode()).decode() for k, v in pem.items()}})
+    start = cert.not_valid_before_utc
+    wanted = "%s %d %s GMT" % (start.strftime("%b"), start.day, start.strftime("%H:%M:%S %Y"))  # OpenSSL's form
+    wait_until("every server presents the certificate put in the Secret", lambda: all(
+        " ".join(served_not_before(api, pod).split()) == wanted for pod in pods), timeout=240, interval=5)
+    seconds = time.monotonic() - started
+    assert all(" ".join(before[pod].split()) != wanted for pod in pods), before  # control: another one before
+    assert lives(core) == alive, "a pod restarted"
+    assert_replication_verifies_tls(api, core, 4)
+    report.fault("TLS Secret changed without a playbook (cert-manager)", 0, {}, seconds,
+                 "every server presents the new certificate %.0f s later, no pod restarted" % seconds)
+
+
+def test_renewing_the_certificate_loads_it_without_a_restart_or_losing_a_write(api, core, runner, report):
     before = secret(core, "mysql-tls")
     pods = ["mysql-%d" % i for i in range(4)]
-    served = {pod: served_not_before(api, pod) for pod in pods}
+    served, alive, primary = {pod: served_not_before(api, pod) for pod in pods}, lives(core), recorded_primary(core, NS)
     with Writer(runner, "tls-renew") as writer:
         started = time.monotonic()
         play("renew_tls.yml").check()
@@ -195,14 +233,15 @@ def test_renewing_the_certificate_rolls_it_out_without_losing_a_write(api, core,
     assert after["tls.crt"] != before["tls.crt"] and after["ca.crt"] == before["ca.crt"]
     renewed = {pod: served_not_before(api, pod) for pod in pods}
     assert all(served.values()) and all(renewed[pod] != served[pod] for pod in pods), (served, renewed)
+    assert lives(core) == alive and recorded_primary(core, NS) == primary, "a pod restarted, or the primary moved"
     assert_replication_verifies_tls(api, core, 4)
     # verify.yml reports what each server presents: the renewed certificate, valid mariadb_tls_days (825).
     report_lines = play("verify.yml").check().output
     for pod in pods:
         days = re.search(r"%s: .*, certificate valid until \d{4}-\d\d-\d\d \d\d:\d\d UTC \((\d+) days\)" % pod, report_lines)
         assert days and 823 <= int(days.group(1)) <= 825, report_lines[-3000:]
-    check_nothing_lost(report, runner, core, BASE, "renew_tls.yml (new certificate rolled out)", writer, 4, seconds,
-                       "every pod serves the new certificate; replicas verify it")
+    check_nothing_lost(report, runner, core, BASE, "renew_tls.yml (new certificate loaded without a restart)", writer, 4,
+                       seconds, "every pod serves the new certificate, none restarted; replicas verify it")
 
 
 def test_tls_is_refused_to_change_on_a_running_cluster(api, core, runner, report):

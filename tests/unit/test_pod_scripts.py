@@ -202,21 +202,24 @@ def test_a_clone_token_with_a_newline_is_refused(pod, tmp_path):
     assert done.rc != 0 and "contains a newline" in done.err and "got" not in done.out
 
 
-def ansible_checksum(values):
-    """The checksum as the secret role computes it: roles/secret/vars/main.yml's
-    own expression, templated by Ansible, on the Secret's base64 data."""
-    return _ansible_checksum(tuple(sorted(values.items())))
+def ansible_checksum(values, role="secret"):
+    """The checksum as the role computes it: roles/<role>/vars/main.yml's own
+    expression (__secret_checksum, __tls_checksum), templated by Ansible, on
+    the Secret's base64 data."""
+    return _ansible_checksum(tuple(sorted(values.items())), role)
 
 
 @functools.lru_cache(maxsize=None)
-def _ansible_checksum(items):
-    data = {"__secret_data": {key: base64.b64encode(value.encode()).decode() for key, value in items}}
+def _ansible_checksum(items, role):
+    data = {"__%s_data" % role: {key: base64.b64encode(value.encode()).decode() for key, value in items},
+            "mariadb_name": "mysql", "mariadb_namespace": "mysql", "mariadb_cluster_domain": "cluster.local",
+            "mariadb_max_replicas": 1}
     done = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-c", "local", "-m", "ansible.builtin.debug",
-         "-a", "var=__secret_checksum", "-e", "@" + os.path.join(ROOT, "roles", "secret", "vars", "main.yml"),
+         "-a", "var=__%s_checksum" % role, "-e", "@" + os.path.join(ROOT, "roles", role, "vars", "main.yml"),
          "-e", json.dumps(data)], capture_output=True, text=True, check=True,
         env=dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false"))
-    return re.search(r'__secret_checksum"?: "?([0-9a-f]{64})', done.stdout).group(1)
+    return re.search(r'__%s_checksum"?: "?([0-9a-f]{64})' % role, done.stdout).group(1)
 
 
 @pytest.mark.parametrize("values", [
@@ -1204,6 +1207,43 @@ def test_the_guard_fences_a_primary_once_the_record_names_another_at_a_newer_epo
 def test_the_guard_leaves_a_new_primary_whose_mounted_record_is_still_the_old_one(pod, tmp_path):
     # Promoted at epoch 5, its kubelet has not refreshed the record yet.
     assert run_guard(pod, tmp_path, ["primary 4 no 2 3"], 3) == []
+
+
+# tls.sh: a renewed certificate loaded without a restart.
+
+PEM = {"ca.crt": "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n",
+       "tls.crt": "-----BEGIN CERTIFICATE-----\nSERVER\n-----END CERTIFICATE-----\n",
+       "tls.key": "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n"}
+
+
+def write_tls(tmp_path, values):
+    (tmp_path / "tls").mkdir(exist_ok=True)
+    for key, value in values.items():
+        (tmp_path / "tls" / key).write_text(value)
+    return 'TLS_DIR=$T/tls; '
+
+
+def test_the_mounted_certificate_checksum_matches_the_ansible_definition(pod, tmp_path):
+    done = pod("tls.sh", write_tls(tmp_path, PEM) + "mounted")
+    assert done.rc == 0 and done.out.strip() == ansible_checksum(PEM, "tls"), done.err
+
+
+def test_tls_exits_3_until_the_certificate_is_mounted_then_reloads_it_outside_the_binary_log(pod, tmp_path):
+    expected = ansible_checksum(dict(PEM, **{"tls.crt": "renewed"}), "tls")
+    done = pod("tls.sh", write_tls(tmp_path, PEM) + SQL_STUB + 'main "$@"', args=[expected])
+    assert done.rc == 3 and expected in done.err and sql_log(tmp_path) == ""
+    done = pod("tls.sh", write_tls(tmp_path, {"tls.crt": "renewed"}) + SQL_STUB + 'main "$@"', args=[expected])
+    assert done.rc == 0, done.err
+    assert sql_log(tmp_path) == "-- sql -e FLUSH LOCAL SSL\n"
+
+
+def test_the_sidecar_reloads_a_certificate_changed_in_the_secret(pod, tmp_path):
+    # The kubelet swaps the files when the Secret changes (cert-manager renewed it).
+    body = (write_tls(tmp_path, PEM) + SQL_STUB + 'WATCH_EVERY=0.2; watch & sleep 0.7; '
+            'printf renewed > "$TLS_DIR/tls.crt"; sleep 0.7; kill $!')
+    done = pod("tls.sh", body)
+    assert sql_log(tmp_path) == "-- sql -e FLUSH LOCAL SSL\n", done.err
+    assert "certificate reloaded: the mounted Secret changed" in done.err
 
 
 def test_role_mark_only_marks_the_datadir(pod, tmp_path):

@@ -85,6 +85,21 @@ read_credential() {
   [ -n "${!1}" ] || die "$path is empty"
 }
 
+# mounted_checksum DIR KEY...: the sha256 (hex) of, for each KEY in this
+# order, "KEY=" followed by the mounted file's bytes and "\n": what the
+# Ansible side computes from the Secret's data (roles/secret/vars,
+# roles/tls/vars), so a script can tell the kubelet has refreshed it.
+mounted_checksum() {
+  local dir=$1 key
+  shift
+  for key in "$@"; do
+    [ -r "$dir/$key" ] || die "cannot read $dir/$key"
+    printf '%s=' "$key"
+    cat "$dir/$key"
+    printf '\n'
+  done | sha256sum | cut -d' ' -f1
+}
+
 # The clone token travels as one line: it cannot hold a newline.
 read_clone_token() {
   read_credential "$1" clone-token

@@ -10,17 +10,10 @@ shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-# The checksum the Ansible side computes from the Secret's data: the sha256
-# (hex) of, for each key in the order root-password, replication-password,
-# backup-password, "KEY=" followed by the value's bytes and "\n".
+# The checksum of the mounted passwords (common.sh), as the Ansible side
+# computes it from the Secret.
 credentials_checksum() {
-  local key
-  for key in root-password replication-password backup-password; do
-    [ -r "$CREDENTIALS/$key" ] || die "cannot read $CREDENTIALS/$key"
-    printf '%s=' "$key"
-    cat "$CREDENTIALS/$key"
-    printf '\n'
-  done | sha256sum | cut -d' ' -f1
+  mounted_checksum "$CREDENTIALS" root-password replication-password backup-password
 }
 
 main() {
