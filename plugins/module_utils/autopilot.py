@@ -95,7 +95,7 @@ def resume(primary, pods, states, primary_host):
                     reason="the primary %s fenced itself, and %s hold transactions it lacks: failing over to the most "
                     "advanced replica" % (primary, ", ".join(ahead)))
     if len(connected) + 1 >= len(pods) // 2 + 1:
-        return dict(state=RESUME, unfence=[primary],
+        return dict(state=RESUME,
                     reason="the primary %s fenced itself; %d of %d pods replicate from it again (%s): writable again"
                     % (primary, len(connected) + 1, len(pods), ", ".join(connected)))
     return dict(state=FENCED, reason="the primary %s fenced itself; it stays read-only until more than half of the pods "

@@ -13,6 +13,7 @@ import time
 import traceback
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import autopilot
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import RecordMoved
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.primary_move import Move
 
@@ -68,19 +69,23 @@ class Controller:
         if not self.leading():
             self.unreachable_since = None  # the leader's count, not ours
             return None
-        primary, _epoch = self.cluster.read_record()
+        primary, epoch = self.cluster.read_record()
         pods = self.cluster.pods(self.cluster.replicas())
+        reading = time.monotonic()
         states = {pod: state for pod, state, error in self.cluster.read_states(pods, timeout=self.probe_timeout)
                   if not error}
         host = self.cluster.host(primary)
         if not autopilot.unreachable(primary, pods, states, host):
             self.unreachable_since = None
         elif self.unreachable_since is None:
-            self.unreachable_since = now
+            # From when the reads ended, not when the round began: a fault
+            # during the reads is never counted from before it happened
+            # (self-fence.sh's head start relies on that).
+            self.unreachable_since = now + (time.monotonic() - reading)
         unreachable_for = 0 if self.unreachable_since is None else now - self.unreachable_since
         verdict = autopilot.decide(primary, pods, states, unreachable_for, self.failover_after, host,
                                    self.cluster.terminating(pods))
-        for action in ("isolate", "fence", "unfence"):
+        for action in ("isolate", "fence"):
             for pod in verdict.get(action, []):
                 try:
                     done = self.cluster.role(pod, action, timeout=15).strip().splitlines()
@@ -88,6 +93,8 @@ class Controller:
                                           "read-only" % pod if done[-1:] == ["crashing"] else "; %sd %s" % (action, pod))
                 except ExecError as exc:
                     verdict["reason"] += "; could not %s %s (%s)" % (action, pod, exc)
+        if verdict["state"] == autopilot.RESUME:
+            verdict["reason"] += "; " + self.resume(primary, epoch)
         for pod in verdict.get("reclone", []):
             verdict["reason"] += "; " + self.reclone(pod, now)
         # A pod that just started is idle until its sidecar sets up
@@ -108,6 +115,21 @@ class Controller:
         if verdict["state"] == autopilot.HANDOVER and verdict["target"]:
             verdict["move"] = self.run_move("switchover", verdict["target"], {"max_lag": self.max_lag})
         return verdict
+
+    def resume(self, primary, epoch):
+        """A recorded primary that fenced itself, writable again. The record
+        first names it again at the next epoch (compare-and-swap), so a move
+        a playbook runs meanwhile either finds the record changed and gives
+        up, or changed it first, and then this gives up."""
+        try:
+            self.cluster.record_primary(primary, primary, epoch)
+        except RecordMoved as exc:
+            return "not unfenced: %s" % exc
+        try:
+            self.cluster.role(primary, "unfence", timeout=15)
+        except ExecError as exc:
+            return "could not unfence %s (%s)" % (primary, exc)
+        return "unfenced %s, the primary at epoch %d" % (primary, epoch + 1)
 
     def reclone(self, pod, now):
         """A replica whose history is a prefix of the primary's, stopped on a

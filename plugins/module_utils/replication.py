@@ -220,7 +220,8 @@ def _create_unless_exists(count_sql, ddl):
     """Run ddl only when count_sql counts nothing. CREATE ... IF NOT EXISTS is
     binary-logged even when nothing is created, and a DDL statement after a
     commit still waiting for its acknowledgement keeps crash recovery from
-    rolling that commit back (the server does not start again)."""
+    rolling that commit back (the server does not start again). The ddl
+    keeps IF NOT EXISTS for two checks racing."""
     return ("SET @mariadb_k8s_ddl = IF((%s) = 0, '%s', 'DO 0'); PREPARE mariadb_k8s_ddl FROM @mariadb_k8s_ddl; "
             "EXECUTE mariadb_k8s_ddl; DEALLOCATE PREPARE mariadb_k8s_ddl; " % (count_sql, ddl))
 
@@ -232,10 +233,10 @@ def sentinel_write_sql(token):
     database, table = SENTINEL_TABLE.split(".")
     return (
         _create_unless_exists("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '%s'" % database,
-                              "CREATE DATABASE %s" % database)
+                              "CREATE DATABASE IF NOT EXISTS %s" % database)
         + _create_unless_exists("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '%s' "
                                 "AND TABLE_NAME = '%s'" % (database, table),
-                                "CREATE TABLE %s (id TINYINT PRIMARY KEY, token VARCHAR(64) NOT NULL, "
+                                "CREATE TABLE IF NOT EXISTS %s (id TINYINT PRIMARY KEY, token VARCHAR(64) NOT NULL, "
                                 "written_at TIMESTAMP(6) NOT NULL)" % SENTINEL_TABLE)
         + "REPLACE INTO %s VALUES (1, '%s', NOW(6));" % (SENTINEL_TABLE, token)
     )

@@ -101,6 +101,14 @@ def test_a_frozen_primary_is_failed_over_and_no_acknowledged_write_is_lost(api, 
                        "without a person" % (new, old))
 
 
+def previous_log(core, pod, container="mariadb"):
+    """The log of the container's instance before its last restart ("" when it never restarted)."""
+    try:
+        return core.read_namespaced_pod_log(pod, NS, container=container, previous=True)
+    except client.ApiException:
+        return ""
+
+
 def process_state(pid):
     """The node's ps state of a process ("T" stopped), "" once it is gone."""
     return subprocess.run(["ps", "-o", "stat=", "-p", pid], capture_output=True, text=True).stdout.strip()
@@ -147,10 +155,13 @@ def test_a_primary_cut_off_the_network_is_failed_over_and_takes_no_write(api, co
             netns_drop(netns, "-D")
         attempt.join()
     # The server took the local write and never acknowledged it: no replica
-    # could, and semi-sync did not fall back. The fence crashed the server
-    # with the commit waiting; restarting as a replica, it rolled it back.
+    # could, and semi-sync did not fall back. A fence crashed the server with
+    # the commit waiting, its own guard (self-fence.sh, failover_after - 3 s
+    # after the cut) or the autopilot, whichever came first; restarting as a
+    # replica, it rolled it back.
     assert "output" not in local_write, local_write
-    assert "crashed %s" % old in autopilot_log(core), autopilot_log(core)[-3000:]
+    said = previous_log(core, old) + autopilot_log(core)
+    assert "fencing itself" in said or "crashed %s" % old in said, said[-3000:]
     wait_until(old + " replicating from " + new, lambda: replicates_from(server, old, new), timeout=180, interval=2)
     recovery = core.read_namespaced_pod_log(old, NS, container="mariadb")
     assert "truncated binlog file" in recovery.lower(), recovery[-3000:]  # control: there was a commit to roll back
@@ -176,39 +187,65 @@ def record(core):
     return data["primary"], int(data.get("epoch") or 0)
 
 
+def answers_writable(server, pod):
+    try:
+        return server.run(pod, LOCAL_SQL + ["SELECT @@global.read_only"], timeout=5).strip() == "0"
+    except ExecError:
+        return False
+
+
 def test_a_primary_cut_off_while_the_autopilot_is_down_fences_itself(api, core, runner, report):
     """Safety that does not depend on the watcher: with no autopilot running,
-    a primary whose pod's network is cut makes itself read-only within
-    failover_after (self-fence.sh), so a promotion on the other side could
-    never meet a writable old primary. Healed, its replicas back, the
-    autopilot makes it writable again: no failover, the same epoch."""
+    a primary whose pod's network is cut, a commit of its own waiting for an
+    acknowledgement, stops being writable within failover_after
+    (self-fence.sh crashes it: the commit rolls back as it restarts
+    read-only), so a promotion on the other side could never meet a writable
+    old primary. Healed, its replicas back, the autopilot makes it writable
+    again: no failover, the same primary recorded again at the next epoch."""
     old, epoch = record(core)
     server = pod_exec(api, NS, "mariadb")
     replicas = sorted(pod for pod in ("mysql-0", "mysql-1", "mysql-2") if pod != old)
     netns = pod_netns(core, NS, old)
+    local_write = {}
+
+    def write_on_the_cut_primary():
+        # The pods' local admin passes read_only: only the crash stops it.
+        try:
+            local_write["output"] = server.run(old, LOCAL_SQL + ["INSERT INTO app.events VALUES ('self-fence-local', 1)"],
+                                               timeout=40)
+        except ExecError as exc:
+            local_write["error"] = str(exc)
+
     scale_autopilot(api, core, 0)
     try:
-        assert not read_only(server, old)
+        assert answers_writable(server, old)
         started = time.monotonic()
         netns_drop(netns, "-I")
         try:
+            attempt = threading.Thread(target=write_on_the_cut_primary)
+            attempt.start()
+            wait_until(old + " no longer writable", lambda: not answers_writable(server, old), timeout=30, interval=0.2)
+            seconds = time.monotonic() - started
             # Control: the partition drops traffic (no client reaches it) ...
             assert not reachable(runner, old)
-            wait_until(old + " fenced itself", lambda: read_only(server, old), timeout=30, interval=0.2)
-            seconds = time.monotonic() - started
             # ... and its replicas lost it.
             wait_until("the replicas lost " + old, lambda: not any(replicates_from(server, pod, old) for pod in replicas),
                        timeout=30, interval=1)
-            # Up, but it refuses a user's write at once instead of making
+            attempt.join()
+            wait_until(old + " back, read-only", lambda: read_only(server, old), timeout=120, interval=1)
+            # Up again, it refuses a user's write at once instead of making
             # it wait for an acknowledgement no replica can send (root, as
-            # users: no READ_ONLY ADMIN, unlike the pods' local admin).
+            # users: no READ_ONLY ADMIN).
             with pytest.raises(ExecError, match="read-only"):
                 server.run(old, AS_ROOT + ["INSERT INTO app.events VALUES ('refused', 1)"], timeout=10)
         finally:
             netns_drop(netns, "-D")
-        said = core.read_namespaced_pod_log(old, NS, container="sidecar")
-        assert "fencing itself: only 0 of the 2 other pods answered" in said, said[-2000:]
-        assert seconds < 5, "fenced %.1f s after the cut: the autopilot may promote after failover_after (5 s)" % seconds
+        said = previous_log(core, old)
+        assert "fencing itself: only 0 of the 2 other pods answered" in said and "crashing" in said, said[-2000:]
+        recovery = core.read_namespaced_pod_log(old, NS, container="mariadb")
+        assert "truncated binlog file" in recovery.lower(), recovery[-3000:]  # control: there was a commit to roll back
+        assert "output" not in local_write, local_write  # never acknowledged
+        assert seconds < 7, "writable %.1f s after the cut: the autopilot may promote after failover_after (5 s)" % seconds
         for pod in replicas:
             wait_until(pod + " replicating from " + old, lambda: replicates_from(server, pod, old), timeout=60, interval=1)
         assert read_only(server, old), "nobody but the autopilot makes it writable again"
@@ -218,13 +255,14 @@ def test_a_primary_cut_off_while_the_autopilot_is_down_fences_itself(api, core, 
         wait_until(old + " writable again", lambda: not read_only(server, old), timeout=60, interval=0.5)
         resumed = time.monotonic() - started
         time.sleep(3)  # writes reach it
-    assert record(core) == (old, epoch), "the autopilot moved the primary instead of unfencing it"
+    assert record(core) == (old, epoch + 1), "the autopilot moved the primary instead of unfencing it"
     assert "fenced itself" in autopilot_log(core) and "unfenced " + old in autopilot_log(core)
-    assert server.run(old, LOCAL_SQL + ["SELECT COUNT(*) FROM app.events WHERE scenario = 'refused'"]
-                      ).strip() == "0"
+    for scenario in ("refused", "self-fence-local"):
+        assert server.run(old, LOCAL_SQL + ["SELECT COUNT(*) FROM app.events WHERE scenario = '%s'" % scenario]
+                          ).strip() == "0", scenario
     check_nothing_lost(report, runner, core, BASE, "primary cut off the network with the autopilot down", writer, 3,
-                       resumed, "%s read-only by itself %.1f s after the cut; healed and the autopilot back, writable "
-                       "again, the same primary and epoch" % (old, seconds))
+                       resumed, "%s not writable %.1f s after the cut (crashed by its own guard, its waiting commit "
+                       "rolled back); healed and the autopilot back, writable again, the same primary" % (old, seconds))
 
 
 def test_evicting_or_deleting_the_primary_switches_over_before_it_stops(api, core, runner, report):

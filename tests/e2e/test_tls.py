@@ -183,6 +183,18 @@ def served_not_before(api, pod):
     return local_sql(api, pod, "SHOW STATUS LIKE 'Ssl_server_not_before'", "--ssl", "-N").split("\t")[-1].strip()
 
 
+def clone_port_serial(api, pod):
+    """The serial number of the certificate the pod's clone port presents,
+    asked from another pod's sidecar (the NetworkPolicy lets only the
+    cluster's pods in)."""
+    script = ("import socket, ssl, sys; c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); c.check_hostname = False; "
+              "c.verify_mode = ssl.CERT_NONE; s = c.wrap_socket(socket.create_connection((sys.argv[1], 3307), 5)); "
+              "print(ssl.DER_cert_to_PEM_cert(s.getpeercert(True)))")
+    asker = "mysql-1" if pod == "mysql-0" else "mysql-0"
+    pem = pod_exec(api, NS, "sidecar").run(asker, ["python3", "-c", script, pod + ".mysql"])
+    return x509.load_pem_x509_certificate(pem.encode()).serial_number
+
+
 def lives(core):
     """Each pod's uid and its containers' restart counts: unchanged when no pod restarted."""
     return {pod.metadata.name: (pod.metadata.uid, sorted((c.name, c.restart_count) for c in pod.status.container_statuses))
@@ -215,6 +227,8 @@ def test_a_certificate_changed_only_in_the_secret_is_loaded_by_the_running_serve
         " ".join(served_not_before(api, pod).split()) == wanted for pod in pods), timeout=240, interval=5)
     seconds = time.monotonic() - started
     assert all(" ".join(before[pod].split()) != wanted for pod in pods), before  # control: another one before
+    wait_until("every clone port presents it", lambda: all(clone_port_serial(api, pod) == cert.serial_number for pod in pods),
+               timeout=30, interval=2)
     assert lives(core) == alive, "a pod restarted"
     assert_replication_verifies_tls(api, core, 4)
     report.fault("TLS Secret changed without a playbook (cert-manager)", 0, {}, seconds,
@@ -233,6 +247,10 @@ def test_renewing_the_certificate_loads_it_without_a_restart_or_losing_a_write(a
     assert after["tls.crt"] != before["tls.crt"] and after["ca.crt"] == before["ca.crt"]
     renewed = {pod: served_not_before(api, pod) for pod in pods}
     assert all(served.values()) and all(renewed[pod] != served[pod] for pod in pods), (served, renewed)
+    # The clone port too: its listener read the certificate as it started.
+    serial = x509.load_pem_x509_certificate(after["tls.crt"].encode()).serial_number
+    wait_until("every clone port presents the new certificate",
+               lambda: all(clone_port_serial(api, pod) == serial for pod in pods), timeout=30, interval=2)
     assert lives(core) == alive and recorded_primary(core, NS) == primary, "a pod restarted, or the primary moved"
     assert_replication_verifies_tls(api, core, 4)
     # verify.yml reports what each server presents: the renewed certificate, valid mariadb_tls_days (825).

@@ -8,6 +8,7 @@ import pytest
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import autopilot, replication
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.autopilot_controller import RECLONE_EVERY, REJOIN_AFTER, Controller, Driver, counted, \
     watch_rounds
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import RecordMoved
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.primary_move import Move
 from captured import read as fixture
 
@@ -92,7 +93,7 @@ def test_the_primary_is_failed_over_after_failover_after_seconds_of_silence():
     cluster.primary_lost()
     assert leader.round(100)["state"] == autopilot.SUSPECT
     assert leader.round(109)["state"] == autopilot.SUSPECT
-    verdict = leader.round(110)
+    verdict = leader.round(110.1)  # failover_after after the reads that first missed it
     assert verdict["state"] == autopilot.FAILOVER
     assert verdict["move"] == {"changed": True, "primary": "mysql-1", "epoch": 5, "ok": True, "msg": ""}
     ((mode, target, params),) = FakeMove.runs
@@ -212,12 +213,32 @@ def test_a_moves_steps_are_told_as_they_happen():
     assert len(told) == 1 and told[0].endswith(" promoted mysql-1") and move.result["steps"] == told
 
 
-def test_a_primary_that_fenced_itself_is_unfenced_once_its_replicas_are_back():
+def self_fenced_cluster():
     cluster = FakeCluster()
-    calls = []
-    cluster.role = lambda pod, *args, timeout=30: calls.append((pod, args)) or "\n"
+    cluster.calls = []
+    cluster.role = lambda pod, *args, timeout=30: cluster.calls.append(("role", pod) + args) or "\n"
+    cluster.record_primary = lambda pod, previous, epoch: cluster.calls.append(("record", pod, previous, epoch))
     cluster.answering["mysql-0"] = dict(cluster.answering["mysql-0"], read_only=True, fenced=True,
                                        gtid_binlog_state="0-100-5")
+    return cluster
+
+
+def test_a_primary_that_fenced_itself_is_recorded_again_then_unfenced_once_its_replicas_are_back():
+    cluster = self_fenced_cluster()
     verdict = controller(cluster).round(0)
-    assert verdict["state"] == autopilot.RESUME and calls == [("mysql-0", ("unfence",))]
-    assert "unfenced mysql-0" in verdict["reason"] and FakeMove.runs == []
+    assert verdict["state"] == autopilot.RESUME and FakeMove.runs == []
+    # The compare-and-swap first: a playbook's move that started meanwhile loses it, or wins it.
+    assert cluster.calls == [("record", "mysql-0", "mysql-0", 4), ("role", "mysql-0", "unfence")]
+    assert "unfenced mysql-0, the primary at epoch 5" in verdict["reason"]
+
+
+def test_a_primary_that_fenced_itself_stays_fenced_when_a_move_changed_the_record():
+    cluster = self_fenced_cluster()
+
+    def moved(pod, previous, epoch):
+        raise RecordMoved("the record names mysql-1 at epoch 5, not mysql-0 at epoch 4: another move ran meanwhile",
+                          "mysql-1")
+
+    cluster.record_primary = moved
+    verdict = controller(cluster).round(0)
+    assert cluster.calls == [] and "not unfenced: the record names mysql-1 at epoch 5" in verdict["reason"]

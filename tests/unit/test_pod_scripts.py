@@ -1175,7 +1175,7 @@ look_bounded() {
   if [ -e "$T/fenced" ]; then echo idle; return; fi
   local line; line=$(head -n 1 "$T/looks"); sed -i '1{$!d}' "$T/looks"; echo "$line"
 }
-fence_self() { printf '%s %s\n' "$(now_us)" "$*" >> "$T/fenced"; }
+fence_self() { printf '%s %s\n' "$(date +%s%6N)" "$*" >> "$T/fenced"; }
 """
 
 
@@ -1232,14 +1232,21 @@ def test_tls_exits_3_until_the_certificate_is_mounted_then_reloads_it_outside_th
     expected = ansible_checksum(dict(PEM, **{"tls.crt": "renewed"}), "tls")
     done = pod("tls.sh", write_tls(tmp_path, PEM) + SQL_STUB + 'main "$@"', args=[expected])
     assert done.rc == 3 and expected in done.err and sql_log(tmp_path) == ""
-    done = pod("tls.sh", write_tls(tmp_path, {"tls.crt": "renewed"}) + SQL_STUB + 'main "$@"', args=[expected])
-    assert done.rc == 0, done.err
+    listener = subprocess.Popen(["sleep", "60"])  # the sidecar's socat, which read the old certificate
+    try:
+        (tmp_path / "listener.pid").write_text("%d\n" % listener.pid)
+        done = pod("tls.sh", write_tls(tmp_path, {"tls.crt": "renewed"}) + SQL_STUB
+                   + 'CLONE_LISTENER_PID=$T/listener.pid; main "$@"', args=[expected])
+        assert done.rc == 0, done.err
+        assert listener.wait(timeout=10) == -signal.SIGTERM  # restarted by the sidecar's loop with the new one
+    finally:
+        listener.kill()
     assert sql_log(tmp_path) == "-- sql -e FLUSH LOCAL SSL\n"
 
 
 def test_the_sidecar_reloads_a_certificate_changed_in_the_secret(pod, tmp_path):
     # The kubelet swaps the files when the Secret changes (cert-manager renewed it).
-    body = (write_tls(tmp_path, PEM) + SQL_STUB + 'WATCH_EVERY=0.2; watch & sleep 0.7; '
+    body = (write_tls(tmp_path, PEM) + SQL_STUB + 'CLONE_LISTENER_PID=$T/none; WATCH_EVERY=0.2; watch & sleep 0.7; '
             'printf renewed > "$TLS_DIR/tls.crt"; sleep 0.7; kill $!')
     done = pod("tls.sh", body)
     assert sql_log(tmp_path) == "-- sql -e FLUSH LOCAL SSL\n", done.err

@@ -168,6 +168,10 @@ START SLAVE;
 SQL
 }
 
+# The sidecar's clone listener's PID: tls.sh restarts it with a renewed
+# certificate (socat reads it once, as it starts listening).
+CLONE_LISTENER_PID=/tmp/clone-listener.pid
+
 # The clone port's socat addresses: the donor's listener and a clone's
 # connection to DONOR, over TLS when the cluster uses it (the clone verifies
 # the donor's certificate and name; the token authenticates the clone).

@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# While the autopilot runs, the primary's sidecar guards it, so a failover's
+# While the autopilot runs, the primary guards itself, so a failover's
 # safety does not depend on the autopilot reaching it (a node cut off from
-# the API server, a watcher that is down). Every second the pod acting as
-# primary asks each other pod of the cluster for a SQL answer. When the pods
-# it cannot reach could be a quorum (more than half of the cluster), the
-# other side may promote one of them: once that has lasted FENCE_AFTER
-# seconds, it isolates itself (role.sh isolate: read-only from then on, and
-# commits waiting for an acknowledgement are rolled back). FENCE_AFTER is 3 s
-# less than mariadb_autopilot_failover_after (at least 1 s), so the fence
-# comes before the autopilot can promote: the autopilot waits that long
-# after the replicas' own heartbeat timeout before it moves. A pod whose
-# mounted record names another primary at a newer epoch than the one it
-# served under isolates itself too. The autopilot makes a recorded primary
-# that fenced itself writable again once more than half of the pods
-# replicate from it (autopilot.py).
+# the API server, a watcher that is down). server.sh runs this beside
+# mariadbd, in the server's container: role.sh isolate may have to kill it.
+#
+# Every second the pod acting as primary asks each other pod for a SQL
+# answer. When the pods it cannot reach could be a quorum (more than half of
+# the cluster), the other side may promote one of them: once that has lasted
+# FENCE_AFTER seconds, it isolates itself (role.sh isolate: read-only from
+# then on, and commits waiting for an acknowledgement are rolled back).
+# FENCE_AFTER is mariadb_autopilot_failover_after - 3 s (at least 4 s, so
+# at least 1 s): cut off at T, the primary fences by T + 1 (the next look) +
+# 1 (its probes' timeout) + FENCE_AFTER = T + failover_after - 1, while the
+# autopilot counts failover_after from a read that ended after T, and then
+# still has to move. A pod whose mounted record names another primary at a
+# newer epoch than the one it served under isolates itself too. The
+# autopilot makes a recorded primary that fenced itself writable again once
+# more than half of the pods replicate from it (autopilot.py).
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
@@ -96,7 +99,12 @@ fence_after_us() {
 # look in a process of its own, bounded: "idle" when it does not finish.
 look_bounded() { timeout -k 1 "$LOOK_TIMEOUT" bash "${BASH_SOURCE[0]}" look 2>/dev/null || echo idle; }
 
-now_us() { printf '%s' "${EPOCHREALTIME/./}"; }
+# Microseconds of a clock that never steps back (seconds since boot, to 1/100).
+now_us() {
+  local up
+  read -r up _ < /proc/uptime
+  printf '%s' "$((${up/./} * 10000))"
+}
 
 fence_self() {
   local said
@@ -111,7 +119,7 @@ fence_self() {
 }
 
 guard() {
-  local started line state epoch named reached pods lost_since='' lost_for served_epoch='' elapsed
+  local started line state epoch named reached pods lost_since='' lost_for served_epoch='' left
   log "guard started: it acts while the autopilot runs and this pod acts as the primary"
   while true; do
     started=$(now_us)
@@ -138,8 +146,8 @@ guard() {
         fi
       fi
     fi
-    elapsed=$(($(now_us) - started))
-    if [ "$elapsed" -lt 1000000 ]; then sleep "0.$(printf '%06d' $((1000000 - elapsed)))"; fi
+    left=$((1000000 - ($(now_us) - started)))
+    if [ "$left" -gt 0 ]; then sleep "$((left / 1000000)).$(printf '%06d' $((left % 1000000)))"; fi
   done
 }
 

@@ -71,10 +71,16 @@ log "starting mariadbd, read_only $read_only, semi-sync primary side $semi_sync,
 mariadbd --defaults-file="$CNF" --read-only="$read_only" --rpl-semi-sync-master-enabled="$semi_sync" \
   --init-rpl-role="$role" &
 server=$!
+# The primary's guard while the autopilot runs (self-fence.sh): in this
+# container, since isolating the server may mean killing mariadbd, which
+# only this container's processes can signal.
+bash "$(dirname "${BASH_SOURCE[0]}")/self-fence.sh" &
+guard=$!
 trap 'kill -TERM "$server" 2>/dev/null' TERM INT
 # wait returns early when a signal is trapped: wait again until it is gone.
 status=0
 while kill -0 "$server" 2>/dev/null; do
   wait "$server" && status=0 || status=$?
 done
+kill "$guard" 2>/dev/null || true
 exit "$status"

@@ -3,8 +3,8 @@
 # version step, point a replica at the recorded primary (a fresh clone from
 # its cloned GTID position, a former primary after its own history), then
 # serve backups to the next ordinal on the clone port, archive the binary
-# logs while this pod acts as primary, guard it (self-fence.sh) and load a
-# renewed certificate (tls.sh).
+# logs while this pod acts as primary and load a renewed certificate
+# (tls.sh).
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
@@ -49,22 +49,18 @@ configure_replication() {
 }
 
 serve_backups() {
-  local pid archiver='' guard tls=''
+  local pid archiver='' tls=''
   # Uploads the binary logs while this pod acts as primary (backups configured).
   if store_configured; then
     bash "$(dirname "${BASH_SOURCE[0]}")/archive-binlogs.sh" &
     archiver=$!
   fi
-  # Fences this pod while it acts as primary and the autopilot's quorum
-  # could promote another behind its back.
-  bash "$(dirname "${BASH_SOURCE[0]}")/self-fence.sh" &
-  guard=$!
   # Loads a certificate renewed in the Secret without a restart.
   if tls_enabled; then
     bash "$(dirname "${BASH_SOURCE[0]}")/tls.sh" watch &
     tls=$!
   fi
-  trap 'kill "$pid" $archiver $guard $tls 2>/dev/null; exit 0' TERM INT
+  trap 'kill "$pid" $archiver $tls 2>/dev/null; exit 0' TERM INT
   log "serving backups on port $CLONE_PORT"
   # bash stays PID 1 and restarts the listener if it ever exits.
   while true; do
@@ -76,6 +72,7 @@ serve_backups() {
       "$(clone_listen_address),reuseaddr,fork,max-children=2,$CLONE_KEEPALIVE" \
       "EXEC:$(dirname "${BASH_SOURCE[0]}")/serve-backup.sh" &
     pid=$!
+    printf '%s\n' "$pid" > "$CLONE_LISTENER_PID"
     wait "$pid" || true
     log "listener exited; restarting"
     sleep 1

@@ -8,8 +8,9 @@
 #   bash tls.sh watch             the sidecar: a Secret renewed without a
 #                                 playbook (cert-manager) is loaded within
 #                                 the kubelet's sync and WATCH_EVERY seconds.
-# New connections (clients, replicas, clones) get the new certificate; the
-# clone port reads the files at each connection anyway.
+# New connections (clients, replicas, clones) get the new certificate: the
+# server's after FLUSH SSL, the clone port's once its listener restarted
+# (the sidecar's loop starts it again within a second; a clone retries).
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
@@ -20,8 +21,11 @@ WATCH_EVERY=10
 mounted() { mounted_checksum "$TLS_DIR" ca.crt tls.crt tls.key; }
 
 # LOCAL: a FLUSH is binary-logged otherwise, and on a replica that would be
-# a transaction of its own (errant).
-reload() { sql -e 'FLUSH LOCAL SSL'; }
+# a transaction of its own (errant). Clones under way keep their connection.
+reload() {
+  sql -e 'FLUSH LOCAL SSL'
+  if [ -s "$CLONE_LISTENER_PID" ]; then kill -TERM "$(<"$CLONE_LISTENER_PID")" 2>/dev/null || true; fi
+}
 
 watch() {
   local loaded current
