@@ -60,6 +60,7 @@ class Controller:
         self.cluster, self.leading, self.move, self.max_lag, self.tell = cluster, leading, move, max_lag, tell
         self.failover_after, self.move_timeout, self.probe_timeout = failover_after, move_timeout, probe_timeout
         self.unreachable_since = None
+        self.silent = False  # whether the primary was silent last round
         self.recloned = {}
         self.idle_since = {}
 
@@ -75,9 +76,14 @@ class Controller:
         states = {pod: state for pod, state, error in self.cluster.read_states(pods, timeout=self.probe_timeout)
                   if not error}
         host = self.cluster.host(primary)
-        if not autopilot.unreachable(primary, pods, states, host):
+        unreachable, answers = autopilot.unreachable(primary, pods, states, host), primary in states
+        # A primary that answers again after a silence (thawed) restarts the
+        # count: its replicas lost it while it was silent, and reconnect now.
+        # One that falls silent keeps the count.
+        if not unreachable or (self.silent and answers):
             self.unreachable_since = None
-        elif self.unreachable_since is None:
+        self.silent = not answers
+        if unreachable and self.unreachable_since is None:
             # From when the reads ended, not when the round began: a fault
             # during the reads is never counted from before it happened
             # (self-fence.sh's head start relies on that).

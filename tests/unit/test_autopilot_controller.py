@@ -242,3 +242,27 @@ def test_a_primary_that_fenced_itself_stays_fenced_when_a_move_changed_the_recor
     cluster.record_primary = moved
     verdict = controller(cluster).round(0)
     assert cluster.calls == [] and "not unfenced: the record names mysql-1 at epoch 5" in verdict["reason"]
+
+
+def test_a_primary_that_answers_again_after_a_silence_restarts_the_count():
+    """Frozen without a quorum to promote, then thawed: its replicas still
+    reconnect, and their votes date from the silence."""
+    cluster = FakeCluster()
+    leader = controller(cluster)
+    cluster.primary_lost()
+    assert leader.round(0)["state"] == autopilot.SUSPECT
+    cluster.answering["mysql-0"] = replication.pod_state(fixture("status-10.11-mysql-0.txt"))  # thawed, replicas reconnecting
+    assert leader.round(30)["state"] == autopilot.SUSPECT
+    assert leader.round(35)["state"] == autopilot.SUSPECT and FakeMove.runs == []
+    assert leader.round(40.1)["state"] == autopilot.FAILOVER  # still cut off from them after failover_after
+
+
+def test_a_primary_that_falls_silent_keeps_the_count():
+    """Cut off, then crashed by its own guard: the count goes on."""
+    cluster = FakeCluster()
+    leader = controller(cluster)
+    cluster.primary_lost()
+    cluster.answering["mysql-0"] = replication.pod_state(fixture("status-10.11-mysql-0.txt"))  # answers, replicas lost it
+    assert leader.round(0)["state"] == autopilot.SUSPECT
+    del cluster.answering["mysql-0"]
+    assert leader.round(10.1)["state"] == autopilot.FAILOVER
