@@ -88,7 +88,8 @@ class Controller:
             # during the reads is never counted from before it happened
             # (self-fence.sh's head start relies on that).
             self.unreachable_since = now + (time.monotonic() - reading)
-        unreachable_for = 0 if self.unreachable_since is None else now - self.unreachable_since
+        # Not below 0: the count starts when this round's reads ended.
+        unreachable_for = 0 if self.unreachable_since is None else max(0.0, now - self.unreachable_since)
         verdict = autopilot.decide(primary, pods, states, unreachable_for, self.failover_after, host,
                                    self.cluster.terminating(pods))
         for action in ("isolate", "fence"):
