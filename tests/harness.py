@@ -15,6 +15,7 @@ from kubernetes import client
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".venv", "collections"))
 
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.kube_client_api import ClientApi  # noqa: E402
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import PodExec  # noqa: E402
 
 # What every selector of the cluster mysql selects by (roles/mariadb/vars/main.yml).
@@ -158,7 +159,7 @@ def wait_until(what, predicate, timeout=300, interval=2):
 
 
 def pod_exec(api, namespace, container):
-    return PodExec(api, namespace, container)
+    return PodExec(ClientApi(api), namespace, container)
 
 
 CLIENT_CNF = "/tmp/client.cnf"

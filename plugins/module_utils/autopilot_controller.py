@@ -7,13 +7,17 @@ believe they lead harmless: one move is recorded, the other's promoted pod
 follows it.
 """
 
+import os
+import signal
 import sys
 import threading
 import time
 import traceback
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import autopilot
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import RecordMoved
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import Cluster, RecordMoved
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.kube_api import KubeApi
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.lease import Lease
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.primary_move import Move
 
@@ -181,25 +185,20 @@ def renewing(lease, interval):
 def main(environ, log=sys.stdout):
     """In the autopilot's pod: NAMESPACE, STATEFULSET_NAME, POD_NAME (the
     Lease holder's identity), FAILOVER_AFTER and INTERVAL (seconds)."""
-    from kubernetes import client, config
-
-    from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import Cluster
-    from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.lease import Lease
-
-    config.load_incluster_config()
-    requests = []  # one monotonic time per API request, for the minute's count
-    api, lease_api = counted(client.ApiClient(), requests), counted(client.ApiClient(), requests)
+    api = KubeApi.in_cluster(environ)
     namespace, name = environ["NAMESPACE"], environ["STATEFULSET_NAME"]
-    interval, said, counted_at = float(environ.get("INTERVAL", 2)), None, time.monotonic()
-    # An ApiClient of its own: kubernetes.stream swaps the exec client's
-    # transport while a command runs.
-    leading = renewing(Lease(lease_api, namespace, name + "-autopilot", environ["POD_NAME"]), interval)
+    interval, said = float(environ.get("INTERVAL", 2)), None
+    counted_at, counted = time.monotonic(), api.requests
+    lease = Lease(api, namespace, name + "-autopilot", environ["POD_NAME"])
+    leading = renewing(lease, interval)
     lock = threading.Lock()
 
     def tell(text):
         with lock:
             log.write(text + "\n")
             log.flush()
+
+    signal.signal(signal.SIGTERM, lambda *_: stop(lease, tell))
 
     controller = Controller(Cluster(api, namespace, name), leading, failover_after=float(environ["FAILOVER_AFTER"]),
                             tell=lambda step: tell("  move: " + step))
@@ -221,13 +220,26 @@ def main(environ, log=sys.stdout):
             line += "; %s" % verdict["move"]
         lines = [line] if line != said else []
         if started - counted_at >= 60:
-            lines.append("cost: %d API requests in the last %.0f s" % (len(requests), started - counted_at))
-            del requests[:]
-            counted_at = started
+            lines.append("cost: %d API requests in the last %.0f s" % (api.requests - counted, started - counted_at))
+            counted_at, counted = started, api.requests
         for text in lines:
             tell(text)
         said = line
         time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+
+def stop(lease, tell):
+    """SIGTERM (a rollout, a drain): the Lease is handed over at once rather
+    than once it expired (python as PID 1 would ignore the signal until the
+    kubelet kills it). A move cut short is what a killed copy leaves: the
+    record's compare-and-swap keeps it harmless."""
+    try:
+        released = lease.release()
+    except Exception as exc:  # the API unreachable: the Lease expires by itself
+        tell("stopping: the Lease not released (%s)" % exc)
+    else:
+        tell("stopping: %s" % ("the Lease released" if released else "not holding the Lease"))
+    os._exit(0)
 
 
 def watch_rounds(current, thread, tell, slow=SLOW_ROUND):
@@ -247,15 +259,3 @@ def watch_rounds(current, thread, tell, slow=SLOW_ROUND):
             tell("slow round: %.0f s so far, at %s" % (time.monotonic() - started, " < ".join(reversed(where[-8:]))))
 
     threading.Thread(target=watch, daemon=True, name="watch-rounds").start()
-
-
-def counted(api, requests):
-    """The ApiClient, its requests (exec streams included) appended to requests."""
-    call_api = api.call_api
-
-    def call(*args, **kwargs):
-        requests.append(time.monotonic())
-        return call_api(*args, **kwargs)
-
-    api.call_api = call
-    return api

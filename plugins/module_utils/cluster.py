@@ -5,14 +5,8 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import replication
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.kube_api import MERGE_PATCH, ApiError
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError, PodExec
-
-try:
-    from kubernetes.client import AppsV1Api, CoreV1Api
-    from kubernetes.client.rest import ApiException
-except ImportError:
-    # Reported by AnsibleK8SModule when the module starts.
-    pass
 
 # The pods' own client config: unix socket as the OS user mysql (see the
 # pod scripts), so no password is ever passed.
@@ -50,17 +44,22 @@ class RecordMoved(Exception):
 
 
 class Cluster:
-    """One MariaDB StatefulSet: `name` in `namespace`."""
+    """One MariaDB StatefulSet: `name` in `namespace`, reached through `api`
+    (kube_api.KubeApi in the autopilot, kube_client_api.ClientApi in the modules)."""
 
-    def __init__(self, api_client, namespace, name, container="mariadb"):
-        self.namespace, self.name = namespace, name
-        self._core = CoreV1Api(api_client)
-        self._apps = AppsV1Api(api_client)
-        self.exec = PodExec(api_client, namespace, container)
-        self._sidecar = PodExec(api_client, namespace, "sidecar")
+    def __init__(self, api, namespace, name, container="mariadb"):
+        self.namespace, self.name, self._api = namespace, name, api
+        self.exec = PodExec(api, namespace, container)
+        self._sidecar = PodExec(api, namespace, "sidecar")
+
+    def _path(self, kind, name, group="api/v1"):
+        return "/%s/namespaces/%s/%s/%s" % (group, self.namespace, kind, name)
+
+    def _patch(self, kind, name, body):
+        return self._api.request("PATCH", self._path(kind, name), body, content_type=MERGE_PATCH)
 
     def replicas(self):
-        return self._apps.read_namespaced_stateful_set(self.name, self.namespace).spec.replicas
+        return self._api.request("GET", self._path("statefulsets", self.name, "apis/apps/v1"))["spec"]["replicas"]
 
     def pods(self, count):
         return ["%s-%d" % (self.name, i) for i in range(count)]
@@ -81,13 +80,13 @@ class Cluster:
 
     def _record(self):
         try:
-            record = self._core.read_namespaced_config_map(record_name(self.name), self.namespace)
-        except ApiException as exc:
+            record = self._api.request("GET", self._path("configmaps", record_name(self.name)))
+        except ApiError as exc:
             if exc.status != 404:
                 raise
             return ("%s-0" % self.name, 0), None
-        data = record.data or {}
-        return (data.get("primary") or "%s-0" % self.name, int(data.get("epoch") or 0)), record.metadata.resource_version
+        data = record.get("data") or {}
+        return (data.get("primary") or "%s-0" % self.name, int(data.get("epoch") or 0)), record["metadata"]["resourceVersion"]
 
     def _swap(self, expected, new):
         """Compare-and-swap of the record's (primary, epoch): written only while
@@ -100,10 +99,10 @@ class Cluster:
                 raise RecordMoved("the record names %s at epoch %d, not %s at epoch %d: another move ran meanwhile"
                                   % (found + expected), found[0])
             try:
-                self._core.patch_namespaced_config_map(record_name(self.name), self.namespace, {
+                self._patch("configmaps", record_name(self.name), {
                     "metadata": {"resourceVersion": version}, "data": {"primary": new[0], "epoch": str(new[1])}})
                 return
-            except ApiException as exc:
+            except ApiError as exc:
                 if exc.status != 409:
                     raise
         raise RecordMoved("the record kept changing while %s was being recorded" % new[0], expected[0])
@@ -127,11 +126,12 @@ class Cluster:
         keeps the labels the services role gave it."""
         name = self.name + "-primary"
         patch = {"spec": {"selector": {POD_NAME_LABEL: pod or ""}}}
-        annotations = self._core.read_namespaced_service(name, self.namespace).metadata.annotations or {}
+        service = self._api.request("GET", self._path("services", name))
+        annotations = service["metadata"].get("annotations") or {}
         last_applied = last_applied_selecting(annotations.get(LAST_APPLIED), pod or "")
         if last_applied:
             patch["metadata"] = {"annotations": {LAST_APPLIED: last_applied}}
-        self._core.patch_namespaced_service(name, self.namespace, patch)
+        self._patch("services", name, patch)
 
     def announce_primary(self, pods, primary):
         """Annotate each pod: updating a pod makes the kubelet refresh its
@@ -140,35 +140,35 @@ class Cluster:
         missed = []
         for pod in pods:
             try:
-                self._core.patch_namespaced_pod(pod, self.namespace, {
-                    "metadata": {"annotations": {PRIMARY_ANNOTATION: primary}}})
-            except ApiException:
+                self._patch("pods", pod, {"metadata": {"annotations": {PRIMARY_ANNOTATION: primary}}})
+            except ApiError:
                 missed.append(pod)
         return missed
 
     def pod_ready(self, pod):
         """True or False; None when the pod does not exist."""
         try:
-            status = self._core.read_namespaced_pod(pod, self.namespace).status
-        except ApiException as exc:
+            status = self._api.request("GET", self._path("pods", pod)).get("status") or {}
+        except ApiError as exc:
             if exc.status == 404:
                 return None
             raise
-        return any(c.type == "Ready" and c.status == "True" for c in status.conditions or [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or [])
 
     def terminating(self, pods):
         """The pods among `pods` being deleted (a deletion timestamp set)."""
-        return {pod.metadata.name for pod in self._core.list_namespaced_pod(self.namespace).items
-                if pod.metadata.name in pods and pod.metadata.deletion_timestamp}
+        listed = self._api.request("GET", "/api/v1/namespaces/%s/pods" % self.namespace)["items"]
+        return {pod["metadata"]["name"] for pod in listed
+                if pod["metadata"]["name"] in pods and pod["metadata"].get("deletionTimestamp")}
 
     def reclone(self, pod):
         """Delete a replica's data volume, then its pod: the StatefulSet
         creates both again, the empty volume is filled by a clone."""
-        self._core.delete_namespaced_persistent_volume_claim("data-" + pod, self.namespace)
-        self._core.delete_namespaced_pod(pod, self.namespace)
+        self._api.request("DELETE", self._path("persistentvolumeclaims", "data-" + pod))
+        self.delete_pod(pod)
 
     def delete_pod(self, pod):
-        self._core.delete_namespaced_pod(pod, self.namespace)
+        self._api.request("DELETE", self._path("pods", pod))
 
     def sql(self, pod, query, timeout=30):
         return self.exec.run(pod, CLIENT + ["--batch", "--skip-column-names", "-e", query], timeout=timeout)

@@ -126,7 +126,7 @@ class Move:
             if exc.primary != pod:
                 self.demote(pod, exc.primary)
             raise RecordLost("recording %s as the primary failed (%s)" % (pod, exc), exc.primary)
-        except Exception as exc:  # ExecError, ApiException or a connection error: the record was not changed
+        except Exception as exc:  # ExecError, ApiError or a connection error: the record was not changed
             self.demote(pod, self.previous)
             raise MoveFailed("%s failed (%s); %s replicates from %s again" % (step, exc, pod, self.previous))
         self.result.update(changed=True, primary=pod, epoch=epoch)
@@ -147,7 +147,7 @@ class Move:
         self.follow(pods)
         try:
             self.cluster.point_write_service(lost.primary)
-        except Exception as exc:  # ApiException or a connection error: say so
+        except Exception as exc:  # ApiError or a connection error: say so
             self.result["problems"].append("the write Service could not be pointed at %s (%s): run deploy.yml"
                                            % (lost.primary, exc))
 
@@ -372,7 +372,7 @@ class Move:
                 pass  # verify.yml names a replica that does not replicate
         try:
             self.cluster.point_write_service(self.previous)
-        except Exception as exc:  # ApiException or a connection error: say so, keep the first failure
+        except Exception as exc:  # ApiError or a connection error: say so, keep the first failure
             self.result["problems"].append("the write Service could not be pointed at %s again (%s): run deploy.yml"
                                            % (self.previous, exc))
 
@@ -396,7 +396,7 @@ class Move:
                 # Deleted by someone else: the StatefulSet creates it again.
                 self.result["restarted"].append(old)
                 self.step("the old primary's pod %s is being created again: it starts as a replica" % old)
-        except Exception as exc:  # ApiException or a connection error: the move itself is done
+        except Exception as exc:  # ApiError or a connection error: the move itself is done
             self.result["problems"].append("%s: could not restart the old primary's pod (%s): delete it" % (old, exc))
             return
         if ready and self.silent:

@@ -130,6 +130,7 @@ problems:
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import k8s_module
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import Cluster
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.kube_client_api import ClientApi
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.primary_move import Move
 
 OPTIONS = dict(
@@ -143,15 +144,14 @@ OPTIONS = dict(
 )
 
 
-def execute_module(module, api_client):
+def execute_module(module, api):
     params = module.params
-    cluster = Cluster(api_client, params["namespace"], params["name"])
+    cluster = Cluster(api, params["namespace"], params["name"])
     try:
         move = Move(module, cluster)
-    except Exception as exc:  # ApiException or a connection error
-        reason = "%s %s" % (exc.status, exc.reason) if getattr(exc, "status", None) else exc
+    except Exception as exc:  # kube_api.ApiError (its status and message say it all) or a connection error
         module.fail_json(msg="Cannot read StatefulSet %s or its record ConfigMap %s-topology in namespace %s: %s" % (
-            params["name"], params["name"], params["namespace"], reason))
+            params["name"], params["name"], params["namespace"], exc))
     if params["timeout"] <= 0:
         module.fail_json(msg="timeout (primary_timeout) must be a positive number of seconds, got %s" % params["timeout"],
                          **move.result)
@@ -169,7 +169,7 @@ def execute_module(module, api_client):
 
 
 def main():
-    k8s_module.run(OPTIONS, execute_module)
+    k8s_module.run(OPTIONS, lambda module, api_client: execute_module(module, ClientApi(api_client)))
 
 
 if __name__ == "__main__":

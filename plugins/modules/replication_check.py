@@ -149,6 +149,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import k8s_module, replication
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import Cluster
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.kube_client_api import ClientApi
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 
 
@@ -214,16 +215,15 @@ def _served_certificates(cluster, pods):
     return found
 
 
-def execute_module(module, api_client):
+def execute_module(module, api):
     params = module.params
-    cluster = Cluster(api_client, params["namespace"], params["name"], params["container"])
+    cluster = Cluster(api, params["namespace"], params["name"], params["container"])
     try:
         count = params["replicas"] if params["replicas"] is not None else cluster.replicas()
         primary = params["primary"] or cluster.recorded_primary()
-    except Exception as exc:  # ApiException (status and reason say it all) or a connection error
-        reason = "%s %s" % (exc.status, exc.reason) if getattr(exc, "status", None) else exc
+    except Exception as exc:  # kube_api.ApiError (its status and message say it all) or a connection error
         module.fail_json(msg="Cannot read StatefulSet %s or its record ConfigMap %s-topology in namespace %s: %s" % (
-            params["name"], params["name"], params["namespace"], reason))
+            params["name"], params["name"], params["namespace"], exc))
     if count < 1:
         what = ("replicas=%d" % count if params["replicas"] is not None
                 else "StatefulSet %s in namespace %s has 0 replicas" % (params["name"], params["namespace"]))
@@ -279,7 +279,7 @@ def execute_module(module, api_client):
 
 
 def main():
-    k8s_module.run(OPTIONS, execute_module)
+    k8s_module.run(OPTIONS, lambda module, api_client: execute_module(module, ClientApi(api_client)))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ MARIADB_IMAGES=("localhost/mariadb:10.11=bookworm" "localhost/mariadb:11.8=trixi
 # Debian packages of the MariaDB images; their cache is keyed by this list.
 # prometheus-mysqld-exporter: 0.14.0 in bookworm, 0.17.2 in trixie; rclone (the
 # object-store client of backups and binlog archiving): 1.60 in bookworm.
-MARIADB_PACKAGES="mariadb-server mariadb-client mariadb-backup socat bash coreutils procps prometheus-mysqld-exporter rclone python3-kubernetes"
+MARIADB_PACKAGES="mariadb-server mariadb-client mariadb-backup socat bash coreutils procps prometheus-mysqld-exporter rclone python3"
 # Network policy enforcement only (its firewall); v2.1.0 has reported security
 # flaws, acceptable for this test bed and nothing else (README).
 KUBE_ROUTER_VERSION=v2.1.0

@@ -26,7 +26,7 @@ def runner(api, core):
     if not is_local_cluster():
         pytest.fail("the autopilot's faults need the local cluster: they act on the node's processes")
     fresh_namespaces(core, NS)
-    run_playbook("deploy.yml", dict(BASE, mariadb_autopilot=True)).check()  # its defaults
+    run_playbook("deploy.yml", BASE).check()  # the autopilot is on by default
     runner = start_client(core, api, NS)
     create_events_table(runner)
     yield runner
@@ -63,6 +63,25 @@ def replicates_from(server, pod, primary):
     except ExecError:
         return False
     return (state["primary_host"] or "").startswith(primary + ".") and state["io_running"] == state["sql_running"] == "Yes"
+
+
+def test_the_autopilot_is_on_by_default_and_needs_python_alone(api, core, runner):
+    """Deployed without naming it, the autopilot leads from an image whose
+    python has no kubernetes client (the local image's contents are those of
+    the stock python image it stands for)."""
+    def running():
+        pods = core.list_namespaced_pod(NS, label_selector="app.kubernetes.io/component=autopilot").items
+        return [pod.metadata.name for pod in pods if pod.status.phase == "Running"]
+    pods = wait_until("the autopilot's two pods running", lambda: len(running()) == 2 and running(), timeout=90)
+    leases = client.CoordinationV1Api(api)
+
+    def holder():
+        held = [lease.spec.holder_identity for lease in leases.list_namespaced_lease(NS).items
+                if lease.metadata.name == "mysql-autopilot"]
+        return held[0] if held and held[0] in pods else None
+    leader = wait_until("a copy of the autopilot holding its Lease", holder, timeout=60)
+    with pytest.raises(ExecError, match="No module named 'kubernetes'"):
+        pod_exec(api, NS, "autopilot").run(leader, ["python3", "-c", "import kubernetes"])
 
 
 def test_a_frozen_primary_is_failed_over_and_no_acknowledged_write_is_lost(api, core, runner, report):

@@ -28,7 +28,8 @@ PREFIX = "e2e-%d" % time.time()
 ROOT = "%s/%s/mysql/" % (PREFIX, NS)
 # Each archive round runs rclone 4 times in the primary's pod: every 2 s that
 # was 8% of the CPU the backup tests used.
-BASE = {"mariadb_namespace": NS, "mariadb_backup_store_secret": STORE_SECRET, "mariadb_binlog_archive_interval": 4}
+# The manual paths: the autopilot (on by default) has its own module, test_autopilot.
+BASE = {"mariadb_namespace": NS, "mariadb_backup_store_secret": STORE_SECRET, "mariadb_binlog_archive_interval": 4, "mariadb_autopilot": False}
 PODS = ["mysql-0", "mysql-1", "mysql-2"]
 SYSTEM = "'mysql', 'sys', 'information_schema', 'performance_schema', 'mariadb_k8s'"
 

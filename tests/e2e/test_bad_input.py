@@ -9,7 +9,8 @@ from kubernetes import client
 from tests.harness import drop_namespaces, fresh_namespaces, run_playbook
 
 NS = "inputs"
-BASE = {"mariadb_namespace": NS, "replicas": 1}
+# The manual paths: the autopilot (on by default) has its own module, test_autopilot.
+BASE = {"mariadb_namespace": NS, "replicas": 1, "mariadb_autopilot": False}
 
 UNREACHABLE_KUBECONFIG = """apiVersion: v1
 kind: Config

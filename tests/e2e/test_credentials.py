@@ -8,7 +8,8 @@ from kubernetes import client
 from tests.harness import drop_namespaces, fresh_namespaces, pod_exec, run_playbook, sql, start_client, wait_until
 
 NS = "credentials"
-BASE = {"mariadb_namespace": NS}
+# The manual paths: the autopilot (on by default) has its own module, test_autopilot.
+BASE = {"mariadb_namespace": NS, "mariadb_autopilot": False}
 PODS = ("mysql-0", "mysql-1")
 NASTY = {
     "root-password": "r#o'o\"t \\ pw;--",

@@ -11,7 +11,8 @@ from tests import metrics
 from tests.harness import drop_namespaces, fresh_namespaces, pod_exec, run_playbook, wait_until
 
 NS = "disruption"
-BASE = {"mariadb_namespace": NS, "replicas": 3}
+# The manual paths: the autopilot (on by default) has its own module, test_autopilot.
+BASE = {"mariadb_namespace": NS, "replicas": 3, "mariadb_autopilot": False}
 PODS = ["mysql-0", "mysql-1", "mysql-2"]
 CRD = "servicemonitors.monitoring.coreos.com"
 

@@ -14,7 +14,8 @@ from tests.e2e.writes import Writer, check_nothing_lost, create_events_table
 NS = "faults"
 # A short idle timeout, so a vanished donor is noticed quickly.
 IDLE_TIMEOUT = 15
-BASE = {"mariadb_namespace": NS, "version": "10.11", "mariadb_clone_idle_timeout": IDLE_TIMEOUT}
+# The manual paths: the autopilot (on by default) has its own module, test_autopilot.
+BASE = {"mariadb_namespace": NS, "version": "10.11", "mariadb_clone_idle_timeout": IDLE_TIMEOUT, "mariadb_autopilot": False}
 
 
 def deploy(**extra):

@@ -15,7 +15,8 @@ from tests.harness import PODS, SELECTOR, drop_namespaces, fresh_namespaces, ima
     start_client, wait_until
 
 NS = "labels"
-BASE = {"mariadb_namespace": NS}
+# The manual paths: the autopilot (on by default) has its own module, test_autopilot.
+BASE = {"mariadb_namespace": NS, "mariadb_autopilot": False}
 # The previous release, whose selectors are app=<name>: the tip of
 # issue-12-pdb-metrics, where this change started.
 PREVIOUS = "0999d14e33aa891717d915cd5a4a942dff22cdc6"

@@ -12,7 +12,8 @@ from tests.harness import drop_namespaces, fresh_namespaces, image, is_local_clu
 
 NS = "netpol"
 OTHER = "netpol-other"
-BASE = {"mariadb_namespace": NS}
+# The manual paths: the autopilot (on by default) has its own module, test_autopilot.
+BASE = {"mariadb_namespace": NS, "mariadb_autopilot": False}
 LABEL = {"mariadb-client": "true"}
 # Policy changes reach the firewall within its sync after the API event.
 SETTLE = 90

@@ -12,7 +12,8 @@ from tests.harness import PODS, drop_namespaces, fresh_namespaces, image, pod_ex
 from tests.e2e.writes import Writer, check_nothing_lost, create_events_table, recorded_primary, rows
 
 NS = "primary"
-BASE = {"mariadb_namespace": NS}
+# The manual paths: the autopilot (on by default) has its own module, test_autopilot.
+BASE = {"mariadb_namespace": NS, "mariadb_autopilot": False}
 
 
 def play(name, **extra):

@@ -24,7 +24,7 @@ EARLIER = "ab37244f59d2498b7dc34048b74d2eae6d0b4762"
 # cluster without TLS is deployed with these, then upgraded without them.
 LOCAL = {k: TABLE["with_tls"][k] for k in (
     "mariadb_image_repository", "mariadb_image_pull_policy", "mariadb_storage_class", "mariadb_volume_permissions_init",
-    "mariadb_exporter_command", "mariadb_backup_client_binary")}
+    "mariadb_exporter_command", "mariadb_backup_client_binary", "mariadb_autopilot_image")}
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ from tests.harness import drop_namespaces, fresh_namespaces, image, pod_exec, ru
 from tests.e2e.writes import Writer, check_nothing_lost, create_events_table, recorded_primary
 
 NS = "tls"
-BASE = {"mariadb_namespace": NS}
+# The manual paths: the autopilot (on by default) has its own module, test_autopilot.
+BASE = {"mariadb_namespace": NS, "mariadb_autopilot": False}
 PODS = ["mysql-0", "mysql-1", "mysql-2"]
 MBSTREAM_MAGIC = "XBSTCK01"
 

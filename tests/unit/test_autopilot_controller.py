@@ -5,9 +5,8 @@ import time
 
 import pytest
 
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import autopilot, replication
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.autopilot_controller import RECLONE_EVERY, REJOIN_AFTER, Controller, Driver, counted, \
-    watch_rounds
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import autopilot, autopilot_controller, replication
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.autopilot_controller import RECLONE_EVERY, REJOIN_AFTER, Controller, Driver, watch_rounds
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import RecordMoved
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.primary_move import Move
 from captured import read as fixture
@@ -162,18 +161,6 @@ def test_an_errant_replica_is_named_not_recloned():
     assert "mysql-2 is errant (7-102-3): rebuild.yml -e pod=mysql-2" in controller(cluster).round(0)["reason"]
 
 
-def test_every_api_request_is_counted():
-    class Api:
-        def call_api(self, *args, **kwargs):
-            return args, kwargs
-
-    requests = []
-    api = counted(Api(), requests)
-    assert api.call_api("/api/v1/pods", "GET", _preload_content=False) == (("/api/v1/pods", "GET"), {"_preload_content": False})
-    api.call_api("/api/v1/pods", "GET")
-    assert len(requests) == 2
-
-
 def test_a_fenced_pod_replicating_from_nobody_is_pointed_at_the_primary():
     cluster = FakeCluster()
     pointed = []
@@ -266,3 +253,21 @@ def test_a_primary_that_falls_silent_keeps_the_count():
     assert leader.round(0)["state"] == autopilot.SUSPECT
     del cluster.answering["mysql-0"]
     assert leader.round(10.1)["state"] == autopilot.FAILOVER
+
+
+def test_a_stopped_copy_releases_the_lease_and_exits(monkeypatch):
+    exits, told = [], []
+    monkeypatch.setattr(autopilot_controller.os, "_exit", exits.append)
+
+    class Held:
+        def release(self):
+            return True
+
+    class Unreachable:
+        def release(self):
+            raise ConnectionError("API server unreachable")
+
+    autopilot_controller.stop(Held(), told.append)
+    autopilot_controller.stop(Unreachable(), told.append)
+    assert exits == [0, 0]
+    assert told == ["stopping: the Lease released", "stopping: the Lease not released (API server unreachable)"]

@@ -15,6 +15,8 @@ from test_render import PLAYBOOK, ROOT, one, render
 SELECTOR = {"app.kubernetes.io/name": "mariadb", "app.kubernetes.io/instance": "mysql",
             "app.kubernetes.io/managed-by": "mariadb_k8s.cluster"}
 LABELS = dict(SELECTOR, **{"app.kubernetes.io/component": "database"})
+# The autopilot's pods are no database pods (roles/autopilot/vars/main.yml).
+AUTOPILOT = dict(SELECTOR, **{"app.kubernetes.io/name": "mariadb-autopilot", "app.kubernetes.io/component": "autopilot"})
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +47,11 @@ def test_every_selector_selects_by_name_instance_and_managed_by(manifests):
     found = every_selector(manifests)
     assert {(kind, name) for kind, name, _ in found} == {
         ("StatefulSet", "mysql"), ("Service", "mysql"), ("Service", "mysql-read"), ("Service", "mysql-primary"),
-        ("Service", "mysql-metrics"), ("NetworkPolicy", "mysql"), ("PodDisruptionBudget", "mysql"), ("ServiceMonitor", "mysql")}
-    assert len(found) == 12, sorted(found)  # the anti-affinity and the policy's three peers too
+        ("Service", "mysql-metrics"), ("NetworkPolicy", "mysql"), ("PodDisruptionBudget", "mysql"), ("ServiceMonitor", "mysql"),
+        ("Deployment", "mysql-autopilot")}
+    assert len(found) == 13, sorted(found)  # the anti-affinity and the policy's three peers too
+    # The autopilot's Deployment selects its own pods, by labels of their own.
+    assert found.pop(("Deployment", "mysql-autopilot", ".spec.selector")) == AUTOPILOT
     # The backup Jobs reach the clone port; nothing else selects them.
     backup_jobs = {place: labels for place, labels in found.items() if labels.get("app.kubernetes.io/name") == "mariadb-backup"}
     assert list(backup_jobs.values()) == [dict(SELECTOR, **{"app.kubernetes.io/name": "mariadb-backup"})]
@@ -68,7 +73,9 @@ def test_every_object_carries_the_recommended_labels(manifests):
     labelled += [("volume claim", t["metadata"]["name"], t["metadata"]["labels"]) for t in statefulset["spec"]["volumeClaimTemplates"]]
     for kind, name, labels in labelled:
         component = "metrics" if (kind, name) in {("Service", "mysql-metrics"), ("ServiceMonitor", "mysql")} else "database"
-        assert labels == dict(SELECTOR, **{"app.kubernetes.io/component": component}), (kind, name)
+        expected = AUTOPILOT if (kind, name) == ("Deployment", "mysql-autopilot") else dict(
+            SELECTOR, **{"app.kubernetes.io/component": component})
+        assert labels == expected, (kind, name)
 
 
 def older(doc):

@@ -1,103 +1,91 @@
 """Leader election on a Lease, against a fake API server that keeps one
 Lease and refuses a write whose resourceVersion is stale, as the real one
 does (409 Conflict)."""
-import copy
 from datetime import datetime, timedelta, timezone
 
-import pytest
-from kubernetes.client.rest import ApiException
-
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import lease as lease_utils
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.kube_api import ApiError
+from fake_api import FakeApi
 
 T0 = datetime(2026, 12, 5, 12, 0, 0, tzinfo=timezone.utc)
+PATH = "/apis/coordination.k8s.io/v1/namespaces/shop/leases/mysql-autopilot"
 
 
-class FakeServer:
-    def __init__(self):
-        self.stored, self.version = None, 0
-
-    def _save(self, body):
-        self.version += 1
-        body = copy.deepcopy(body)
-        body.metadata.resource_version = str(self.version)
-        self.stored = body
+def copy_named(api, identity):
+    return lease_utils.Lease(api, "shop", "mysql-autopilot", identity, duration=15)
 
 
-class FakeCoordination:
-    server = None
-
-    def __init__(self, _api_client):
-        pass
-
-    def read_namespaced_lease(self, name, namespace):
-        if self.server.stored is None:
-            raise ApiException(status=404)
-        return copy.deepcopy(self.server.stored)
-
-    def create_namespaced_lease(self, namespace, body):
-        if self.server.stored is not None:
-            raise ApiException(status=409)
-        self.server._save(body)
-
-    def replace_namespaced_lease(self, name, namespace, body):
-        if body.metadata.resource_version != self.server.stored.metadata.resource_version:
-            raise ApiException(status=409)
-        self.server._save(body)
+def spec(api):
+    return api.objects[PATH]["spec"]
 
 
-@pytest.fixture
-def server(monkeypatch):
-    FakeCoordination.server = FakeServer()
-    monkeypatch.setattr(lease_utils, "CoordinationV1Api", FakeCoordination)
-    return FakeCoordination.server
+def test_times_are_written_and_read_as_the_api_server_does():
+    assert lease_utils.micro_time(T0 + timedelta(microseconds=5)) == "2026-12-05T12:00:00.000005Z"
+    assert lease_utils.parse_time("2026-12-05T12:00:00.000005Z") == T0 + timedelta(microseconds=5)
+    assert lease_utils.parse_time("2026-12-05T12:00:00Z") == T0
 
 
-def copy_named(identity):
-    return lease_utils.Lease(None, "shop", "mysql-autopilot", identity, duration=15)
-
-
-def test_the_first_copy_takes_the_lease_and_renews_it(server):
-    one = copy_named("autopilot-a")
+def test_the_first_copy_takes_the_lease_and_renews_it():
+    api = FakeApi()
+    one = copy_named(api, "autopilot-a")
     assert one.hold(T0) and one.hold(T0 + timedelta(seconds=10))
-    spec = server.stored.spec
-    assert (spec.holder_identity, spec.renew_time, spec.acquire_time, spec.lease_transitions) == (
-        "autopilot-a", T0 + timedelta(seconds=10), T0, 1)
+    assert (spec(api)["holderIdentity"], spec(api)["renewTime"], spec(api)["acquireTime"], spec(api)["leaseTransitions"]) == (
+        "autopilot-a", "2026-12-05T12:00:10.000000Z", "2026-12-05T12:00:00.000000Z", 1)
 
 
-def test_another_copy_waits_while_the_lease_is_renewed(server):
-    one, two = copy_named("autopilot-a"), copy_named("autopilot-b")
+def test_another_copy_waits_while_the_lease_is_renewed():
+    api = FakeApi()
+    one, two = copy_named(api, "autopilot-a"), copy_named(api, "autopilot-b")
     assert one.hold(T0)
     assert not two.hold(T0 + timedelta(seconds=14))
     assert one.hold(T0 + timedelta(seconds=14))
     assert not two.hold(T0 + timedelta(seconds=28))
-    assert server.stored.spec.holder_identity == "autopilot-a"
+    assert spec(api)["holderIdentity"] == "autopilot-a"
 
 
-def test_a_lapsed_lease_is_taken_over(server):
-    one, two = copy_named("autopilot-a"), copy_named("autopilot-b")
+def test_a_lapsed_lease_is_taken_over():
+    api = FakeApi()
+    one, two = copy_named(api, "autopilot-a"), copy_named(api, "autopilot-b")
     assert one.hold(T0)
     assert two.hold(T0 + timedelta(seconds=16))
     assert not one.hold(T0 + timedelta(seconds=17))  # the old holder learns it lost it
-    assert (server.stored.spec.holder_identity, server.stored.spec.lease_transitions) == ("autopilot-b", 2)
+    assert (spec(api)["holderIdentity"], spec(api)["leaseTransitions"]) == ("autopilot-b", 2)
 
 
-def test_of_two_copies_racing_for_a_lapsed_lease_one_wins(server, monkeypatch):
-    one, two, three = copy_named("autopilot-a"), copy_named("autopilot-b"), copy_named("autopilot-c")
+def test_of_two_copies_racing_for_a_lapsed_lease_one_wins():
+    api = FakeApi()
+    one, two, three = copy_named(api, "autopilot-a"), copy_named(api, "autopilot-b"), copy_named(api, "autopilot-c")
     assert one.hold(T0)
     later = T0 + timedelta(seconds=20)
     # Both read the lapsed Lease before either writes.
-    read = FakeCoordination.read_namespaced_lease
-    seen = read(FakeCoordination(None), "mysql-autopilot", "shop")
-    monkeypatch.setattr(FakeCoordination, "read_namespaced_lease", lambda self, name, namespace: copy.deepcopy(seen))
+    seen = api.request("GET", PATH)
+    read = api.request
+    api.request = lambda method, path, body=None, content_type=None: seen if method == "GET" else read(method, path, body)
     assert two.hold(later)
     assert not three.hold(later)
-    assert server.stored.spec.holder_identity == "autopilot-b"
+    assert spec(api)["holderIdentity"] == "autopilot-b"
 
 
-def test_two_copies_creating_the_lease_at_once_one_wins(server, monkeypatch):
-    one, two = copy_named("autopilot-a"), copy_named("autopilot-b")
-    monkeypatch.setattr(FakeCoordination, "read_namespaced_lease",
-                        lambda self, name, namespace: (_ for _ in ()).throw(ApiException(status=404)))
+def test_two_copies_creating_the_lease_at_once_one_wins():
+    api = FakeApi()
+    one, two = copy_named(api, "autopilot-a"), copy_named(api, "autopilot-b")
+    read = api.request
+
+    def never_found(method, path, body=None, content_type=None):
+        if method == "GET":
+            raise ApiError(404, "not found")
+        return read(method, path, body)
+    api.request = never_found
     assert one.hold(T0)
     assert not two.hold(T0)
-    assert server.stored.spec.holder_identity == "autopilot-a"
+    assert spec(api)["holderIdentity"] == "autopilot-a"
+
+
+def test_a_released_lease_is_taken_at_once_and_only_its_holder_releases_it():
+    api = FakeApi()
+    one, two = copy_named(api, "autopilot-a"), copy_named(api, "autopilot-b")
+    assert one.hold(T0)
+    assert not two.release()
+    assert one.release()
+    assert two.hold(T0 + timedelta(seconds=1))
+    assert spec(api)["holderIdentity"] == "autopilot-b"

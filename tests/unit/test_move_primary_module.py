@@ -136,13 +136,13 @@ def cluster(monkeypatch):
         "mysql-1": replica_state("0-100-20"),
         "mysql-2": replica_state("0-100-19"),
     })
-    monkeypatch.setattr(move_primary, "Cluster", lambda api_client, namespace, name: fake)
+    monkeypatch.setattr(move_primary, "Cluster", lambda api, namespace, name: fake)
     return fake
 
 
 def run(**params):
     with pytest.raises(Exit) as result:
-        move_primary.execute_module(Module(**params), api_client=None)
+        move_primary.execute_module(Module(**params), api=None)
     return result.value.args[0]
 
 
@@ -188,7 +188,7 @@ def test_switchover_refuses_when_the_primary_does_not_answer(cluster):
 
 def test_switchover_in_check_mode_changes_nothing(cluster):
     with pytest.raises(Exit) as result:
-        move_primary.execute_module(Module(check_mode=True, target="mysql-1"), api_client=None)
+        move_primary.execute_module(Module(check_mode=True, target="mysql-1"), api=None)
     assert result.value.args[0]["failed"] is False and cluster.calls == []
 
 

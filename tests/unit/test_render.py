@@ -52,13 +52,13 @@ def default(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def switched_off(tmp_path_factory):
-    return render(tmp_path_factory, mariadb_metrics=False, mariadb_pod_disruption_budget=False)
+    return render(tmp_path_factory, mariadb_metrics=False, mariadb_pod_disruption_budget=False, mariadb_autopilot=False)
 
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
     return render(tmp_path_factory, "local", mariadb_metrics_client_label={"app.kubernetes.io/name": "prometheus"},
-                  mariadb_service_monitor_labels={"release": "kube-prometheus-stack"}, mariadb_autopilot=True)
+                  mariadb_service_monitor_labels={"release": "kube-prometheus-stack"})
 
 
 def selects(selector, labels):
@@ -81,12 +81,27 @@ def test_what_selects_the_database_pods_never_selects_the_autopilot_s(local):
     assert selects(one(local, "Deployment", "mysql-autopilot")["spec"]["selector"]["matchLabels"], autopilot)
 
 
-def test_the_autopilot_is_rendered_with_the_hook_that_waits_for_it(default, local):
-    assert not [key for key in default if key[0].startswith("autopilot-")]
-    assert "lifecycle" not in containers(default)["mariadb"]
-    assert one(local, "Deployment", "mysql-autopilot")["spec"]["template"]["spec"]["serviceAccountName"] == "mysql-autopilot"
-    assert set(one(local, "ConfigMap", "mysql-autopilot")["data"]) >= {"autopilot_controller.py", "primary_move.py"}
-    assert containers(local)["mariadb"]["lifecycle"]["preStop"]["exec"]["command"][-2:] == ["hand-over", "30"]
+def test_the_autopilot_is_rendered_by_default_with_the_hook_that_waits_for_it(default, switched_off):
+    autopilot = one(default, "Deployment", "mysql-autopilot")["spec"]["template"]["spec"]
+    assert autopilot["serviceAccountName"] == "mysql-autopilot"
+    assert autopilot["containers"][0]["image"] == "docker.io/library/python:3.13.1-slim-bookworm"
+    assert set(one(default, "ConfigMap", "mysql-autopilot")["data"]) >= {"autopilot_controller.py", "kube_api.py"}
+    assert containers(default)["mariadb"]["lifecycle"]["preStop"]["exec"]["command"][-2:] == ["hand-over", "30"]
+    assert not [key for key in switched_off if key[0].startswith("autopilot-")]
+    assert "lifecycle" not in containers(switched_off)["mariadb"]
+
+
+def test_the_autopilots_code_runs_on_python_alone(local, tmp_path):
+    """A stock python image is enough: the ConfigMap's modules import with
+    no site-packages (neither the kubernetes client nor Ansible)."""
+    package = tmp_path / "ansible_collections" / "mariadb_k8s" / "cluster" / "plugins" / "module_utils"
+    package.mkdir(parents=True)
+    for name, code in one(local, "ConfigMap", "mysql-autopilot")["data"].items():
+        (package / name).write_text(code)
+    started = subprocess.run(
+        [sys.executable, "-S", "-c", "from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import autopilot_controller"],
+        env={"PYTHONPATH": str(tmp_path)}, capture_output=True, text=True)
+    assert started.returncode == 0, started.stderr
 
 
 def test_the_budget_selects_the_statefulsets_pods(default):

@@ -1,15 +1,14 @@
 """The module's flow with a fake exec and a fake Kubernetes API: which pods it
 reads, what it reports, when it fails. Nothing reaches a cluster."""
 import re
-from types import SimpleNamespace
 
 import pytest
-from kubernetes.client.exceptions import ApiException
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import cluster, replication
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 from ansible_collections.mariadb_k8s.cluster.plugins.modules import replication_check
 from captured import read as fixture
+from fake_api import FakeApi
 from fake_module import Exit, FakeModule
 
 
@@ -44,7 +43,7 @@ class FakeExec:
     written_on = None
     certificates = {}  # pod -> SHOW STATUS LIKE 'Ssl_server_not_after' output
 
-    def __init__(self, api_client, namespace, container):
+    def __init__(self, api, namespace, container):
         pass
 
     def run(self, pod, command, timeout=30):
@@ -66,41 +65,40 @@ class FakeExec:
         return "" if pod in self.cut_off else FakeExec.token + "\n"
 
 
-class FakeCoreV1Api:
-    """The topology record: `primary` as its ConfigMap holds it; None: no ConfigMap."""
-
-    primary = "mysql-0"
-
-    def __init__(self, api_client):
-        pass
-
-    def read_namespaced_config_map(self, name, namespace):
-        assert (name, namespace) == ("mysql-topology", "mysql")
-        if self.primary is None:
-            raise ApiException(status=404, reason="Not Found")
-        return SimpleNamespace(data={"primary": self.primary, "initialised": "true"},
-                               metadata=SimpleNamespace(resource_version="1"))
+RECORD = "/api/v1/namespaces/mysql/configmaps/mysql-topology"
+STATEFULSET = "/apis/apps/v1/namespaces/mysql/statefulsets/mysql"
 
 
-class FakeAppsV1Api:
-    replicas = 3
+class ClusterApi(FakeApi):
+    """The StatefulSet and the topology record; `primary` None: no record."""
 
-    def __init__(self, api_client):
-        pass
+    @property
+    def primary(self):
+        return self.objects[RECORD]["data"]["primary"] if RECORD in self.objects else None
 
-    def read_namespaced_stateful_set(self, name, namespace):
-        return SimpleNamespace(spec=SimpleNamespace(replicas=self.replicas))
+    @primary.setter
+    def primary(self, pod):
+        if pod is None:
+            self.objects.pop(RECORD, None)
+        else:
+            self.store(RECORD, {"data": {"primary": pod, "initialised": "true"}})
+
+    def scale(self, replicas):
+        self.store(STATEFULSET, {"spec": {"replicas": replicas}})
+
+
+API = None
 
 
 @pytest.fixture(autouse=True)
 def fake_api(monkeypatch):
-    """Every test: the Cluster layer gets fake API classes, never a real client."""
-    monkeypatch.setattr(cluster, "CoreV1Api", FakeCoreV1Api)
-    monkeypatch.setattr(cluster, "AppsV1Api", FakeAppsV1Api)
+    """Every test: the Cluster layer gets a fake API and exec, never a real client."""
+    global API
     monkeypatch.setattr(cluster, "PodExec", FakeExec)
-    monkeypatch.setattr(FakeCoreV1Api, "primary", "mysql-0")
-    monkeypatch.setattr(FakeAppsV1Api, "replicas", 3)
-    return FakeCoreV1Api
+    API = ClusterApi()
+    API.primary = "mysql-0"
+    API.scale(3)
+    return API
 
 
 @pytest.fixture
@@ -120,7 +118,7 @@ def fake_exec():
 
 def run(module):
     with pytest.raises(Exit) as result:
-        replication_check.execute_module(module, api_client=None)
+        replication_check.execute_module(module, api=API)
     return result.value.args[0]
 
 
@@ -157,29 +155,16 @@ def test_unreachable_pod_is_named(fake_exec):
     assert "mysql-1: cannot read its state (exit code 1: ERROR 2002" in result["msg"]
 
 
-def test_missing_statefulset_is_named_in_one_line(monkeypatch):
-    class NoStatefulSet:
-        def __init__(self, api_client):
-            pass
-
-        def read_namespaced_stateful_set(self, name, namespace):
-            raise ApiException(status=404, reason="Not Found")
-
-    monkeypatch.setattr(cluster, "AppsV1Api", NoStatefulSet)
+def test_missing_statefulset_is_named_in_one_line(fake_api):
+    del fake_api.objects[STATEFULSET]
     result = run(Module(replicas=None))
     assert result["failed"] is True
-    assert result["msg"] == "Cannot read StatefulSet mysql or its record ConfigMap mysql-topology in namespace mysql: 404 Not Found"
+    assert result["msg"] == ("Cannot read StatefulSet mysql or its record ConfigMap mysql-topology in namespace mysql: "
+                             "404 %s not found" % STATEFULSET)
 
 
-def test_statefulset_scaled_to_zero_fails_in_one_line(monkeypatch):
-    class ScaledToZero:
-        def __init__(self, api_client):
-            pass
-
-        def read_namespaced_stateful_set(self, name, namespace):
-            return SimpleNamespace(spec=SimpleNamespace(replicas=0))
-
-    monkeypatch.setattr(cluster, "AppsV1Api", ScaledToZero)
+def test_statefulset_scaled_to_zero_fails_in_one_line(fake_api):
+    fake_api.scale(0)
     result = run(Module(replicas=None))
     assert result["failed"] is True
     assert result["msg"] == "StatefulSet mysql in namespace mysql has 0 replicas: nothing to check"

@@ -1,11 +1,12 @@
-"""PodExec opens exec streams one at a time: kubernetes.stream.stream() swaps
-the shared ApiClient's request method while it connects, so concurrent
-openings would send plain HTTP to the exec endpoint."""
+"""The modules' exec, on the kubernetes client: streams are opened one at a
+time (kubernetes.stream.stream() swaps the shared ApiClient's request
+method while it connects, so concurrent openings would send plain HTTP to
+the exec endpoint), and a command past its timeout is closed unread."""
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import pod_exec
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import kube_client_api, pod_exec
 
 
 class FinishedStream:
@@ -19,6 +20,9 @@ class FinishedStream:
 
     def read_stderr(self):
         return ""
+
+    def read_channel(self, channel):
+        return '{"metadata":{},"status":"Success"}'
 
     def is_open(self):
         return False
@@ -45,11 +49,11 @@ def test_streams_are_opened_one_at_a_time_and_run_concurrently(monkeypatch):
         with guard:
             running[0] -= 1
 
-    monkeypatch.setattr(pod_exec, "stream", fake_stream, raising=False)
-    monkeypatch.setattr(pod_exec, "CoreV1Api", lambda client: type("Api", (), {"connect_get_namespaced_pod_exec": None})(),
+    monkeypatch.setattr(kube_client_api, "stream", fake_stream, raising=False)
+    monkeypatch.setattr(kube_client_api, "CoreV1Api", lambda client: type("Api", (), {"connect_get_namespaced_pod_exec": None})(),
                         raising=False)
     monkeypatch.setattr(FinishedStream, "run_forever", run_forever)
-    runner = pod_exec.PodExec(None, "ns", "mariadb")
+    runner = pod_exec.PodExec(kube_client_api.ClientApi(None), "ns", "mariadb")
     with ThreadPoolExecutor(max_workers=5) as pool:
         outputs = list(pool.map(lambda pod: runner.run(pod, ["true"]), ["mysql-%d" % i for i in range(5)]))
     assert outputs == ["ok"] * 5
@@ -82,11 +86,11 @@ class HungStream:
 
 def test_a_command_still_running_at_the_timeout_is_closed_unread(monkeypatch):
     hung = HungStream()
-    monkeypatch.setattr(pod_exec, "stream", lambda *args, **kwargs: hung, raising=False)
-    monkeypatch.setattr(pod_exec, "CoreV1Api", lambda client: type("Api", (), {"connect_get_namespaced_pod_exec": None})(),
+    monkeypatch.setattr(kube_client_api, "stream", lambda *args, **kwargs: hung, raising=False)
+    monkeypatch.setattr(kube_client_api, "CoreV1Api", lambda client: type("Api", (), {"connect_get_namespaced_pod_exec": None})(),
                         raising=False)
     try:
-        pod_exec.PodExec(None, "ns", "mariadb").run("mysql-0", ["mariadb", "-e", "SELECT 1"], timeout=0.01)
+        pod_exec.PodExec(kube_client_api.ClientApi(None), "ns", "mariadb").run("mysql-0", ["mariadb", "-e", "SELECT 1"], timeout=0.01)
     except pod_exec.ExecError as exc:
         assert "timed out after 0.01s" in str(exc)
     else:
