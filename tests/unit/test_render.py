@@ -91,6 +91,13 @@ def test_the_autopilot_is_rendered_by_default_with_the_hook_that_waits_for_it(de
     assert "lifecycle" not in containers(switched_off)["mariadb"]
 
 
+def test_the_autopilot_is_rendered_alike_from_the_default_and_from_the_record(default, tmp_path_factory):
+    """The record holds failover_after as the float its spec declares: the
+    next deploy must render the same Deployment as the first (idempotence)."""
+    recorded = render(tmp_path_factory, mariadb_autopilot_failover_after=5.0)
+    assert one(recorded, "Deployment", "mysql-autopilot") == one(default, "Deployment", "mysql-autopilot")
+
+
 def test_the_autopilots_code_runs_on_python_alone(local, tmp_path):
     """A stock python image is enough: the ConfigMap's modules import with
     no site-packages (neither the kubernetes client nor Ansible)."""
