@@ -7,9 +7,9 @@ import time
 
 from kubernetes import client
 
-from benchmarks.bench import NS, log, playbook
+from benchmarks.bench import BASE, NS, log, playbook
 from benchmarks.steps.primary import first_write_after, longest_gap, start_probe_writer
-from tests.harness import pod_exec, server_pid, sql, wait_until
+from tests.harness import pod_exec, run_playbook, server_pid, sql, wait_until
 
 FROZEN = []  # PIDs stopped by freeze(), continued once failed over
 
@@ -40,8 +40,10 @@ def recorded_primary(bench):
 
 
 def settle(bench):
-    """Every pod back and replicating before the next fault."""
-    playbook("verify.yml", replicas=3)
+    """Every pod back and replicating before the next fault: the old primary
+    restarts, then the autopilot points it at the new one."""
+    wait_until("every pod replicating (verify.yml)",
+               lambda: run_playbook("verify.yml", dict(BASE, replicas=3)).rc == 0, timeout=120, interval=5)
 
 
 # 10. The autopilot: each fault of FAULTS hits the recorded primary while a

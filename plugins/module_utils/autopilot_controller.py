@@ -110,8 +110,11 @@ class Controller:
             verdict["reason"] += "; " + self.reclone(pod, now)
         # A pod that just started is idle until its sidecar sets up
         # replication (from its clone's position): only one idle for
-        # REJOIN_AFTER seconds is pointed at the primary.
-        self.idle_since = {pod: self.idle_since.get(pod, now) for pod in verdict.get("rejoin", [])}
+        # REJOIN_AFTER seconds is pointed at the primary. An old primary a
+        # move crashed or isolated (its fence mark) restarted its server
+        # alone: no sidecar start is coming, it is pointed at once.
+        self.idle_since = {pod: self.idle_since.get(pod, now - REJOIN_AFTER if states[pod].get("fenced") else now)
+                           for pod in verdict.get("rejoin", [])}
         for pod in [pod for pod, since in self.idle_since.items() if now - since >= REJOIN_AFTER]:
             try:
                 self.cluster.role(pod, "replicate", self.cluster.ordinal(primary), timeout=30)

@@ -177,6 +177,19 @@ def test_a_fenced_pod_replicating_from_nobody_is_pointed_at_the_primary():
     assert "mysql-2 replicates from mysql-0 again" in verdict["reason"]
 
 
+def test_an_old_primary_restarted_behind_its_fence_mark_is_pointed_at_the_primary_at_once():
+    """Crashed by a failover, its server restarted alone: its sidecar, long
+    started, sets nothing up."""
+    cluster = FakeCluster()
+    pointed = []
+    cluster.role = lambda pod, *args, timeout=30: pointed.append((pod, args))
+    cluster.ordinal = lambda pod: int(pod[-1])
+    cluster.answering["mysql-0"]["gtid_binlog_state"] = "0-100-9"
+    cluster.answering["mysql-2"] = dict(cluster.answering["mysql-2"], replicating=False, read_only=True, fenced=True)
+    assert "mysql-2 replicates from mysql-0 again" in controller(cluster).round(0)["reason"]
+    assert pointed == [("mysql-2", ("replicate", 0))]
+
+
 def test_a_slow_round_is_told_with_where_it_waits():
     told, current = [], {"started": None}
 
