@@ -119,7 +119,7 @@ def recover(bench):
             return False
         errant = [pod for pod in PODS if "%s: errant GTIDs" % pod in checked.output]
         if errant:
-            playbook("rebuild.yml", pod=errant[0])
+            playbook("rebuild.yml", pod=errant[0], mariadb_autopilot=True)
             return True
         time.sleep(5)
     raise TimeoutError("the cluster did not recover within 240 s of the fault")
