@@ -3,6 +3,9 @@ reports its own server, replication and threads, through an account that
 can only monitor; the PodDisruptionBudget lets
 the Eviction API take one pod at a time; a ServiceMonitor exists where the
 Prometheus Operator's CRD does, and teardown removes it."""
+import datetime
+import time
+
 import pytest
 from kubernetes import client
 
@@ -25,9 +28,10 @@ def deployed(core):
     drop_namespaces(core, NS)
 
 
-def scrape(core, pod):
-    """The pod's /metrics on 9104 through the API server's pod proxy."""
-    response = core.connect_get_namespaced_pod_proxy_with_path(pod + ":9104", NS, "metrics", _preload_content=False)
+def scrape(core, pod, port=9104):
+    """The pod's /metrics on port (9104: the exporter's, 9105: the sidecar's)
+    through the API server's pod proxy."""
+    response = core.connect_get_namespaced_pod_proxy_with_path("%s:%d" % (pod, port), NS, "metrics", _preload_content=False)
     return metrics.parse(response.data.decode())
 
 
@@ -44,13 +48,29 @@ def test_every_pod_exports_its_own_server(core, deployed):
     assert sum(dumps) == 2, "one binlog dump thread per replica: %s" % dumps
 
 
+def test_every_pod_reports_when_its_served_certificate_expires(api, core, deployed):
+    """What the exporter cannot give (a string status): the sidecar's page
+    carries the expiry of the certificate the server presents."""
+    sidecar = pod_exec(api, NS, "sidecar")
+    for pod in PODS:
+        page = scrape(core, pod, 9105)
+        served = sidecar.run(pod, ["bash", "-c", ". /opt/mariadb-k8s/common.sh; sql --ssl --skip-ssl-verify-server-cert "
+                                   "-N -e \"SHOW STATUS LIKE 'Ssl_server_not_after'\" | cut -f2"]).strip()
+        assert served.endswith("GMT"), (pod, served)  # a TLS session: a plain one's status is empty
+        expires = metrics.value(page, "mariadb_tls_certificate_expiry_timestamp_seconds")
+        assert expires == datetime.datetime.strptime(served, "%b %d %H:%M:%S %Y %Z").replace(
+            tzinfo=datetime.timezone.utc).timestamp(), pod
+        left = (expires - int(time.time())) // 86400
+        assert metrics.value(page, "mariadb_tls_certificate_days_left") in (left, left + 1), pod  # a day may end between
+
+
 def test_the_metrics_service_lists_every_pod_and_the_port_is_open(api, core, deployed):
     slices = client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(
         NS, label_selector="kubernetes.io/service-name=mysql-metrics").items
     assert sorted(e.target_ref.name for s in slices for e in s.endpoints or []) == PODS
-    assert {p.name: p.port for s in slices for p in s.ports} == {"metrics": 9104}
+    assert {p.name: p.port for s in slices for p in s.ports} == {"metrics": 9104, "pod-metrics": 9105}
     rules = client.NetworkingV1Api(api).read_namespaced_network_policy("mysql", NS).spec.ingress
-    assert [r._from for r in rules if r.ports[0].port == 9104] == [None]
+    assert [(r._from, [p.port for p in r.ports]) for r in rules if r.ports[0].port == 9104] == [(None, [9104, 9105])]
     pod = core.read_namespaced_pod("mysql-1", NS).spec
     exporter, sidecar = ([c for c in pod.containers if c.name == name][0] for name in ("exporter", "sidecar"))
     assert exporter.security_context.read_only_root_filesystem and pod.security_context.run_as_user == 999
@@ -145,7 +165,7 @@ def test_a_service_monitor_where_the_crd_exists_and_teardown_removes_it(api, cor
         monitor = custom.get_namespaced_custom_object("monitoring.coreos.com", "v1", NS, "servicemonitors", "mysql")
         service = core.read_namespaced_service("mysql-metrics", NS).metadata.labels
         assert monitor["spec"]["selector"]["matchLabels"].items() <= service.items()
-        assert monitor["spec"]["endpoints"] == [{"port": "metrics"}]
+        assert monitor["spec"]["endpoints"] == [{"port": "metrics"}, {"port": "pod-metrics"}]
         run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
         listed = custom.list_namespaced_custom_object("monitoring.coreos.com", "v1", NS, "servicemonitors")["items"]
         assert listed == []

@@ -1258,3 +1258,42 @@ def test_role_mark_only_marks_the_datadir(pod, tmp_path):
     done = pod("role.sh", SQL_STUB + 'main "$@"', hostname="mysql-0", args=["mark"])
     assert (done.rc, done.out) == (0, ""), done.err
     assert (tmp_path / "data" / ".fenced-primary").exists() and sql_log(tmp_path) == ""
+
+
+# metrics.sh: the certificate's expiry, which the exporter drops.
+
+def served_status(not_after):
+    """sql() answering SHOW STATUS LIKE 'Ssl_server_not_after' (-N) as
+    the server does; None: the server does not answer."""
+    if not_after is None:
+        return 'sql() { echo "ERROR 2002 (HY000): Can\'t connect to local server" >&2; return 1; }; '
+    # As the server answers: the status is the session's, empty unless it speaks TLS.
+    return ("sql() { case \" $* \" in *' --ssl '*) printf 'Ssl_server_not_after\\t%s\\n';; "
+            "*) printf 'Ssl_server_not_after\\t\\n';; esac; }; " % not_after)
+
+
+REQUEST = "printf 'GET /metrics HTTP/1.1\\r\\nHost: mysql-0:9105\\r\\nAccept: */*\\r\\n\\r\\n' | respond"
+
+
+def http_answer(out):
+    head, body = out.split("\r\n\r\n", 1)
+    status = head.split("\r\n")[0]
+    length = int(re.search(r"Content-Length: (\d+)", head).group(1))
+    return status, length, body
+
+
+def test_the_metrics_page_gives_the_served_certificates_expiry_and_days_left(pod):
+    done = pod("metrics.sh", served_status("Dec  6 12:00:00 2099 GMT") + REQUEST)
+    status, length, body = http_answer(done.out)
+    assert done.rc == 0 and status == "HTTP/1.0 200 OK" and length == len(body.encode()), done.err
+    values = dict(line.split() for line in body.splitlines() if not line.startswith("#"))
+    assert values["mariadb_tls_certificate_expiry_timestamp_seconds"] == "4100241600"
+    assert int(values["mariadb_tls_certificate_days_left"]) == (4100241600 - int(time.time())) // 86400
+    assert body.endswith("\n") and "# TYPE mariadb_tls_certificate_days_left gauge" in body
+
+
+def test_without_tls_the_metrics_page_is_empty_and_without_a_server_it_is_a_503(pod):
+    status, length, body = http_answer(pod("metrics.sh", served_status("") + REQUEST).out)
+    assert (status, length, body) == ("HTTP/1.0 200 OK", 1, "\n")
+    status, _, body = http_answer(pod("metrics.sh", served_status(None) + REQUEST).out)
+    assert status == "HTTP/1.0 503 Service Unavailable" and "Can't connect" in body

@@ -143,13 +143,16 @@ def test_the_exporter_reads_the_servers_socket_as_nobody(default):
 def test_the_metrics_are_served_to_everyone_by_default(default):
     service, statefulset = one(default, "Service", "mysql-metrics"), one(default, "StatefulSet")
     assert service["spec"]["selector"] == statefulset["spec"]["selector"]["matchLabels"]
-    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9104}]
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9104}, {"name": "pod-metrics", "port": 9105}]
     assert service["spec"]["publishNotReadyAddresses"] is True
-    assert metrics_rules(default) == [{"ports": [{"port": 9104, "protocol": "TCP"}]}]
+    assert metrics_rules(default) == [{"ports": [{"port": 9104, "protocol": "TCP"}, {"port": 9105, "protocol": "TCP"}]}]
+    sidecar = containers(default)["sidecar"]
+    assert {"name": "pod-metrics", "containerPort": 9105} in sidecar["ports"]
+    assert {"name": "METRICS_PORT", "value": "9105"} in sidecar["env"]
     monitor = one(default, "ServiceMonitor")
     assert ("prometheus-operator/servicemonitor.yml", "ServiceMonitor", "mysql") in default
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
-    assert monitor["spec"]["endpoints"] == [{"port": "metrics"}]
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics"}, {"port": "pod-metrics"}]
 
 
 def test_switched_off_nothing_of_them_is_rendered(switched_off):
@@ -158,6 +161,8 @@ def test_switched_off_nothing_of_them_is_rendered(switched_off):
     assert "exporter" not in containers(switched_off)
     assert "exporter.cnf" not in one(switched_off, "ConfigMap")["data"]
     assert metrics_rules(switched_off) == []
+    sidecar = containers(switched_off)["sidecar"]
+    assert [p["containerPort"] for p in sidecar["ports"]] == [3307] and "METRICS_PORT" not in str(sidecar["env"])
 
 
 def test_the_local_cluster_runs_debians_exporter_from_the_server_image(local):

@@ -3,8 +3,8 @@
 # version step, point a replica at the recorded primary (a fresh clone from
 # its cloned GTID position, a former primary after its own history), then
 # serve backups to the next ordinal on the clone port, archive the binary
-# logs while this pod acts as primary and load a renewed certificate
-# (tls.sh).
+# logs while this pod acts as primary, load a renewed certificate (tls.sh)
+# and serve the pod's own metrics (metrics.sh, on METRICS_PORT).
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
@@ -48,8 +48,17 @@ configure_replication() {
   log "replicating from $(pod_host "$(recorded_primary)")"
 }
 
+serve_metrics() {
+  while true; do
+    socat "TCP-LISTEN:$METRICS_PORT,reuseaddr,fork,max-children=4" \
+      "EXEC:bash $(dirname "${BASH_SOURCE[0]}")/metrics.sh respond" || true
+    log "metrics listener exited; restarting"
+    sleep 1
+  done
+}
+
 serve_backups() {
-  local pid archiver='' tls=''
+  local pid archiver='' tls='' metrics=''
   # Uploads the binary logs while this pod acts as primary (backups configured).
   if store_configured; then
     bash "$(dirname "${BASH_SOURCE[0]}")/archive-binlogs.sh" &
@@ -60,7 +69,12 @@ serve_backups() {
     bash "$(dirname "${BASH_SOURCE[0]}")/tls.sh" watch &
     tls=$!
   fi
-  trap 'kill "$pid" $archiver $tls 2>/dev/null; exit 0' TERM INT
+  # The pod's own metrics (metrics.sh), beside the exporter's.
+  if [ -n "${METRICS_PORT:-}" ]; then
+    serve_metrics &
+    metrics=$!
+  fi
+  trap 'kill "$pid" $archiver $tls $metrics 2>/dev/null; exit 0' TERM INT
   log "serving backups on port $CLONE_PORT"
   # bash stays PID 1 and restarts the listener if it ever exits.
   while true; do
