@@ -9,6 +9,10 @@ setup:
 deploy: setup
 	scripts/with-cluster ansible-playbook deploy.yml
 
+# Only the tests deploy the object store (versitygw): make deploy neither
+# builds nor loads it (scripts/lib/build-versitygw.sh).
+test e2e benchmark chaos: export MARIADB_K8S_OBJECT_STORE = 1
+
 # Lint and unit tests need no cluster: they run while it comes up.
 test: setup
 	@scripts/with-cluster true & cluster=$$!; \

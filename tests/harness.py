@@ -2,6 +2,8 @@
 and a client pod that talks SQL to the cluster. They act on the cluster that
 scripts/with-cluster selected (KUBECONFIG, ANSIBLE_INVENTORY)."""
 import base64
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -79,14 +81,48 @@ def image(version):
     return "%s:%s" % (repository, version)
 
 
+# A change every deploy sees (the ServiceMonitor CRD, cluster-wide) is made
+# while no playbook of another test module runs (they run in parallel
+# processes): a deploy would find it there and its next run not, or the
+# reverse, and report a change it did not cause.
+CLUSTER_WIDE_LOCK = os.path.join(ROOT, "tests", "output", "cluster-wide.lock")
+_HOLDING = []  # set while this process holds the lock exclusively
+
+
+@contextlib.contextmanager
+def _cluster_wide(mode):
+    if _HOLDING:  # this process's own playbooks, inside its exclusive change
+        yield
+        return
+    os.makedirs(os.path.dirname(CLUSTER_WIDE_LOCK), exist_ok=True)
+    with open(CLUSTER_WIDE_LOCK, "a") as lock:
+        fcntl.flock(lock, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def cluster_wide_change():
+    """Hold every other module's playbooks back while the block runs."""
+    with _cluster_wide(fcntl.LOCK_EX):
+        _HOLDING.append(True)
+        try:
+            yield
+        finally:
+            _HOLDING.pop()
+
+
 class Playbook:
     """Runs a command (an argv list, or a shell line) from the repository root
     (or cwd) and keeps its output and the play recap's changed count."""
 
     def __init__(self, command, env=None, cwd=ROOT):
         started = time.monotonic()
-        proc = subprocess.run(command, shell=isinstance(command, str), cwd=cwd, capture_output=True, text=True,
-                              env=dict(os.environ, **(env or {})))
+        with _cluster_wide(fcntl.LOCK_SH):
+            proc = subprocess.run(command, shell=isinstance(command, str), cwd=cwd, capture_output=True, text=True,
+                                  env=dict(os.environ, **(env or {})))
         self.seconds = time.monotonic() - started
         self.rc = proc.returncode
         self.output = proc.stdout + proc.stderr

@@ -77,8 +77,9 @@ class Controller:
         primary, epoch = self.cluster.read_record()
         pods = self.cluster.pods(self.cluster.replicas())
         reading = time.monotonic()
-        states = {pod: state for pod, state, error in self.cluster.read_states(pods, timeout=self.probe_timeout)
-                  if not error}
+        read = self.cluster.read_states(pods, timeout=self.probe_timeout)
+        states = {pod: state for pod, state, error in read if not error}
+        errors = {pod: error for pod, state, error in read if error}
         host = self.cluster.host(primary)
         unreachable, answers = autopilot.unreachable(primary, pods, states, host), primary in states
         # A primary that answers again after a silence (thawed) restarts the
@@ -96,6 +97,10 @@ class Controller:
         unreachable_for = 0 if self.unreachable_since is None else max(0.0, now - self.unreachable_since)
         verdict = autopilot.decide(primary, pods, states, unreachable_for, self.failover_after, host,
                                    self.cluster.terminating(pods))
+        # Why the primary did not answer (a timeout, a refused connection, an
+        # exec the API server refused): what a post-mortem needs.
+        if primary in errors and verdict["state"] != autopilot.HEALTHY:
+            verdict["reason"] += " [%s]" % errors[primary]
         for action in ("isolate", "fence"):
             for pod in verdict.get(action, []):
                 try:
@@ -166,23 +171,40 @@ class Controller:
         return {"ok": False, "msg": "the %s returned without a result" % mode}
 
 
-def renewing(lease, interval):
-    """Renew the Lease every interval seconds in a thread of its own; the
-    returned function tells whether this copy held it at the last renewal
-    and that renewal is recent (a stuck thread does not lead)."""
-    state = {"held": False, "at": 0.0}
+class Leadership:
+    """The Lease renewed every interval seconds in a thread of its own.
+    leading(): this copy held it at the last renewal, and that renewal is
+    recent (a stuck thread does not lead); error: why the last renewal
+    failed (None when it did not)."""
 
-    def renew():
-        while True:
+    def __init__(self, lease, interval):
+        self.lease, self.interval = lease, interval
+        self.held, self.at, self.error = False, 0.0, None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._renew, daemon=True, name="lease")
+        self._thread.start()
+
+    def _renew(self):
+        while not self._stopping.is_set():
             try:
-                held = lease.hold()
-            except Exception:  # the API unreachable: not leading until it answers
-                held = False
-            state.update(held=held, at=time.monotonic())
-            time.sleep(interval)
+                held, error = self.lease.hold(), None
+            except Exception as exc:  # the API unreachable: not leading until it answers
+                held, error = False, "%s: %s" % (type(exc).__name__, exc)
+            self.held, self.at, self.error = held, time.monotonic(), error
+            self._stopping.wait(self.interval)
 
-    threading.Thread(target=renew, daemon=True, name="lease").start()
-    return lambda: state["held"] and time.monotonic() - state["at"] < lease.duration / 2.0
+    def leading(self):
+        return self.held and time.monotonic() - self.at < self.lease.duration / 2.0
+
+    def release(self, attempts=3):
+        """Stop renewing, then give the Lease up (a renewal racing the
+        release is a 409: read again). True when released."""
+        self._stopping.set()
+        self._thread.join(timeout=self.lease.duration)
+        for _attempt in range(attempts):
+            if self.lease.release():
+                return True
+        return False
 
 
 def main(environ, log=sys.stdout):
@@ -192,8 +214,7 @@ def main(environ, log=sys.stdout):
     namespace, name = environ["NAMESPACE"], environ["STATEFULSET_NAME"]
     interval, said = float(environ.get("INTERVAL", 2)), None
     counted_at, counted = time.monotonic(), api.requests
-    lease = Lease(api, namespace, name + "-autopilot", environ["POD_NAME"])
-    leading = renewing(lease, interval)
+    leadership = Leadership(Lease(api, namespace, name + "-autopilot", environ["POD_NAME"]), interval)
     lock = threading.Lock()
 
     def tell(text):
@@ -201,9 +222,11 @@ def main(environ, log=sys.stdout):
             log.write(text + "\n")
             log.flush()
 
-    signal.signal(signal.SIGTERM, lambda *_: stop(lease, tell))
+    # The handler only starts a thread: the main thread may hold a lock the
+    # stop needs (the log's, the API client's) at the moment of the signal.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=stop, args=(leadership, tell), daemon=True).start())
 
-    controller = Controller(Cluster(api, namespace, name), leading, failover_after=float(environ["FAILOVER_AFTER"]),
+    controller = Controller(Cluster(api, namespace, name), leadership.leading, failover_after=float(environ["FAILOVER_AFTER"]),
                             tell=lambda step: tell("  move: " + step))
     current = {"started": None}
     watch_rounds(current, threading.get_ident(), tell)
@@ -218,7 +241,11 @@ def main(environ, log=sys.stdout):
         if took > SLOW_ROUND:
             verdict = dict(verdict or {"state": "follower", "reason": ""})
             verdict["reason"] += " (the round took %.0f s)" % took
-        line = "follower: another copy holds the Lease" if verdict is None else "%s: %s" % (verdict["state"], verdict["reason"])
+        if verdict is None:
+            line = "follower: " + ("the Lease cannot be renewed (%s)" % leadership.error if leadership.error
+                                   else "another copy holds the Lease")
+        else:
+            line = "%s: %s" % (verdict["state"], verdict["reason"])
         if verdict and "move" in verdict:
             line += "; %s" % verdict["move"]
         lines = [line] if line != said else []
@@ -231,13 +258,13 @@ def main(environ, log=sys.stdout):
         time.sleep(max(0.0, interval - (time.monotonic() - started)))
 
 
-def stop(lease, tell):
+def stop(leadership, tell):
     """SIGTERM (a rollout, a drain): the Lease is handed over at once rather
     than once it expired (python as PID 1 would ignore the signal until the
     kubelet kills it). A move cut short is what a killed copy leaves: the
     record's compare-and-swap keeps it harmless."""
     try:
-        released = lease.release()
+        released = leadership.release()
     except Exception as exc:  # the API unreachable: the Lease expires by itself
         tell("stopping: the Lease not released (%s)" % exc)
     else:

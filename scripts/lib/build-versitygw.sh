@@ -10,6 +10,10 @@ VERSITYGW_IMAGE=localhost/versitygw:$VERSITYGW_VERSION
 # The image's user and the owner of its /data; no shell, no passwd entry.
 VERSITYGW_UID=1000
 
+# Only the tests deploy the object store: make test, e2e, benchmark and
+# chaos set MARIADB_K8S_OBJECT_STORE=1; make deploy neither builds nor loads it.
+object_store_wanted() { [ "${MARIADB_K8S_OBJECT_STORE:-0}" = 1 ]; }
+
 # Like kube-router: no replace directives in its go.mod, so `go install
 # module@version` builds it as released. CGO off makes it static (the image
 # has no libc); the version is stamped the way its Makefile does it.

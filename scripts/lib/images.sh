@@ -108,7 +108,7 @@ start_mariadb_images() {
 build_images() {
   start_mariadb_images
   build_pause_image
-  build_versitygw_image
+  if object_store_wanted; then build_versitygw_image; fi
   local pid failed=0
   for pid in "${MARIADB_IMAGE_BUILDS[@]}"; do wait "$pid" || failed=1; done
   MARIADB_IMAGE_BUILDS=()
@@ -122,9 +122,10 @@ archive_digest() {
 # Import every cached archive that containerd does not hold at the same
 # digest (a rebuilt archive replaces the image under its reference).
 load_images() {
-  local have ref spec archive
+  local have ref spec archive specs=("$PAUSE_IMAGE" "${MARIADB_IMAGES[@]}")
   have=$(ctr -n k8s.io images ls | awk 'NR > 1 {print $1, $3}')
-  for spec in "$PAUSE_IMAGE" "$VERSITYGW_IMAGE" "${MARIADB_IMAGES[@]}"; do
+  if object_store_wanted; then specs+=("$VERSITYGW_IMAGE"); fi
+  for spec in "${specs[@]}"; do
     ref=${spec%%=*}
     archive=$(archive_path "$spec")
     grep -qxF "$ref $(archive_digest "$archive")" <<<"$have" && continue

@@ -196,6 +196,10 @@ def deploy(api, bucket=BUCKET, image=IMAGE, cluster_domain="cluster.local", time
 
 def _deploy(api, bucket, image, cluster_domain, timeout):
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    if image == IMAGE and not any(IMAGE in (found.names or []) for node in core.list_node().items
+                                  for found in node.status.images or []):
+        raise RuntimeError("%s is not on the local cluster's node: run the tests through make e2e or make test "
+                           "(MARIADB_K8S_OBJECT_STORE=1 builds and loads it)" % IMAGE)
     _ensure_namespace(core)
     access_key_id, secret_access_key = _keys(core)
     try:

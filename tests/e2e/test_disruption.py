@@ -11,7 +11,7 @@ from kubernetes import client
 
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 from tests import metrics
-from tests.harness import drop_namespaces, fresh_namespaces, pod_exec, run_playbook, wait_until
+from tests.harness import cluster_wide_change, drop_namespaces, fresh_namespaces, pod_exec, run_playbook, wait_until
 
 NS = "disruption"
 # The manual paths: the autopilot (on by default) has its own module, test_autopilot.
@@ -144,31 +144,34 @@ def test_the_budget_lets_one_pod_go_at_a_time(api, core, deployed):
 
 
 def test_a_service_monitor_where_the_crd_exists_and_teardown_removes_it(api, core, deployed):
-    extensions, custom = client.ApiextensionsV1Api(api), client.CustomObjectsApi(api)
-    created = None
-    if not extensions.list_custom_resource_definition(field_selector="metadata.name=" + CRD).items:
-        created = extensions.create_custom_resource_definition(client.V1CustomResourceDefinition(
-            metadata=client.V1ObjectMeta(name=CRD),
-            spec=client.V1CustomResourceDefinitionSpec(
-                group="monitoring.coreos.com", scope="Namespaced",
-                names=client.V1CustomResourceDefinitionNames(plural="servicemonitors", singular="servicemonitor",
-                                                             kind="ServiceMonitor", list_kind="ServiceMonitorList"),
-                versions=[client.V1CustomResourceDefinitionVersion(
-                    name="v1", served=True, storage=True,
-                    schema=client.V1CustomResourceValidation(open_apiv3_schema=client.V1JSONSchemaProps(
-                        type="object", x_kubernetes_preserve_unknown_fields=True)))])))
-    try:
-        wait_until("the CRD established", lambda: any(
-            c.type == "Established" and c.status == "True"
-            for c in extensions.read_custom_resource_definition(CRD).status.conditions or []), timeout=60)
-        run_playbook("deploy.yml", BASE).check()
-        monitor = custom.get_namespaced_custom_object("monitoring.coreos.com", "v1", NS, "servicemonitors", "mysql")
-        service = core.read_namespaced_service("mysql-metrics", NS).metadata.labels
-        assert monitor["spec"]["selector"]["matchLabels"].items() <= service.items()
-        assert monitor["spec"]["endpoints"] == [{"port": "metrics"}, {"port": "pod-metrics"}]
-        run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
-        listed = custom.list_namespaced_custom_object("monitoring.coreos.com", "v1", NS, "servicemonitors")["items"]
-        assert listed == []
-    finally:
-        if created:
-            extensions.delete_custom_resource_definition(CRD)
+    with cluster_wide_change():  # no other module deploys while the CRD comes and goes
+        extensions, custom = client.ApiextensionsV1Api(api), client.CustomObjectsApi(api)
+        created = None
+        if not extensions.list_custom_resource_definition(field_selector="metadata.name=" + CRD).items:
+            created = extensions.create_custom_resource_definition(client.V1CustomResourceDefinition(
+                metadata=client.V1ObjectMeta(name=CRD),
+                spec=client.V1CustomResourceDefinitionSpec(
+                    group="monitoring.coreos.com", scope="Namespaced",
+                    names=client.V1CustomResourceDefinitionNames(plural="servicemonitors", singular="servicemonitor",
+                                                                 kind="ServiceMonitor", list_kind="ServiceMonitorList"),
+                    versions=[client.V1CustomResourceDefinitionVersion(
+                        name="v1", served=True, storage=True,
+                        schema=client.V1CustomResourceValidation(open_apiv3_schema=client.V1JSONSchemaProps(
+                            type="object", x_kubernetes_preserve_unknown_fields=True)))])))
+        try:
+            wait_until("the CRD established", lambda: any(
+                c.type == "Established" and c.status == "True"
+                for c in extensions.read_custom_resource_definition(CRD).status.conditions or []), timeout=60)
+            run_playbook("deploy.yml", BASE).check()
+            monitor = custom.get_namespaced_custom_object("monitoring.coreos.com", "v1", NS, "servicemonitors", "mysql")
+            service = core.read_namespaced_service("mysql-metrics", NS).metadata.labels
+            assert monitor["spec"]["selector"]["matchLabels"].items() <= service.items()
+            assert monitor["spec"]["endpoints"] == [{"port": "metrics"}, {"port": "pod-metrics"}]
+            run_playbook("teardown.yml", dict(BASE, delete_data=True)).check()
+            listed = custom.list_namespaced_custom_object("monitoring.coreos.com", "v1", NS, "servicemonitors")["items"]
+            assert listed == []
+        finally:
+            if created:
+                extensions.delete_custom_resource_definition(CRD)
+                wait_until("the CRD gone", lambda: not extensions.list_custom_resource_definition(
+                    field_selector="metadata.name=" + CRD).items, timeout=60)

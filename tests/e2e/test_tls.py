@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from kubernetes import client
 
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 from tests.harness import drop_namespaces, fresh_namespaces, image, pod_exec, run_playbook, sql, start_client, trust_cluster_ca, wait_until
 from tests.e2e.writes import Writer, check_nothing_lost, create_events_table, recorded_primary
 
@@ -192,7 +193,13 @@ def clone_port_serial(api, pod):
               "c.verify_mode = ssl.CERT_NONE; s = c.wrap_socket(socket.create_connection((sys.argv[1], 3307), 5)); "
               "print(ssl.DER_cert_to_PEM_cert(s.getpeercert(True)))")
     asker = "mysql-1" if pod == "mysql-0" else "mysql-0"
-    pem = pod_exec(api, NS, "sidecar").run(asker, ["python3", "-c", script, pod + ".mysql"])
+    try:
+        pem = pod_exec(api, NS, "sidecar").run(asker, ["python3", "-c", script, pod + ".mysql"])
+    except ExecError as exc:
+        # The listener restarts to read the new certificate (about a second).
+        if "Connection refused" in str(exc):
+            return None
+        raise
     return x509.load_pem_x509_certificate(pem.encode()).serial_number
 
 

@@ -8,8 +8,10 @@ import pytest
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import autopilot, autopilot_controller, replication
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.autopilot_controller import RECLONE_EVERY, REJOIN_AFTER, Controller, Driver, watch_rounds
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import RecordMoved
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.lease import Lease
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.primary_move import Move
 from captured import read as fixture
+from fake_api import FakeApi
 
 PODS = ["mysql-0", "mysql-1", "mysql-2"]
 
@@ -90,7 +92,8 @@ def test_the_primary_is_failed_over_after_failover_after_seconds_of_silence():
     leader = controller(cluster)
     leader.round(0)
     cluster.primary_lost()
-    assert leader.round(100)["state"] == autopilot.SUSPECT
+    suspect = leader.round(100)
+    assert suspect["state"] == autopilot.SUSPECT and suspect["reason"].endswith(" [no answer]")  # why it did not answer
     assert leader.round(109)["state"] == autopilot.SUSPECT
     verdict = leader.round(110.1)  # failover_after after the reads that first missed it
     assert verdict["state"] == autopilot.FAILOVER
@@ -284,3 +287,33 @@ def test_a_stopped_copy_releases_the_lease_and_exits(monkeypatch):
     autopilot_controller.stop(Unreachable(), told.append)
     assert exits == [0, 0]
     assert told == ["stopping: the Lease released", "stopping: the Lease not released (API server unreachable)"]
+
+
+def test_a_released_leadership_stops_renewing_before_it_gives_the_lease_up():
+    """The renewal thread, still running, would take the freed Lease back."""
+    api = FakeApi()
+    leadership = autopilot_controller.Leadership(Lease(api, "shop", "mysql-autopilot", "autopilot-a", duration=15), 0.01)
+    wait_for(leadership.leading)
+    assert leadership.release()
+    time.sleep(0.05)
+    spec = api.objects["/apis/coordination.k8s.io/v1/namespaces/shop/leases/mysql-autopilot"]["spec"]
+    assert spec.get("holderIdentity") is None and not leadership._thread.is_alive()
+
+
+def test_a_lease_that_cannot_be_renewed_says_why():
+    class Unreachable:
+        duration = 15
+
+        def hold(self):
+            raise ConnectionError("API server unreachable")
+
+    leadership = autopilot_controller.Leadership(Unreachable(), 0.01)
+    wait_for(lambda: leadership.error)
+    assert not leadership.leading() and leadership.error == "ConnectionError: API server unreachable"
+
+
+def wait_for(predicate, timeout=5):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)

@@ -186,11 +186,28 @@ def test_the_exit_code_is_read_from_the_status():
 
 def test_in_cluster_reads_the_service_account(tmp_path, monkeypatch):
     (tmp_path / "token").write_text("token-9\n")
-    monkeypatch.setattr(kube_api.ssl, "create_default_context", lambda cafile: ("context", cafile))
+    cafiles = []
+
+    def strict_context(cafile):
+        """What Python 3.13's create_default_context gives, the CA aside."""
+        cafiles.append(cafile)
+        context = kube_api.ssl.SSLContext(kube_api.ssl.PROTOCOL_TLS_CLIENT)
+        context.verify_flags |= kube_api.ssl.VERIFY_X509_STRICT
+        return context
+    monkeypatch.setattr(kube_api.ssl, "create_default_context", strict_context)
     client = kube_api.KubeApi.in_cluster({"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"},
                                          account=str(tmp_path))
     assert (client._host, client._port, client._secure) == ("fd00::1", 443, True)
-    assert client._context == ("context", str(tmp_path / "ca.crt")) and client._token() == "token-9"
+    assert cafiles == [str(tmp_path / "ca.crt")] and client._token() == "token-9"
+    # The chain and the name are checked; the strict X.509 profile is not asked.
+    assert client._context.verify_mode == kube_api.ssl.CERT_REQUIRED and client._context.check_hostname
+    assert not client._context.verify_flags & kube_api.ssl.VERIFY_X509_STRICT
+
+
+def test_an_error_body_that_is_no_status_is_given_as_it_came():
+    assert kube_api.status_message(b'["not", "a status"]') == '["not", "a status"]'
+    assert kube_api.status_message(b"<html>bad gateway</html>") == "<html>bad gateway</html>"
+    assert kube_api.status_message(b'{"kind": "Status", "message": "gone"}') == "gone"
 
 
 def test_nothing_but_the_standard_library_is_imported():

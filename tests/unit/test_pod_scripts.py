@@ -1262,14 +1262,20 @@ def test_role_mark_only_marks_the_datadir(pod, tmp_path):
 
 # metrics.sh: the certificate's expiry, which the exporter drops.
 
-def served_status(not_after):
-    """sql() answering SHOW STATUS LIKE 'Ssl_server_not_after' (-N) as
-    the server does; None: the server does not answer."""
+def served_status(tmp_path, not_after):
+    """A mariadb client answering SHOW STATUS LIKE 'Ssl_server_not_after' (-N)
+    as the server does (the page runs in a bash of its own, which sources
+    common.sh: the client, not sql(), is replaced); None: no server."""
+    client = tmp_path / "bin" / "mariadb"
     if not_after is None:
-        return 'sql() { echo "ERROR 2002 (HY000): Can\'t connect to local server" >&2; return 1; }; '
-    # As the server answers: the status is the session's, empty unless it speaks TLS.
-    return ("sql() { case \" $* \" in *' --ssl '*) printf 'Ssl_server_not_after\\t%s\\n';; "
-            "*) printf 'Ssl_server_not_after\\t\\n';; esac; }; " % not_after)
+        client.write_text("#!/bin/bash\necho \"ERROR 2002 (HY000): Can't connect to local server\" >&2\nexit 1\n")
+    else:
+        # The status is the session's: empty unless it speaks TLS. A warning on stderr.
+        client.write_text("#!/bin/bash\necho 'a client warning' >&2\ncase \" $* \" in\n"
+                          "  *' --ssl '*) printf 'Ssl_server_not_after\\t%s\\n' ;;\n"
+                          "  *) printf 'Ssl_server_not_after\\t\\n' ;;\nesac\n" % not_after)
+    client.chmod(0o755)
+    return ""
 
 
 REQUEST = "printf 'GET /metrics HTTP/1.1\\r\\nHost: mysql-0:9105\\r\\nAccept: */*\\r\\n\\r\\n' | respond"
@@ -1282,8 +1288,8 @@ def http_answer(out):
     return status, length, body
 
 
-def test_the_metrics_page_gives_the_served_certificates_expiry_and_days_left(pod):
-    done = pod("metrics.sh", served_status("Dec  6 12:00:00 2099 GMT") + REQUEST)
+def test_the_metrics_page_gives_the_served_certificates_expiry_and_days_left(pod, tmp_path):
+    done = pod("metrics.sh", served_status(tmp_path, "Dec  6 12:00:00 2099 GMT") + REQUEST)
     status, length, body = http_answer(done.out)
     assert done.rc == 0 and status == "HTTP/1.0 200 OK" and length == len(body.encode()), done.err
     values = dict(line.split() for line in body.splitlines() if not line.startswith("#"))
@@ -1292,8 +1298,23 @@ def test_the_metrics_page_gives_the_served_certificates_expiry_and_days_left(pod
     assert body.endswith("\n") and "# TYPE mariadb_tls_certificate_days_left gauge" in body
 
 
-def test_without_tls_the_metrics_page_is_empty_and_without_a_server_it_is_a_503(pod):
-    status, length, body = http_answer(pod("metrics.sh", served_status("") + REQUEST).out)
+def test_without_tls_the_metrics_page_is_empty_and_without_a_server_it_is_a_503(pod, tmp_path):
+    status, length, body = http_answer(pod("metrics.sh", served_status(tmp_path, "") + REQUEST).out)
     assert (status, length, body) == ("HTTP/1.0 200 OK", 1, "\n")
-    status, _, body = http_answer(pod("metrics.sh", served_status(None) + REQUEST).out)
+    status, _, body = http_answer(pod("metrics.sh", served_status(tmp_path, None) + REQUEST).out)
     assert status == "HTTP/1.0 503 Service Unavailable" and "Can't connect" in body
+
+
+def test_a_server_that_hangs_gives_a_503_within_the_page_timeout(pod, tmp_path):
+    started = time.monotonic()
+    client = tmp_path / "bin" / "mariadb"
+    client.write_text("#!/bin/bash\nsleep 30\n")
+    client.chmod(0o755)
+    done = pod("metrics.sh", "PAGE_TIMEOUT=1; " + REQUEST)
+    assert http_answer(done.out)[0] == "HTTP/1.0 503 Service Unavailable" and time.monotonic() - started < 10
+
+
+def test_an_expired_certificate_counts_negative_days(pod, tmp_path):
+    done = pod("metrics.sh", served_status(tmp_path, "Dec  6 12:00:00 2001 GMT") + "page")
+    days = int(re.search(r"^mariadb_tls_certificate_days_left (-?\d+)$", done.out, re.M).group(1))
+    assert days < -9000

@@ -98,6 +98,14 @@ def test_the_autopilot_is_rendered_alike_from_the_default_and_from_the_record(de
     assert one(recorded, "Deployment", "mysql-autopilot") == one(default, "Deployment", "mysql-autopilot")
 
 
+def test_semi_sync_waits_for_good_only_where_the_autopilot_can_fail_over(default, tmp_path_factory):
+    """3 pods: a quorum without the primary exists. 2 pods: none does, so the
+    timeout stays (the one replica's restart would stop every write)."""
+    two = render(tmp_path_factory, mariadb_replicas=2)
+    assert "rpl_semi_sync_master_timeout = 2147483647" in one(default, "ConfigMap")["data"]["server.cnf"]
+    assert "rpl_semi_sync_master_timeout = 10000" in one(two, "ConfigMap")["data"]["server.cnf"]
+
+
 def test_the_autopilots_code_runs_on_python_alone(local, tmp_path):
     """A stock python image is enough: the ConfigMap's modules import with
     no site-packages (neither the kubernetes client nor Ansible)."""

@@ -10,37 +10,41 @@ shopt -s inherit_errexit
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # When the certificate the server presents expires (what FLUSH SSL loaded,
-# not what is mounted), and the whole days left. Nothing without TLS.
+# not what is mounted), and the whole days left (negative once expired).
+# Nothing without TLS.
 page() {
-  local status not_after expires
-  # Explicit returns: respond calls this in a condition, where set -e is off.
+  local not_after expires left
   # The status is the session's: empty unless it speaks TLS (over the socket).
-  status=$(sql --ssl --skip-ssl-verify-server-cert -N -e "SHOW STATUS LIKE 'Ssl_server_not_after'") || return 1
-  not_after=$(cut -f2 <<<"$status")
+  not_after=$(sql --ssl --skip-ssl-verify-server-cert --connect-timeout=3 -N \
+    -e "SHOW STATUS LIKE 'Ssl_server_not_after'" | cut -f2)
   [ -n "$not_after" ] || return 0
-  expires=$(date -u -d "$not_after" +%s) || return 1
+  expires=$(date -u -d "$not_after" +%s)
+  left=$(( expires - $(date -u +%s) ))
   cat <<TEXT
 # HELP mariadb_tls_certificate_expiry_timestamp_seconds When the certificate the server presents expires.
 # TYPE mariadb_tls_certificate_expiry_timestamp_seconds gauge
 mariadb_tls_certificate_expiry_timestamp_seconds $expires
 # HELP mariadb_tls_certificate_days_left Whole days until the certificate the server presents expires.
 # TYPE mariadb_tls_certificate_days_left gauge
-mariadb_tls_certificate_days_left $(( (expires - $(date -u +%s)) / 86400 ))
+mariadb_tls_certificate_days_left $(( left >= 0 ? left / 86400 : (left - 86399) / 86400 ))
 TEXT
 }
 
 # The request's lines are read up to the blank one and not looked at: every
-# path gets the page. A server that does not answer gives a 503.
+# path gets the page, made in a process of its own so that a server that
+# hangs cannot hold the listener (PAGE_TIMEOUT). A server that does not
+# answer gives a 503 with the client's error; a warning never reaches a 200.
+PAGE_TIMEOUT=5
 respond() {
-  local line body
+  local line body errors status="200 OK" LC_ALL=C
   while IFS= read -r -t 5 line && [ -n "${line%$'\r'}" ]; do :; done
-  if body=$(page 2>&1); then
-    printf 'HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %d\r\n\r\n%s\n' \
-      "$(( ${#body} + 1 ))" "$body"
-  else
-    printf 'HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s\n' \
-      "$(( ${#body} + 1 ))" "$body"
+  errors=$(mktemp)
+  if ! body=$(timeout "$PAGE_TIMEOUT" bash "${BASH_SOURCE[0]}" page 2>"$errors"); then
+    status="503 Service Unavailable" body=$(cat "$errors")
   fi
+  rm -f "$errors"
+  printf 'HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %d\r\n\r\n%s\n' \
+    "$status" "$(( ${#body} + 1 ))" "$body"
 }
 
 main() {
