@@ -10,6 +10,7 @@ import pytest
 import yaml
 from ansible_collections.kubernetes.core.plugins.module_utils.apply import LAST_APPLIED_CONFIG_ANNOTATION, apply_patch
 
+from fake_api import merge
 from test_render import PLAYBOOK, ROOT, one, render
 
 SELECTOR = {"app.kubernetes.io/name": "mariadb", "app.kubernetes.io/instance": "mysql",
@@ -90,19 +91,6 @@ def older(doc):
     return {key: older(value) for key, value in doc.items()}
 
 
-def merge_patch(target, patch):
-    """RFC 7386, as the API server applies kubernetes.core's apply patch."""
-    if not isinstance(patch, dict):
-        return patch
-    merged = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = merge_patch(merged.get(key), value)
-    return merged
-
-
 @pytest.mark.parametrize("kind,name", [("Service", "mysql"), ("Service", "mysql-read"), ("Service", "mysql-primary"),
                                        ("Service", "mysql-metrics"), ("NetworkPolicy", "mysql"), ("PodDisruptionBudget", "mysql")])
 def test_applied_over_the_older_release_the_app_key_leaves_selectors_and_labels(manifests, kind, name):
@@ -111,7 +99,7 @@ def test_applied_over_the_older_release_the_app_key_leaves_selectors_and_labels(
     live["metadata"]["annotations"] = {LAST_APPLIED_CONFIG_ANNOTATION: json.dumps(older(new))}
     assert any(labels == {"app": "mysql"} for _, labels in selectors(live)) or kind == "Service" and name == "mysql-primary"
     _, patch = apply_patch(live, copy.deepcopy(new))
-    applied = merge_patch(live, patch)
+    applied = merge(live, patch)  # RFC 7386, as the API server applies kubernetes.core's apply patch
     assert list(selectors(applied)) == list(selectors(new))
     assert applied["metadata"]["labels"] == new["metadata"]["labels"]
 
