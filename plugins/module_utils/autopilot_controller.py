@@ -28,6 +28,8 @@ RECLONE_EVERY = 600
 REJOIN_AFTER = 60
 # Seconds after which a round is slow: its place is logged, and its length.
 SLOW_ROUND = 10
+# Seconds between two renewals of the Lease (it lasts 15).
+RENEW_EVERY = 2
 
 
 class Ended(Exception):
@@ -60,10 +62,17 @@ class Controller:
     """leading(): whether this copy holds the Lease now (renewed apart from
     the rounds, so a slow round or a long move never lets it lapse)."""
 
-    def __init__(self, cluster, leading, failover_after=5, move_timeout=60, probe_timeout=2, max_lag=5, move=Move, tell=None):
+    def __init__(self, cluster, leading, failover_after=5, move_timeout=60, probe_timeout=1, primary_timeout=0.5, max_lag=5,
+                 move=Move, tell=None):
         self.cluster, self.leading, self.move, self.max_lag, self.tell = cluster, leading, move, max_lag, tell
         self.failover_after, self.move_timeout, self.probe_timeout = failover_after, move_timeout, probe_timeout
+        # The primary's read, shorter: only its silence starts the count (an
+        # exec answers in about 0.15 s here), and a slow answer that misses it
+        # fails nothing over, since the failover also needs a quorum of
+        # replicas that lost the primary.
+        self.primary_timeout = primary_timeout
         self.unreachable_since = None
+        self.read_took = 0.0  # how long the last round's reads took
         self.silent = False  # whether the primary was silent last round
         self.recloned = {}
         self.idle_since = {}
@@ -77,7 +86,7 @@ class Controller:
         primary, epoch = self.cluster.read_record()
         pods = self.cluster.pods(self.cluster.replicas())
         reading = time.monotonic()
-        read = self.cluster.read_states(pods, timeout=self.probe_timeout)
+        read = self.cluster.read_states(pods, timeout=self.probe_timeout, timeouts={primary: self.primary_timeout})
         states = {pod: state for pod, state, error in read if not error}
         errors = {pod: error for pod, state, error in read if error}
         host = self.cluster.host(primary)
@@ -88,13 +97,16 @@ class Controller:
         if not unreachable or (self.silent and answers):
             self.unreachable_since = None
         self.silent = not answers
+        # Counted to when the reads ended, and from when the first failing
+        # ones ended, not when their round began: a fault during the reads
+        # is never counted from before it happened (self-fence.sh's head
+        # start relies on that), and a primary silent through this round's
+        # reads is counted as such.
+        self.read_took = time.monotonic() - reading
+        read_until = now + self.read_took
         if unreachable and self.unreachable_since is None:
-            # From when the reads ended, not when the round began: a fault
-            # during the reads is never counted from before it happened
-            # (self-fence.sh's head start relies on that).
-            self.unreachable_since = now + (time.monotonic() - reading)
-        # Not below 0: the count starts when this round's reads ended.
-        unreachable_for = 0 if self.unreachable_since is None else max(0.0, now - self.unreachable_since)
+            self.unreachable_since = read_until
+        unreachable_for = 0 if self.unreachable_since is None else read_until - self.unreachable_since
         verdict = autopilot.decide(primary, pods, states, unreachable_for, self.failover_after, host,
                                    self.cluster.terminating(pods))
         # Why the primary did not answer (a timeout, a refused connection, an
@@ -134,6 +146,18 @@ class Controller:
         if verdict["state"] == autopilot.HANDOVER and verdict["target"]:
             verdict["move"] = self.run_move("switchover", verdict["target"], {"max_lag": self.max_lag})
         return verdict
+
+    def pause(self, interval, started, now=None):
+        """Seconds to wait before the next round, which starts interval
+        seconds after this one did; sooner while the primary is unreachable,
+        so that the round whose reads end failover_after seconds into the
+        count does (its reads taking as long as this round's), rather than
+        up to a round later."""
+        now = time.monotonic() if now is None else now
+        left = interval - (now - started)
+        if self.unreachable_since is not None:
+            left = min(left, self.unreachable_since + self.failover_after - self.read_took - now)
+        return max(0.0, left)
 
     def resume(self, primary, epoch):
         """A recorded primary that fenced itself, writable again. The record
@@ -212,9 +236,9 @@ def main(environ, log=sys.stdout):
     Lease holder's identity), FAILOVER_AFTER and INTERVAL (seconds)."""
     api = KubeApi.in_cluster(environ)
     namespace, name = environ["NAMESPACE"], environ["STATEFULSET_NAME"]
-    interval, said = float(environ.get("INTERVAL", 2)), None
+    interval, said = float(environ.get("INTERVAL", 1)), None
     counted_at, counted = time.monotonic(), api.requests
-    leadership = Leadership(Lease(api, namespace, name + "-autopilot", environ["POD_NAME"]), interval)
+    leadership = Leadership(Lease(api, namespace, name + "-autopilot", environ["POD_NAME"]), RENEW_EVERY)
     lock = threading.Lock()
 
     def tell(text):
@@ -255,7 +279,7 @@ def main(environ, log=sys.stdout):
         for text in lines:
             tell(text)
         said = line
-        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+        time.sleep(controller.pause(interval, started))
 
 
 def stop(leadership, tell):

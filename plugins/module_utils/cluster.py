@@ -192,14 +192,15 @@ class Cluster:
             pod, CLIENT + ["--ssl", "--skip-ssl-verify-server-cert", "--batch", "--skip-column-names",
                            "-e", replication.SERVED_CERTIFICATE_SQL], timeout=timeout))
 
-    def read_states(self, pods, timeout=30):
-        """[(pod, state or None, error or None)] read in parallel."""
+    def read_states(self, pods, timeout=30, timeouts=None):
+        """[(pod, state or None, error or None)] read in parallel; timeouts:
+        {pod: seconds} for pods that get less than timeout."""
         if not pods:
             return []
 
         def read(pod):
             try:
-                output = self.exec.run(pod, CLIENT + ["-e", replication.STATUS_SQL], timeout=timeout)
+                output = self.exec.run(pod, CLIENT + ["-e", replication.STATUS_SQL], timeout=(timeouts or {}).get(pod, timeout))
                 return pod, replication.pod_state(output), None
             except (ExecError, ValueError) as exc:
                 return pod, None, "%s: cannot read its state (%s)" % (pod, exc)

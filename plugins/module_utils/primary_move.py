@@ -15,6 +15,8 @@ FENCE_LOCK_WAIT = 10
 # deadline left: cut short, the script may still finish in the pod, and the
 # move would leave a writable pod it never recorded.
 ROLE_CHANGE_TIMEOUT = 30.0
+# Seconds a silent old primary's role.sh crash and mark get (crash_silent).
+CRASH_TIMEOUT = 3
 
 
 class MoveFailed(Exception):
@@ -39,6 +41,7 @@ class Move:
         self.deadline = None
         self.fence_started = None
         self.crashed = False  # role.sh isolate or crash killed the old primary: it restarts as a replica
+        self.crashing = None  # crash_silent's role.sh crash and mark, under way
         self.silent = False  # the autopilot's probe of the old primary went unanswered (frozen, cut off)
         self.previous, self.epoch = cluster.read_record()
         self.pods = cluster.pods(cluster.replicas())
@@ -65,6 +68,8 @@ class Move:
             tell(self.result["steps"][-1])
 
     def fail(self, msg):
+        if self.crashing:  # what became of the silent old primary, whatever became of the failover
+            self.crash_done(self.previous)
         self.module.fail_json(msg=msg, **self.result)
 
     def states(self, pods):
@@ -318,6 +323,8 @@ class Move:
             self.fail("%s; the other replicas replicate from %s again" % (exc, old))
         # Skipped replicas too: a broken one stays broken, but not pointed at the old primary.
         self.follow([pod for pod in self.pods if pod not in (chosen, old)])
+        if self.crashing:
+            self.crash_done(old)
         if old in self.pods:
             self.rejoin(old)
         self.module.exit_json(**self.result)
@@ -328,15 +335,25 @@ class Move:
         is marked from the sidecar too, at the same time: a server container
         that is restarting (mariadbd killed) answers no exec, and its mounted
         record may still name it. A server the exec API cannot reach (its
-        node gone) is left to the quorum."""
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            crash = pool.submit(self.cluster.role, old, "crash", timeout=3)
-            mark = pool.submit(self.cluster.role, old, "mark", timeout=3, container="sidecar")
+        node gone, its pod frozen) is left to the quorum. Started in the
+        background, so a pod that holds the exec for the whole timeout does
+        not hold the promotion; crash_done() says how it went."""
+        pool = ThreadPoolExecutor(max_workers=2)
+        # Not after this exec's timeout: run once its frozen pod thaws, it
+        # would kill a server that has fenced itself and replicates again.
+        until = int(time.time()) + CRASH_TIMEOUT
+        self.crashing = (pool.submit(self.cluster.role, old, "crash", until, timeout=CRASH_TIMEOUT),
+                         pool.submit(self.cluster.role, old, "mark", timeout=CRASH_TIMEOUT, container="sidecar"))
+        pool.shutdown(wait=False)
+
+    def crash_done(self, old):
+        """What crash_silent came to: whether the old primary was crashed."""
+        (crash, mark), self.crashing = self.crashing, None
         try:
             self.crashed = crash.result().split()[-1:] == ["crashing"]
         except ExecError as exc:
             marked = "marked to start read-only" if mark.exception() is None else "not marked either (%s)" % mark.exception()
-            self.step("could not crash %s, which does not answer (%s); %s; going on" % (old, exc, marked))
+            self.step("could not crash %s, which does not answer (%s); %s" % (old, exc, marked))
             return
         self.step("crashed %s, which does not answer" % old if self.crashed else
                   "%s does not answer: its mariadbd is PID 1 (an earlier release), only marked to start read-only" % old)

@@ -39,7 +39,7 @@ class FakeCluster:
     def host(self, pod):
         return pod + ".mysql"
 
-    def read_states(self, pods, timeout=30):
+    def read_states(self, pods, timeout=30, timeouts=None):
         self.read += 1
         return [(pod, self.answering.get(pod), None if pod in self.answering else "no answer") for pod in pods]
 
@@ -100,6 +100,62 @@ def test_the_primary_is_failed_over_after_failover_after_seconds_of_silence():
     assert verdict["move"] == {"changed": True, "primary": "mysql-1", "epoch": 5, "ok": True, "msg": ""}
     ((mode, target, params),) = FakeMove.runs
     assert mode == "failover" and target is None and params["quorum"] == ["mysql-1", "mysql-2"] and params["force"] is False
+
+
+def test_the_silence_is_counted_between_the_ends_of_the_reads(monkeypatch):
+    """A frozen primary holds every round's reads for the probe's timeout:
+    counted from when the first failing reads ended (the fault may have come
+    during them), to when this round's reads ended (it was silent through
+    them), so the round whose reads reach failover_after fails over."""
+    cluster, clock = FakeCluster(), [0.0]
+    monkeypatch.setattr(autopilot_controller.time, "monotonic", lambda: clock[0])
+    reads = cluster.read_states
+
+    def slow_reads(pods, timeout=30, timeouts=None):
+        clock[0] += 0 if "mysql-0" in cluster.answering else timeouts["mysql-0"]
+        return reads(pods, timeout)
+
+    cluster.read_states = slow_reads
+    leader = Controller(cluster, lambda: True, failover_after=5, primary_timeout=2, move=FakeMove)
+    FakeMove.runs = []
+    cluster.primary_lost()
+    said = []
+    for _round in range(4):
+        said.append(leader.round(clock[0])["reason"].split(" [")[0])
+    assert said[:3] == ["the primary mysql-0 has not answered for 0 s (failover after 5 s)",
+                        "the primary mysql-0 has not answered for 2 s (failover after 5 s)",
+                        "the primary mysql-0 has not answered for 4 s (failover after 5 s)"]
+    assert said[3].startswith("the primary mysql-0 has not answered for 6 s and 2 of 3 pods have lost it")
+    assert clock[0] == 8.0 and len(FakeMove.runs) == 1  # the reads of its first round ended at 2
+
+
+@pytest.mark.parametrize("read_takes", [0.5, 0.2])  # frozen: the primary's read timeout; cut off: it answers the exec
+def test_the_round_whose_reads_reach_failover_after_is_not_a_round_late(monkeypatch, read_takes):
+    cluster, clock = FakeCluster(), [0.0]
+    monkeypatch.setattr(autopilot_controller.time, "monotonic", lambda: clock[0])
+    reads = cluster.read_states
+
+    def timed_reads(pods, timeout=30, timeouts=None):
+        clock[0] += read_takes
+        return reads(pods, timeout)
+
+    cluster.read_states = timed_reads
+    leader = Controller(cluster, lambda: True, failover_after=5, move=FakeMove)
+    FakeMove.runs = []
+    cluster.primary_lost()
+    rounds = 0
+    while not FakeMove.runs:
+        started = clock[0]
+        leader.round(started)
+        if not FakeMove.runs:
+            clock[0] += leader.pause(2, started)
+        rounds += 1
+        assert rounds < 10
+    # Counted from the end of the first round's reads: failover_after later.
+    assert clock[0] == pytest.approx(read_takes + 5) and rounds <= 5
+    healthy = Controller(FakeCluster(), lambda: True, failover_after=5, move=FakeMove)
+    healthy.round(0)
+    assert healthy.pause(2, 0, now=0.3) == pytest.approx(1.7)  # a healthy cluster: every interval
 
 
 def test_a_primary_that_answers_again_resets_the_count():

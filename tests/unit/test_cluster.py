@@ -112,3 +112,17 @@ def test_a_write_service_that_cannot_move_records_the_previous_primary_again():
     with pytest.raises(RuntimeError):
         target.record_primary("mysql-1", "mysql-0", 4)
     assert record_writes(api) == [{"primary": "mysql-1", "epoch": "5"}, {"primary": "mysql-0", "epoch": "6"}]
+
+
+def test_each_pod_is_read_within_its_own_timeout():
+    target = cluster.Cluster(FakeApi({}), "db", "mysql")
+    asked = {}
+
+    class Exec:
+        def run(self, pod, argv, timeout=30):
+            asked[pod] = timeout
+            return ""
+
+    target.exec = Exec()
+    target.read_states(["mysql-0", "mysql-1", "mysql-2"], timeout=1, timeouts={"mysql-0": 0.5})
+    assert asked == {"mysql-0": 0.5, "mysql-1": 1, "mysql-2": 1}

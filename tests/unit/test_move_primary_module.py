@@ -1,6 +1,7 @@
 """Switchover and failover with a fake Cluster: what move_primary checks before
 touching anything, the order of the role changes, and the roll-back."""
 import threading
+import time
 
 import pytest
 
@@ -54,6 +55,8 @@ class FakeCluster:
         self.ready = {}
         self.fenced = set()
         self.role_timeouts = {}
+        self.recorded = threading.Event()  # record_primary wrote the new primary
+        self.crash_waits_for_record = False
 
     def replicas(self):
         return len(PODS)
@@ -101,18 +104,21 @@ class FakeCluster:
             return ""
         self.calls.append(("role", pod) + args)
         self.role_timeouts[(pod, args[0])] = timeout
+        if args[0] == "crash" and self.crash_waits_for_record and not self.recorded.wait(5):
+            raise ExecError("timed out: the promotion waited for the crash")
         if (pod, args[0]) in self.fail_role:
             raise self.fail_role[(pod, args[0])]
         if args[0] in ("fence", "isolate", "unfence"):
             getattr(self.fenced, "discard" if args[0] == "unfence" else "add")(pod)
         return {("fence",): self.fence_output, ("isolate",): self.isolate_output,
-                ("crash",): self.crash_output}.get(args, "")
+                ("crash",): self.crash_output}.get(args[:1] if args[0] == "crash" else args, "")
 
     def record_primary(self, pod, previous, epoch):
         assert (previous, epoch) == (self.primary, 7)
         if self.fail_record:
             raise self.fail_record
         self.calls.append(("record_primary", pod))
+        self.recorded.set()
         return epoch + 1
 
     def point_write_service(self, pod):
@@ -454,23 +460,26 @@ def test_failover_trusts_the_autopilots_reading_of_a_silent_primary(cluster, mon
     assert "mysql-0" not in probed and ("role", "mysql-0", "isolate") not in cluster.calls
 
 
-def test_failover_crashes_a_silent_old_primary_before_promoting(cluster):
+def test_failover_crashes_a_silent_old_primary_without_holding_the_promotion(cluster):
     """Frozen, it would be writable again the moment it thaws: killed
-    without SQL, it restarts read-only; nothing else is asked of it."""
+    without SQL, it restarts read-only; nothing else is asked of it. A pod
+    whose exec hangs (every container frozen) holds the crash for its whole
+    timeout: the promotion goes on meanwhile."""
     cluster.ready = {"mysql-0": True}
+    cluster.crash_waits_for_record = True
     result = run(mode="failover", quorum=["mysql-1", "mysql-2"], answered=False)
     assert result["failed"] is False and result["primary"] == "mysql-1", result.get("msg")
-    assert [call for call in cluster.calls if call[:2] == ("role", "mysql-0")] == [("role", "mysql-0", "crash")]
-    assert cluster.calls.index(("role", "mysql-0", "crash")) < cluster.calls.index(("record_primary", "mysql-1"))
+    (crash,) = [call for call in cluster.calls if call[:2] == ("role", "mysql-0")]
+    assert crash[2] == "crash" and 0 < int(crash[3]) - time.time() <= 3  # never after its own timeout
     assert cluster.role_timeouts[("mysql-0", "crash")] <= 3
-    assert any(step.endswith(" crashed mysql-0, which does not answer") for step in result["steps"])
+    assert any(step.endswith(" crashed mysql-0, which does not answer") for step in result["steps"]), result["steps"]
     assert result["steps"][-1].endswith(" mysql-0 restarts read-only, its unacknowledged commits rolled back")
 
 
 @pytest.mark.parametrize("output,step", [
     ("", "mysql-0 does not answer: its mariadbd is PID 1 (an earlier release), only marked to start read-only"),
     (ExecError("timed out after 3 s"),
-     "could not crash mysql-0, which does not answer (timed out after 3 s); marked to start read-only; going on"),
+     "could not crash mysql-0, which does not answer (timed out after 3 s); marked to start read-only"),
 ])
 def test_failover_leaves_a_silent_old_primary_it_could_not_crash_to_the_autopilot(cluster, output, step):
     """Frozen, its pod reads Ready for a while: role.sh replicate would wait
@@ -483,7 +492,7 @@ def test_failover_leaves_a_silent_old_primary_it_could_not_crash_to_the_autopilo
     result = run(mode="failover", quorum=["mysql-1", "mysql-2"], answered=False)
     assert result["failed"] is False and result["primary"] == "mysql-1", result.get("msg")
     assert any(said.endswith(" " + step) for said in result["steps"])
-    assert [call for call in cluster.calls if call[:2] == ("role", "mysql-0")] == [("role", "mysql-0", "crash")]
+    assert [call[:3] for call in cluster.calls if call[:2] == ("role", "mysql-0")] == [("role", "mysql-0", "crash")]
     assert cluster.sidecar_calls == [("mysql-0", "mark")]
     assert result["steps"][-1].endswith("mysql-0 did not answer the autopilot: left to it")
 
@@ -496,7 +505,7 @@ def test_failover_says_when_a_silent_old_primary_could_be_neither_crashed_nor_ma
     result = run(mode="failover", quorum=["mysql-1", "mysql-2"], answered=False)
     assert result["failed"] is False and result["primary"] == "mysql-1", result.get("msg")
     assert any(said.endswith(" could not crash mysql-0, which does not answer (timed out after 3 s); not marked either "
-                             "(timed out after 3 s); going on") for said in result["steps"])
+                             "(timed out after 3 s)") for said in result["steps"])
 
 
 def test_a_failover_that_loses_the_record_to_a_move_with_the_same_pick_leaves_it_the_primary(cluster):

@@ -9,10 +9,14 @@
 #                                waiting for an acknowledgement no replica
 #                                can send, the server is crashed, so they are
 #                                rolled back, never acknowledged
-#   bash role.sh crash           a primary that answers nobody (frozen) once
+#   bash role.sh crash [UNTIL]   a primary that answers nobody (frozen) once
 #                                the autopilot fails it over: without SQL, it
 #                                starts read-only from now on and is killed,
-#                                so a thaw never makes it writable again
+#                                so a thaw never makes it writable again; not
+#                                after UNTIL (seconds since the epoch): an
+#                                exec that waited for its whole pod to thaw
+#                                would kill a server that its guard fenced
+#                                and the autopilot pointed at the new primary
 #   bash role.sh mark            only the mark crash leaves: run in the sidecar
 #                                when the server's container answers no exec
 #                                (restarting), so it starts read-only
@@ -82,6 +86,10 @@ isolate() {
 PROC_ROOT=/proc
 
 crash() {
+  if [ -n "${1:-}" ] && [ "$(date +%s)" -gt "$1" ]; then
+    log "asked to crash mariadbd until $1, $(($(date +%s) - $1)) s ago (its pod was frozen): left to its guard"
+    return
+  fi
   touch "$DATADIR/$FENCED_MARK"
   local proc pid comm
   for proc in "$PROC_ROOT"/[0-9]*; do
@@ -108,7 +116,7 @@ main() {
   case ${1:-}/$# in
     fence/1) fence ;;
     isolate/1) isolate ;;
-    crash/1) crash ;;
+    crash/1 | crash/2) crash "${2:-}" ;;
     mark/1) touch "$DATADIR/$FENCED_MARK"; log "marked to start read-only" ;;
     unfence/1)
       # A switchover rolled back, or a primary that fenced itself (its
@@ -141,7 +149,7 @@ main() {
       fi
       replicate_from_primary "$2"
       log "replicating from $(pod_host "$2")" ;;
-    *) die "usage: role.sh fence | isolate | crash | mark | unfence | hand-over SECONDS | promote | replicate ORDINAL" ;;
+    *) die "usage: role.sh fence | isolate | crash [UNTIL] | mark | unfence | hand-over SECONDS | promote | replicate ORDINAL" ;;
   esac
 }
 
