@@ -1001,13 +1001,27 @@ def test_role_crash_kills_a_frozen_server_without_sql_and_marks_it(pod, tmp_path
     try:
         os.kill(server.pid, signal.SIGSTOP)
         body = fake_processes(tmp_path, {1: "bash", 7: "sleep", server.pid: "mariadbd"})
-        done = pod("role.sh", ISOLATE_STUB + body, hostname="mysql-0", args=["crash"])
+        done = pod("role.sh", ISOLATE_STUB + body, hostname="mysql-0", args=["crash", str(int(time.time()) + 3)])
         assert (done.rc, done.out) == (0, "crashing\n"), done.err
         assert server.wait(timeout=10) == -signal.SIGKILL
     finally:
         server.kill()
     assert (tmp_path / "data" / ".fenced-primary").exists()
     assert sql_log(tmp_path) == ""
+
+
+def test_role_crash_run_after_its_deadline_kills_nothing(pod, tmp_path):
+    # The exec waited for its frozen pod to thaw: the server it would kill
+    # has fenced itself and replicates again by now.
+    server = subprocess.Popen(["sleep", "60"])
+    try:
+        body = fake_processes(tmp_path, {1: "bash", server.pid: "mariadbd"})
+        done = pod("role.sh", ISOLATE_STUB + body, hostname="mysql-0", args=["crash", str(int(time.time()) - 5)])
+        assert (done.rc, done.out) == (0, ""), done.err
+        assert "left to its guard" in done.err and server.poll() is None
+    finally:
+        server.kill()
+    assert not (tmp_path / "data" / ".fenced-primary").exists()
 
 
 @pytest.mark.parametrize("processes,said", [
@@ -1173,17 +1187,23 @@ def test_a_peer_answers_with_any_server_reply_and_the_password_stays_out_of_argv
 GUARD_STUB = r"""
 look_bounded() {
   if [ -e "$T/fenced" ]; then echo idle; return; fi
-  local line; line=$(head -n 1 "$T/looks"); sed -i '1{$!d}' "$T/looks"; echo "$line"
+  if [ "${2:-}" = stalled ]; then echo stalled; return; fi
+  local line; line=$(head -n 1 "$T/looks"); sed -i '1{$!d}' "$T/looks"
+  # As look does: superseded only against the epoch the guard says it served under.
+  if [[ $line =~ ^superseded\ (.*) ]] && ! [ "${1:-0}" -lt "${BASH_REMATCH[1]}" ]; then line="primary ${BASH_REMATCH[1]} no 2 3"; fi
+  if [[ $line =~ ^stuck\ (.*) ]]; then sleep "${BASH_REMATCH[1]}"; echo idle; else echo "$line"; fi
 }
+# The guard's sleep, held SLEEP_STALL seconds longer once, as a frozen pod holds it.
+sleep() { if [ -e "$T/stall" ]; then rm "$T/stall"; command sleep "$SLEEP_STALL"; fi; command sleep "$@"; }
 fence_self() { printf '%s %s\n' "$(date +%s%6N)" "$*" >> "$T/fenced"; }
 """
 
 
-def run_guard(pod, tmp_path, looks, seconds):
+def run_guard(pod, tmp_path, looks, seconds, body="guard & command sleep {seconds}; kill $!"):
     write_settings(tmp_path, mariadb_autopilot_failover_after=4)  # fence after 1 s
     (tmp_path / "looks").write_text("".join(line + "\n" for line in looks))
     started = time.time()
-    done = pod("self-fence.sh", GUARD_STUB + "guard & sleep %d; kill $!" % seconds)
+    done = pod("self-fence.sh", GUARD_STUB + body.format(seconds=seconds))
     assert done.rc == 0, done.err
     fenced = (tmp_path / "fenced").read_text().splitlines() if (tmp_path / "fenced").exists() else []
     return [(int(line.split()[0]) / 1e6 - started, line.split(" ", 1)[1]) for line in fenced]
@@ -1200,13 +1220,55 @@ def test_the_guard_forgives_a_primary_that_reaches_a_quorum_again(pod, tmp_path)
 
 
 def test_the_guard_fences_a_primary_once_the_record_names_another_at_a_newer_epoch(pod, tmp_path):
-    fenced = run_guard(pod, tmp_path, ["primary 3 yes 2 3", "primary 4 no 2 3"], 4)
+    fenced = run_guard(pod, tmp_path, ["primary 3 yes 2 3", "superseded 4"], 4)
+    assert [why for _at, why in fenced] == ["the record names mysql-0 at epoch 4; this pod was the primary at epoch 3"]
+
+
+@pytest.mark.parametrize("served,epoch,stalled,looked", [
+    ("3", "4", "", "superseded 4"),  # thawed after a failover: fenced without waiting for the peers
+    ("3", "4", "stalled", "superseded 4"),
+    ("4", "4", "", "primary 4 no 0 3"),  # promoted, its mounted record not refreshed yet
+    ("", "4", "", "primary 4 no 0 3"),  # it never served under this record
+    ("4", "4", "stalled", "stalled"),  # its guard stood still: fenced without waiting for the peers
+])
+def test_a_look_names_a_newer_epoch_or_a_stall_before_asking_the_peers(pod, tmp_path, served, epoch, stalled, looked):
+    write_settings(tmp_path)
+    (tmp_path / "topology" / "epoch").write_text(epoch)
+    (tmp_path / "read_only").write_text("0")  # acting as the primary: writable, replicating from nobody
+    write_credentials(tmp_path, {"replication-password": "secret"})
+    (tmp_path / "bin" / "mariadb").write_text("#!/bin/bash\ntouch \"$T/peer-asked\"; exit 1\n")
+    (tmp_path / "bin" / "mariadb").chmod(0o755)
+    done = pod("self-fence.sh", SQL_STUB + 'look "$@"', args=[served, stalled])
+    assert done.out.strip() == looked, done.err
+    assert (tmp_path / "peer-asked").exists() == looked.startswith("primary")
+
+
+def test_a_look_that_did_not_finish_keeps_the_epoch_the_primary_served_under(pod, tmp_path):
+    fenced = run_guard(pod, tmp_path, ["primary 3 yes 2 3", "unknown", "superseded 4"], 4)
     assert [why for _at, why in fenced] == ["the record names mysql-0 at epoch 4; this pod was the primary at epoch 3"]
 
 
 def test_the_guard_leaves_a_new_primary_whose_mounted_record_is_still_the_old_one(pod, tmp_path):
     # Promoted at epoch 5, its kubelet has not refreshed the record yet.
     assert run_guard(pod, tmp_path, ["primary 4 no 2 3"], 3) == []
+
+
+@pytest.mark.parametrize("stall,fences", [(3.5, True), (2.5, False)])  # stall limit: failover_after 4 - 1 s
+def test_the_guard_fences_a_primary_that_stood_still_for_failover_after_less_one_second(pod, tmp_path, stall, fences):
+    # Held in its sleep, as every process of a frozen pod is: a failover
+    # may have happened meanwhile.
+    (tmp_path / "stall").touch()
+    fenced = run_guard(pod, tmp_path, ["primary 3 yes 2 3"], 6, body="SLEEP_STALL=%s; guard & command sleep {seconds}; kill $!" % stall)
+    assert [why.split(" ms ")[-1] for _at, why in fenced] == (
+        ["(its pod frozen, or its node hung): another pod may have been promoted meanwhile"] if fences else [])
+
+
+def test_the_guard_looks_again_at_once_after_a_look_that_stood_still(pod, tmp_path):
+    # A look bounded at LOOK_TIMEOUT + 1 s that took longer (frozen in it).
+    fenced = run_guard(pod, tmp_path, ["primary 3 yes 2 3", "stuck 4.5", "primary 3 yes 2 3"], 7,
+                       body="LOOK_TIMEOUT=0; guard & command sleep {seconds}; kill $!")
+    assert [why.split(" ms ")[-1] for _at, why in fenced] == [
+        "(its pod frozen, or its node hung): another pod may have been promoted meanwhile"]
 
 
 # tls.sh: a renewed certificate loaded without a restart.

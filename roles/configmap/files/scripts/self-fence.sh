@@ -14,7 +14,11 @@
 # 1 (its probes' timeout) + FENCE_AFTER = T + failover_after - 1, while the
 # autopilot counts failover_after from a read that ended after T, and then
 # still has to move. A pod whose mounted record names another primary at a
-# newer epoch than the one it served under isolates itself too. The
+# newer epoch than the one it served under isolates itself too, and so does
+# one whose guard stood still for failover_after less 1 s (its pod frozen,
+# its node hung; measured on its sleep, and on a look beyond the look's own
+# bound): another pod may have been promoted meanwhile, and the mounted
+# record, which the kubelet refreshes up to a minute late, cannot tell. The
 # autopilot makes a recorded primary that fenced itself writable again once
 # more than half of the pods replicate from it (autopilot.py).
 set -euo pipefail
@@ -59,18 +63,32 @@ peer_answers() {
   [[ $output =~ ERROR\ ([0-9]+) ]] && ! [[ ${BASH_REMATCH[1]} =~ ^2[0-9]{3}$ ]]
 }
 
-# look: one line. "idle" unless this pod acts as the primary; else
-# "primary EPOCH NAMED REACHED PODS": the mounted record's epoch, whether it
-# names this pod (yes/no), how many other pods answered, and how many pods
-# the cluster has.
+# look [SERVED [stalled]]: one line. "idle" unless this pod acts as the
+# primary; "superseded EPOCH" when the mounted record names another pod at
+# an epoch newer than SERVED, the one this pod served under; "stalled" when
+# the guard said it stood still. Both without asking the peers: a primary
+# thawed after a failover is writable until it fences. Else "primary EPOCH
+# NAMED REACHED PODS": the mounted record's epoch, whether it names this
+# pod (yes/no), how many other pods answered, and how many pods the
+# cluster has.
 look() {
-  local pods ordinal reached=0 named=no pid pids=()
+  local pods ordinal reached=0 named=no pid pids=() epoch
   if ! acting_primary; then
     echo idle
     return
   fi
+  epoch=$(recorded_epoch)
+  if is_primary; then
+    named=yes
+  elif [ -n "${1:-}" ] && [ "$epoch" -gt "$1" ]; then
+    echo "superseded $epoch"
+    return
+  fi
+  if [ "${2:-}" = stalled ]; then
+    echo stalled
+    return
+  fi
   pods=$(recorded_setting mariadb_replicas)
-  if is_primary; then named=yes; fi
   for ((ordinal = 0; ordinal < pods; ordinal++)); do
     if [ "$ordinal" -ne "$ORDINAL" ]; then
       peer_answers "$ordinal" &
@@ -80,24 +98,32 @@ look() {
   for pid in "${pids[@]}"; do
     if wait "$pid"; then reached=$((reached + 1)); fi
   done
-  echo "primary $(recorded_epoch) $named $reached $pods"
+  echo "primary $epoch $named $reached $pods"
 }
 
 # outvoted REACHED PODS: the pods this one cannot reach are more than half
 # of the cluster, enough for the autopilot's quorum.
 outvoted() { [ $(($2 - 1 - $1)) -ge $(($2 / 2 + 1)) ]; }
 
-# fence_after_us: FENCE_AFTER in microseconds, from the recorded
-# mariadb_autopilot_failover_after (seconds, possibly fractional).
-fence_after_us() {
+# before_failover_us SECONDS: the recorded mariadb_autopilot_failover_after
+# (seconds, possibly fractional) less SECONDS, at least 1 s, in microseconds.
+before_failover_us() {
   local seconds
   seconds=$(recorded_setting mariadb_autopilot_failover_after)
   [[ $seconds =~ ^[0-9]+(\.[0-9]+)?$ ]] || seconds=5
-  awk -v s="$seconds" 'BEGIN { f = s - 3; if (f < 1) f = 1; printf "%d", f * 1000000 }'
+  awk -v s="$seconds" -v less="$1" 'BEGIN { f = s - less; if (f < 1) f = 1; printf "%d", f * 1000000 }'
 }
 
-# look in a process of its own, bounded: "idle" when it does not finish.
-look_bounded() { timeout -k 1 "$LOOK_TIMEOUT" bash "${BASH_SOURCE[0]}" look 2>/dev/null || echo idle; }
+# FENCE_AFTER: how long the primary may miss a quorum of its peers.
+fence_after_us() { before_failover_us 3; }
+
+# How long the guard may stand still: the autopilot counts failover_after
+# from a read that ended after the pod froze, so a shorter stall cannot
+# have seen a failover decided.
+stall_limit_us() { before_failover_us 1; }
+
+# look in a process of its own, bounded: "unknown" when it does not finish.
+look_bounded() { timeout -k 1 "$LOOK_TIMEOUT" bash "${BASH_SOURCE[0]}" look "$@" 2>/dev/null || echo unknown; }
 
 # Microseconds of a clock that never steps back (seconds since boot, to 1/100).
 now_us() {
@@ -119,18 +145,30 @@ fence_self() {
 }
 
 guard() {
-  local started line state epoch named reached pods lost_since='' lost_for served_epoch='' left
+  local started line state epoch named reached pods lost_since='' lost_for served_epoch='' now due left late stalled=''
   log "guard started: it acts while the autopilot runs and this pod acts as the primary"
   while true; do
     started=$(now_us)
     line=idle
-    if guarded; then line=$(look_bounded); fi
+    if guarded; then line=$(look_bounded "$served_epoch" ${stalled:+stalled}); fi
+    # A look runs at most LOOK_TIMEOUT + 1 s (timeout's kill): longer, this
+    # guard stood still; looked at again at once, the answer is current.
+    if [ $(($(now_us) - started)) -gt $(((LOOK_TIMEOUT + 1) * 1000000 + $(stall_limit_us))) ]; then
+      stalled=$((($(now_us) - started) / 1000))
+      continue
+    fi
     read -r state epoch named reached pods <<<"$line"
-    if [ "$state" != primary ]; then
-      lost_since='' served_epoch=''
-    elif [ "$named" = no ] && [ -n "$served_epoch" ] && [ "$epoch" -gt "$served_epoch" ]; then
+    if [ "$state" = superseded ]; then
       fence_self "the record names $STATEFULSET_NAME-$(recorded_primary) at epoch $epoch; this pod was the primary" \
         "at epoch $served_epoch"
+      lost_since='' served_epoch=''
+    elif [ "$state" = stalled ]; then
+      fence_self "this guard did not run for $stalled ms (its pod frozen, or its node hung): another pod may have" \
+        "been promoted meanwhile"
+      lost_since='' served_epoch=''
+    elif [ "$state" = unknown ]; then
+      : # the look did not finish (the server hung): nothing learnt, nothing forgotten
+    elif [ "$state" != primary ]; then
       lost_since='' served_epoch=''
     else
       if [ "$named" = yes ]; then served_epoch=$epoch; fi
@@ -146,14 +184,19 @@ guard() {
         fi
       fi
     fi
-    left=$((1000000 - ($(now_us) - started)))
+    stalled='' now=$(now_us) due=$((started + 1000000))
+    if [ "$now" -gt "$due" ]; then due=$now; fi
+    left=$((due - now))
     if [ "$left" -gt 0 ]; then sleep "$((left / 1000000)).$(printf '%06d' $((left % 1000000)))"; fi
+    # Woken that much later than it asked: this guard stood still.
+    late=$(($(now_us) - due))
+    if [ "$late" -gt "$(stall_limit_us)" ]; then stalled=$((late / 1000)); fi
   done
 }
 
 main() {
   case ${1:-} in
-    look) look ;;
+    look) look "${@:2}" ;;
     *) guard ;;
   esac
 }
