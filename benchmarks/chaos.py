@@ -12,15 +12,14 @@ import datetime
 import os
 import platform
 import random
-import subprocess
 import time
 
 from kubernetes import client
 
 from benchmarks.bench import NS, Bench, log, playbook
-from benchmarks.steps.autopilot import FROZEN, delete_at_once, freeze, kill, recorded_primary
+from benchmarks.steps.autopilot import FROZEN, delete_at_once, freeze_pod, kill, recorded_primary
 from benchmarks.steps.primary import acked_times, longest_gap, start_probe_writer
-from tests.harness import ROOT, netns_drop, pod_netns, run_playbook, sql, wait_until
+from tests.harness import ROOT, freeze, netns_drop, pod_netns, run_playbook, sql, wait_until
 
 PODS = ("mysql-0", "mysql-1", "mysql-2")
 CUT = []  # network namespaces that drop everything, healed once failed over
@@ -53,7 +52,7 @@ def kill_with_the_watcher(bench, pod):
 KINDS = {
     "mariadbd killed": kill,
     "pod deleted at once": delete_at_once,
-    "mariadbd frozen": freeze,
+    "pod frozen": freeze_pod,
     "pod's network cut": cut,
     "primary evicted (drain)": evict,
     "leading watcher deleted with mariadbd killed": kill_with_the_watcher,
@@ -106,8 +105,8 @@ def recover(bench):
     """Heal what the fault left (thaw, reconnect), then wait for every pod
     to replicate; an errant old primary is re-cloned by rebuild.yml, the one
     step a person takes. Returns whether a person was needed."""
-    for pid in FROZEN:
-        subprocess.run(["kill", "-CONT", pid], check=False)
+    for freezer in FROZEN:
+        freeze(freezer, "THAWED")
     for netns in CUT:
         netns_drop(netns, "-D")
     FROZEN.clear()

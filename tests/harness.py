@@ -37,12 +37,18 @@ def is_local_cluster():
     return os.path.basename(os.path.dirname(os.environ["ANSIBLE_INVENTORY"])) == "local"
 
 
-def server_pid(core, namespace, pod):
-    """The node's PID of a pod's mariadbd (the local cluster: faults sent
-    from the node, as a hung process or a dead node would behave)."""
-    status = [c for c in core.read_namespaced_pod(pod, namespace).status.container_statuses if c.name == "mariadb"][0]
+def container_pid(core, namespace, pod, container):
+    """The node's PID of a container's first process (the local cluster:
+    faults sent from the node, as a hung process or a dead node would
+    behave)."""
+    status = [c for c in core.read_namespaced_pod(pod, namespace).status.container_statuses if c.name == container][0]
     tasks = subprocess.run(["ctr", "-n", "k8s.io", "tasks", "ls"], capture_output=True, text=True, check=True).stdout
-    init = re.search(r"^%s\s+(\d+)" % status.container_id.split("://")[1], tasks, re.M).group(1)
+    return re.search(r"^%s\s+(\d+)" % status.container_id.split("://")[1], tasks, re.M).group(1)
+
+
+def server_pid(core, namespace, pod):
+    """The node's PID of a pod's mariadbd."""
+    init = container_pid(core, namespace, pod, "mariadb")
     with open("/proc/%s/comm" % init) as comm:
         if comm.read().strip() == "mariadbd":  # a pod of an earlier release: mariadbd is the init
             return init
@@ -74,6 +80,40 @@ def netns_drop(netns, action):
     for chain, interface in (("INPUT", "-i"), ("OUTPUT", "-o")):
         subprocess.run(["ip", "netns", "exec", netns, "iptables", action, chain] + (["1"] if action == "-I" else [])
                        + ["!", interface, "lo", "-j", "DROP"], check=True)
+
+
+def destroy_pod_and_volume(core, namespace, pod):
+    """The pod and its volume gone for good (SIGKILL, no clean shutdown): the
+    StatefulSet brings the pod back on an empty volume."""
+    core.delete_namespaced_persistent_volume_claim("data-" + pod, namespace)
+    core.delete_namespaced_pod(pod, namespace, grace_period_seconds=0)
+
+
+def pod_freezer(core, namespace, pod):
+    """The freezer cgroup (v1) holding every container of a pod: all of
+    them paused at once, as a hung node's pod stops (the local cluster runs
+    the kubelet's cgroupfs driver)."""
+    uid = core.read_namespaced_pod(pod, namespace).metadata.uid
+    for qos in ("", "besteffort", "burstable"):
+        path = os.path.join("/sys/fs/cgroup/freezer/kubepods", qos, "pod" + uid)
+        if os.path.isdir(path):
+            return path
+    raise AssertionError("%s has no freezer cgroup under /sys/fs/cgroup/freezer/kubepods" % pod)
+
+
+def freeze(freezer, state="FROZEN"):
+    """Pause (FROZEN) or resume (THAWED) every container of a pod; a cgroup
+    gone with its pod has nothing left to thaw."""
+    if state == "THAWED" and not os.path.isdir(freezer):
+        return
+    with open(os.path.join(freezer, "freezer.state"), "w") as control:
+        control.write(state)
+
+
+def freezer_state(freezer):
+    """FROZEN once every task of the pod stopped (FREEZING meanwhile)."""
+    with open(os.path.join(freezer, "freezer.state")) as control:
+        return control.read().strip()
 
 
 def image(version):

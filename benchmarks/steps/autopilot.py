@@ -9,9 +9,9 @@ from kubernetes import client
 
 from benchmarks.bench import BASE, NS, log, playbook
 from benchmarks.steps.primary import first_write_after, longest_gap, start_probe_writer
-from tests.harness import pod_exec, run_playbook, server_pid, sql, wait_until
+from tests.harness import freeze, pod_exec, pod_freezer, run_playbook, server_pid, sql, wait_until
 
-FROZEN = []  # PIDs stopped by freeze(), continued once failed over
+FROZEN = []  # freezer cgroups of the pods freeze_pod() paused, thawed once failed over
 
 
 def kill(bench, pod):
@@ -22,15 +22,15 @@ def delete_at_once(bench, pod):
     bench.core.delete_namespaced_pod(pod, NS, grace_period_seconds=0)
 
 
-def freeze(bench, pod):
-    FROZEN.append(server_pid(bench.core, NS, pod))
-    subprocess.run(["kill", "-STOP", FROZEN[-1]], check=True)
+def freeze_pod(bench, pod):
+    FROZEN.append(pod_freezer(bench.core, NS, pod))
+    freeze(FROZEN[-1])
 
 
 FAULTS = {
     "mariadbd killed (SIGKILL from the node)": kill,
     "pod deleted at once (grace period 0, no preStop)": delete_at_once,
-    "mariadbd frozen (SIGSTOP from the node; thawed once failed over)": freeze,
+    "pod frozen (every container paused from the node; thawed once failed over)": freeze_pod,
 }
 COST_SECONDS = 120
 
@@ -68,8 +68,8 @@ def autopilot_cost(bench):
             inject(bench, old)
             if FROZEN:  # thawed only once another pod is the primary
                 wait_until("a new primary recorded", lambda: recorded_primary(bench) != old, timeout=60, interval=0.2)
-                for pid in FROZEN:
-                    subprocess.run(["kill", "-CONT", pid], check=False)
+                for freezer in FROZEN:
+                    freeze(freezer, "THAWED")
                 FROZEN.clear()
             first_write_after(bench, runner, started + 1)
             time.sleep(2)

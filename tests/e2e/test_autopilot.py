@@ -2,6 +2,7 @@
 frozen on its node (alive but unreachable) and a primary whose pod's network
 is cut are failed over without a person, no write they acknowledged is lost,
 and back they take no write."""
+import re
 import subprocess
 import threading
 import time
@@ -14,11 +15,13 @@ from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 
 from tests.e2e.writes import Writer, check_nothing_lost, checksum, create_events_table, recorded_primary, rows
-from tests.harness import (drop_namespaces, fresh_namespaces, is_local_cluster, netns_drop, pod_exec, pod_netns, run_playbook,
-                           server_pid, sql, start_client, wait_until)
+from tests.harness import (container_pid, destroy_pod_and_volume, drop_namespaces, freeze, freezer_state, fresh_namespaces,
+                           is_local_cluster, netns_drop, pod_exec, pod_freezer, pod_netns, run_playbook, server_pid, sql,
+                           start_client, wait_until)
 
 NS = "autopilot"
 BASE = {"mariadb_namespace": NS, "replicas": 3}
+AUTOPILOT = "app.kubernetes.io/component=autopilot"  # the autopilot's pods
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +38,8 @@ def runner(api, core):
 
 def autopilot_log(core):
     """What both copies of the autopilot said."""
-    return "".join(core.read_namespaced_pod_log(pod.metadata.name, NS) for pod in core.list_namespaced_pod(
-        NS, label_selector="app.kubernetes.io/component=autopilot").items)
+    return "".join(core.read_namespaced_pod_log(pod.metadata.name, NS)
+                   for pod in core.list_namespaced_pod(NS, label_selector=AUTOPILOT).items)
 
 
 LOCAL_SQL = ["mariadb", "--defaults-file=/etc/mysql/cluster/my.cnf", "--protocol=socket", "--user=mysql", "-N", "-e"]
@@ -70,7 +73,7 @@ def test_the_autopilot_is_on_by_default_and_needs_python_alone(api, core, runner
     python has no kubernetes client (the local image's contents are those of
     the stock python image it stands for)."""
     def running():
-        pods = core.list_namespaced_pod(NS, label_selector="app.kubernetes.io/component=autopilot").items
+        pods = core.list_namespaced_pod(NS, label_selector=AUTOPILOT).items
         return [pod.metadata.name for pod in pods if pod.status.phase == "Running"]
     pods = wait_until("the autopilot's two pods running", lambda: len(running()) == 2 and running(), timeout=90)
     leases = client.CoordinationV1Api(api)
@@ -84,40 +87,129 @@ def test_the_autopilot_is_on_by_default_and_needs_python_alone(api, core, runner
         pod_exec(api, NS, "autopilot").run(leader, ["python3", "-c", "import kubernetes"])
 
 
-def test_a_frozen_primary_is_failed_over_and_no_acknowledged_write_is_lost(api, core, runner, report):
+def test_a_frozen_primary_is_failed_over_and_fenced_once_thawed(api, core, runner, report):
+    """Every container of the primary's pod paused (its node hung): nothing
+    of the pod runs, the failover cannot reach it. Thawed, it is writable
+    until its guard, which saw that it stood still, or the autopilot
+    isolates it; meanwhile semi-sync acknowledges nothing, since no replica
+    is left to it."""
     old = recorded_primary(core, NS)
-    pid = server_pid(core, NS, old)
+    freezer = pod_freezer(core, NS, old)
+    server = pod_exec(api, NS, "mariadb")
     with Writer(runner, "frozen-primary") as writer:
         time.sleep(2)
         started = time.monotonic()
-        subprocess.run(["kill", "-STOP", pid], check=True)  # from the node: alive, but answers nobody
+        freeze(freezer)
         try:
-            # Control: the fault happened.
-            assert process_state(pid).startswith("T"), process_state(pid)
+            wait_until("every container of " + old + " frozen", lambda: freezer_state(freezer) == "FROZEN",
+                       timeout=10, interval=0.1)
             new = wait_until("a new primary recorded", lambda: recorded_primary(core, NS) != old and recorded_primary(core, NS),
                              timeout=120, interval=0.5)
             seconds = time.monotonic() - started
             time.sleep(3)  # writes reach the new primary
-            # Still frozen, or killed while frozen (role.sh crash): it did
-            # not run meanwhile.
-            state = process_state(pid)
-            assert state == "" or state[0] in "TZ", state
+            # Control: frozen all along, the failover included.
+            assert freezer_state(freezer) == "FROZEN"
         finally:
-            subprocess.run(["kill", "-CONT", pid], check=False)
-    assert new != old
-    # The failover killed it while frozen: thawed, it never runs again, so
-    # it is never writable beside the new primary (the chaos run's checker
-    # saw that for about 2 s when it was left to the next round).
-    assert process_state(pid) == "", "the old primary's mariadbd %s still runs after the thaw" % pid
+            freeze(freezer, "THAWED")
+        thawed = time.monotonic()
+        wait_until(old + " read-only", lambda: read_only(server, old), timeout=60, interval=0.2)
+        fenced = time.monotonic() - thawed
+        time.sleep(2)
+    said = previous_log(core, old) + core.read_namespaced_pod_log(old, NS, container="mariadb")
+    # Who fenced it first: its own guard (it stood still for longer than a
+    # failover needs), or the autopilot's round (a writable pod that is not
+    # the recorded primary is isolated).
+    fenced_itself = re.search(r"fencing itself: (this guard did not run for \d+ ms|the record names %s)" % new, said)
+    by = ("its guard" if fenced_itself else
+          "the autopilot" if re.search(r"(isolated|crashed) %s\b" % old, autopilot_log(core)) else None)
+    assert by, "nothing says who fenced %s: %s" % (old, said[-3000:])
     # It rejoins without a person: what it never had acknowledged is rolled
     # back (checked below: every pod holds the same rows, verify.yml finds
     # nothing errant).
-    server = pod_exec(api, NS, "mariadb")
-    wait_until(old + " read-only", lambda: read_only(server, old), timeout=120, interval=1)
     wait_until(old + " replicating from " + new, lambda: replicates_from(server, old, new), timeout=180, interval=2)
-    check_nothing_lost(report, runner, core, BASE, "primary frozen (SIGSTOP from the node), the autopilot", writer, 3,
-                       seconds, "%s promoted without a person; %s read-only when thawed, then a replica again "
-                       "without a person" % (new, old))
+    check_nothing_lost(report, runner, core, BASE, "primary's pod frozen (every container paused), the autopilot", writer, 3,
+                       seconds, "%s promoted without a person; thawed, %s was read-only %.1f s later (fenced by %s) and a "
+                       "replica again without a person" % (new, old, fenced, by))
+
+
+def test_a_killed_then_a_deleted_primary_takes_writes_again_without_a_person(api, core, runner, report):
+    """mariadbd killed with SIGKILL from the node (it restarts in place, or
+    the autopilot fails over, whichever comes first), then the primary's pod
+    deleted at once (grace period 0): writes flow again, nothing is lost."""
+    moves = []
+    with Writer(runner, "killed-deleted") as writer:
+        for how in ("killed", "deleted at once"):
+            time.sleep(2)
+            old = recorded_primary(core, NS)
+            uid = core.read_namespaced_pod(old, NS).metadata.uid
+            before = len(writer.acknowledged())
+            started = time.monotonic()
+            if how == "killed":
+                pid = server_pid(core, NS, old)
+                subprocess.run(["kill", "-KILL", pid], check=True)
+            else:
+                core.delete_namespaced_pod(old, NS, grace_period_seconds=0)
+            wait_until("writes acknowledged again", lambda: len(writer.acknowledged()) >= before + 10, timeout=120,
+                       interval=0.5)
+            seconds = time.monotonic() - started
+            wait_until(old + " back", lambda: run_playbook("verify.yml", BASE).rc == 0, timeout=180, interval=5)
+            # Control: the server, or the pod, is a new one.
+            if how == "killed":
+                assert server_pid(core, NS, old) != pid
+            else:
+                assert core.read_namespaced_pod(old, NS).metadata.uid != uid
+            moves.append("%s %s: writes again within %.1f s, primary %s" % (how, old, seconds, recorded_primary(core, NS)))
+    check_nothing_lost(report, runner, core, BASE, "primary's mariadbd killed (SIGKILL), then its pod deleted at once, "
+                       "the autopilot", writer, 3, seconds, "; ".join(moves))
+
+
+def test_the_primary_destroyed_with_its_volume_and_the_leading_autopilot_is_failed_over(api, core, runner, report):
+    """The primary's pod and volume gone (no clean shutdown) at the moment
+    the leading copy of the autopilot is killed (SIGKILL from the node: it
+    cannot hand the Lease over) and its pod deleted: the other copy takes
+    the Lease over once it expired and fails over; the primary's pod comes
+    back on an empty volume, refuses to start a new empty primary, and
+    clones from the new one."""
+    old = recorded_primary(core, NS)
+    leases = client.CoordinationV1Api(api)
+    leader = leases.read_namespaced_lease("mysql-autopilot", NS).spec.holder_identity
+    claim = core.read_namespaced_persistent_volume_claim("data-" + old, NS).metadata.uid
+    with Writer(runner, "destroyed-primary") as writer:
+        time.sleep(2)
+        started = time.monotonic()
+        subprocess.run(["kill", "-KILL", container_pid(core, NS, leader, "autopilot")], check=True)
+        core.delete_namespaced_pod(leader, NS, grace_period_seconds=0)
+        destroy_pod_and_volume(core, NS, old)
+        # Control: killed, it did not release the Lease.
+        assert leases.read_namespaced_lease("mysql-autopilot", NS).spec.holder_identity == leader
+        new = wait_until("a new primary recorded", lambda: recorded_primary(core, NS) != old and recorded_primary(core, NS),
+                         timeout=120, interval=0.5)
+        seconds = time.monotonic() - started
+        # Control: the leader is gone (a Deployment's pod comes back under a
+        # new name) and another copy moved the primary.
+        holder = leases.read_namespaced_lease("mysql-autopilot", NS).spec.holder_identity
+        assert holder != leader and holder in autopilot_copies(core)
+        assert "failover: the primary %s has not answered" % old in autopilot_log(core)
+
+        def cloned():
+            try:
+                return rows(runner, old, writer.scenario) != set()
+            except ExecError:  # not resolvable, or not answering, until it is Ready
+                return False
+
+        wait_until(old + " cloned on a new volume", cloned, timeout=300, interval=3)
+        time.sleep(2)
+    assert core.read_namespaced_persistent_volume_claim("data-" + old, NS).metadata.uid != claim
+    assert "cloning from " + new in core.read_namespaced_pod_log(old, NS, container="clone")
+    check_nothing_lost(report, runner, core, BASE, "primary's pod and volume destroyed with the leading autopilot killed, "
+                       "the autopilot", writer, 3, seconds, "%s took the Lease over from %s and promoted %s; %s cloned "
+                       "back on a new volume without a person" % (holder, leader, new, old))
+
+
+def autopilot_copies(core):
+    """The autopilot's pods that are not being deleted."""
+    return {pod.metadata.name for pod in core.list_namespaced_pod(NS, label_selector=AUTOPILOT).items
+            if not pod.metadata.deletion_timestamp}
 
 
 def previous_log(core, pod, container="mariadb"):
@@ -195,7 +287,7 @@ def scale_autopilot(api, core, copies):
     client.AppsV1Api(api).patch_namespaced_deployment_scale("mysql-autopilot", NS, {"spec": {"replicas": copies}})
     if copies == 0:
         wait_until("no autopilot running", lambda: not core.list_namespaced_pod(
-            NS, label_selector="app.kubernetes.io/component=autopilot").items, timeout=90, interval=1)
+            NS, label_selector=AUTOPILOT).items, timeout=90, interval=1)
 
 
 def record(core):
@@ -353,14 +445,14 @@ def test_a_lagging_replica_is_not_promoted_over_a_more_advanced_one(api, core, r
     old = recorded_primary(core, NS)
     lagging, ahead = sorted(pod for pod in ("mysql-0", "mysql-1", "mysql-2") if pod != old)
     server = pod_exec(api, NS, "mariadb")
-    pid = server_pid(core, NS, old)
+    freezer = pod_freezer(core, NS, old)
     with Writer(runner, "lagging-replica") as writer:
         time.sleep(2)
         server.run(lagging, LOCAL_SQL + ["STOP SLAVE IO_THREAD"])
         try:
             time.sleep(4)  # acknowledged by the other replica alone
             started = time.monotonic()
-            subprocess.run(["kill", "-STOP", pid], check=True)
+            freeze(freezer)
         finally:
             server.run(lagging, LOCAL_SQL + ["START SLAVE IO_THREAD"])
         try:
@@ -373,7 +465,7 @@ def test_a_lagging_replica_is_not_promoted_over_a_more_advanced_one(api, core, r
             seconds = time.monotonic() - started
             time.sleep(3)  # writes reach the new primary
         finally:
-            subprocess.run(["kill", "-CONT", pid], check=False)
+            freeze(freezer, "THAWED")
     assert new == ahead, "%s promoted, though %s had received %s and %s only %s" % (new, ahead, front, lagging, behind)
     for pod in (old, lagging):
         wait_until(pod + " replicating from " + new, lambda: replicates_from(server, pod, new), timeout=180, interval=2)
@@ -383,11 +475,14 @@ def test_a_lagging_replica_is_not_promoted_over_a_more_advanced_one(api, core, r
 
 
 def test_without_a_quorum_nothing_is_promoted(api, core, runner, report):
-    """The primary and one replica frozen: the one replica left is no
+    """The primary's and one replica's servers frozen: the one replica left is no
     majority of three, so it is not promoted, however long it waits."""
     run_playbook("verify.yml", BASE).check()  # every replica answers and replicates
     old = recorded_primary(core, NS)
     replica = min(pod for pod in ("mysql-0", "mysql-1", "mysql-2") if pod != old)
+    # Their servers, not their whole pods: frozen for 25 s, a pod's
+    # liveness probe has the kubelet stop its server container, which
+    # containerd then refuses every exec into.
     pids = [server_pid(core, NS, pod) for pod in (old, replica)]
     subprocess.run(["kill", "-STOP"] + pids, check=True)
     try:
@@ -402,7 +497,7 @@ def test_without_a_quorum_nothing_is_promoted(api, core, runner, report):
     assert "but only 1 of 3 pods answer and have lost it" in said and "nothing is promoted" in said
     wait_until("every pod replicating again", lambda: run_playbook("verify.yml", BASE).rc == 0, timeout=120, interval=5)
     assert recorded_primary(core, NS) == old
-    report.fault("the primary and one replica frozen (quorum lost), the autopilot", 0, {}, 25,
+    report.fault("the primary's and one replica's servers frozen (quorum lost), the autopilot", 0, {}, 25,
                  "nothing promoted in 25 s (the autopilot said why); the same primary after the thaw")
 
 

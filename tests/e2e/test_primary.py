@@ -8,7 +8,8 @@ import time
 import pytest
 from kubernetes import client
 
-from tests.harness import PODS, drop_namespaces, fresh_namespaces, image, pod_exec, run_playbook, sql, start_client, wait_until
+from tests.harness import (PODS, destroy_pod_and_volume, drop_namespaces, fresh_namespaces, image, pod_exec, run_playbook, sql,
+                           start_client, wait_until)
 from tests.e2e.writes import Writer, check_nothing_lost, create_events_table, recorded_primary, rows
 
 NS = "primary"
@@ -73,12 +74,6 @@ def state(api, core):
 def switch_to(api, pod):
     play("switchover.yml", primary=pod).check()
     wait_until("mysql-primary selecting " + pod, lambda: endpoints(api, "mysql-primary") == [pod], timeout=30, interval=0.2)
-
-
-def destroy(core, pod):
-    """The pod and its volume are gone for good (SIGKILL, no clean shutdown)."""
-    core.delete_namespaced_persistent_volume_claim("data-" + pod, NS)
-    core.delete_namespaced_pod(pod, NS, grace_period_seconds=0)
 
 
 def test_switchover_refuses_bad_targets_before_changing_anything(api, core, runner, report):
@@ -161,7 +156,7 @@ def test_failover_is_refused_while_the_primary_answers(api, core, runner, report
 def test_failover_after_the_primary_and_its_volume_are_destroyed(api, core, runner, report):
     with Writer(runner, "failover") as writer:
         time.sleep(2)
-        destroy(core, "mysql-0")
+        destroy_pod_and_volume(core, NS, "mysql-0")
         # The recreated pod has an empty volume: it must refuse to start a new, empty primary.
         wait_until("mysql-0 refusing its empty volume",
                    lambda: "volume is empty while the cluster holds data" in log_of(core, "mysql-0", "mariadb"),
@@ -244,7 +239,7 @@ def test_failover_without_semi_sync_reports_what_it_lost(api, core, runner, repo
     old = recorded_primary(core, NS)
     with Writer(runner, "failover-async") as writer:
         time.sleep(3)
-        destroy(core, old)
+        destroy_pod_and_volume(core, NS, old)
         time.sleep(5)
         started = time.monotonic()
         play("failover.yml").check()
