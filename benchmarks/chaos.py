@@ -19,7 +19,7 @@ from kubernetes import client
 from benchmarks.bench import NS, Bench, log, playbook
 from benchmarks.steps.autopilot import FROZEN, delete_at_once, freeze_pod, kill, recorded_primary
 from benchmarks.steps.primary import acked_times, longest_gap, start_probe_writer
-from tests.harness import ROOT, freeze, netns_drop, pod_netns, run_playbook, sql, wait_until
+from tests.harness import AUTOPILOT, ROOT, autopilot_copies, freeze, netns_drop, pod_netns, run_playbook, sql, wait_until
 
 PODS = ("mysql-0", "mysql-1", "mysql-2")
 CUT = []  # network namespaces that drop everything, healed once failed over
@@ -39,8 +39,7 @@ def lease_holder(bench):
     pod: after an earlier such fault the Lease names the deleted leader until
     another copy takes it over."""
     holder = client.CoordinationV1Api(bench.api).read_namespaced_lease("mysql-autopilot", NS).spec.holder_identity
-    copies = bench.core.list_namespaced_pod(NS, label_selector="app.kubernetes.io/component=autopilot").items
-    return holder if holder in {p.metadata.name for p in copies if not p.metadata.deletion_timestamp} else None
+    return holder if holder in autopilot_copies(bench.core, NS) else None
 
 
 def kill_with_the_watcher(bench, pod):
@@ -127,7 +126,7 @@ def recover(bench):
 def keep_autopilot_logs(bench, since, path):
     """Append what every copy of the autopilot logged since the fault: a copy
     that a later fault deletes takes its log with it."""
-    copies = bench.core.list_namespaced_pod(NS, label_selector="app.kubernetes.io/component=autopilot").items
+    copies = bench.core.list_namespaced_pod(NS, label_selector=AUTOPILOT).items
     with open(path, "a") as out:
         for copy in copies:
             try:

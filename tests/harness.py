@@ -82,6 +82,16 @@ def netns_drop(netns, action):
                        + ["!", interface, "lo", "-j", "DROP"], check=True)
 
 
+# The autopilot's pods (roles/autopilot/templates/deployment.yml.j2).
+AUTOPILOT = "app.kubernetes.io/component=autopilot"
+
+
+def autopilot_copies(core, namespace):
+    """The autopilot's pods that are not being deleted."""
+    return {pod.metadata.name for pod in core.list_namespaced_pod(namespace, label_selector=AUTOPILOT).items
+            if not pod.metadata.deletion_timestamp}
+
+
 def destroy_pod_and_volume(core, namespace, pod):
     """The pod and its volume gone for good (SIGKILL, no clean shutdown): the
     StatefulSet brings the pod back on an empty volume."""

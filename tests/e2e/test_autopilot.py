@@ -15,13 +15,12 @@ from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 
 from tests.e2e.writes import Writer, check_nothing_lost, checksum, create_events_table, recorded_primary, rows
-from tests.harness import (container_pid, destroy_pod_and_volume, drop_namespaces, freeze, freezer_state, fresh_namespaces,
-                           is_local_cluster, netns_drop, pod_exec, pod_freezer, pod_netns, run_playbook, server_pid, sql,
-                           start_client, wait_until)
+from tests.harness import (AUTOPILOT, autopilot_copies, container_pid, destroy_pod_and_volume, drop_namespaces, freeze,
+                           freezer_state, fresh_namespaces, is_local_cluster, netns_drop, pod_exec, pod_freezer, pod_netns,
+                           run_playbook, server_pid, sql, start_client, wait_until)
 
 NS = "autopilot"
 BASE = {"mariadb_namespace": NS, "replicas": 3}
-AUTOPILOT = "app.kubernetes.io/component=autopilot"  # the autopilot's pods
 
 
 @pytest.fixture(scope="module")
@@ -188,8 +187,10 @@ def test_the_primary_destroyed_with_its_volume_and_the_leading_autopilot_is_fail
         # Control: the leader is gone (a Deployment's pod comes back under a
         # new name) and another copy moved the primary.
         holder = leases.read_namespaced_lease("mysql-autopilot", NS).spec.holder_identity
-        assert holder != leader and holder in autopilot_copies(core)
-        assert "failover: the primary %s has not answered" % old in autopilot_log(core)
+        assert holder != leader and holder in autopilot_copies(core, NS)
+        # Its verdict is logged once the move has ended, after the record changed.
+        wait_until("the failover in the autopilot's log",
+                   lambda: "failover: the primary %s has not answered" % old in autopilot_log(core), timeout=60, interval=1)
 
         def cloned():
             try:
@@ -204,12 +205,6 @@ def test_the_primary_destroyed_with_its_volume_and_the_leading_autopilot_is_fail
     check_nothing_lost(report, runner, core, BASE, "primary's pod and volume destroyed with the leading autopilot killed, "
                        "the autopilot", writer, 3, seconds, "%s took the Lease over from %s and promoted %s; %s cloned "
                        "back on a new volume without a person" % (holder, leader, new, old))
-
-
-def autopilot_copies(core):
-    """The autopilot's pods that are not being deleted."""
-    return {pod.metadata.name for pod in core.list_namespaced_pod(NS, label_selector=AUTOPILOT).items
-            if not pod.metadata.deletion_timestamp}
 
 
 def previous_log(core, pod, container="mariadb"):
