@@ -74,6 +74,7 @@ class Controller:
         self.unreachable_since = None
         self.read_took = 0.0  # how long the last round's reads took
         self.silent = False  # whether the primary was silent last round
+        self.few_answered = False  # whether no majority of the pods answered last round
         self.recloned = {}
         self.idle_since = {}
 
@@ -93,10 +94,14 @@ class Controller:
         unreachable, answers = autopilot.unreachable(primary, pods, states, host), primary in states
         # A primary that answers again after a silence (thawed) restarts the
         # count: its replicas lost it while it was silent, and reconnect now.
-        # One that falls silent keeps the count.
-        if not unreachable or (self.silent and answers):
+        # One that falls silent keeps the count. So do a majority of pods that
+        # answer again after too few did: the primary thawed with them may
+        # miss a read or two, and their votes must not date from before they
+        # could see it.
+        few_answered = len(states) < len(pods) // 2 + 1
+        if not unreachable or (self.silent and answers) or (self.few_answered and not few_answered):
             self.unreachable_since = None
-        self.silent = not answers
+        self.silent, self.few_answered = not answers, few_answered
         # Counted to when the reads ended, and from when the first failing
         # ones ended, not when their round began: a fault during the reads
         # is never counted from before it happened (self-fence.sh's head

@@ -10,7 +10,9 @@ ENOUGH = 21
 class Writer:
     """Inserts rows into app.events through mysql-primary from the client pod,
     a new connection every 100 ms, recording each insert the primary
-    acknowledged (the client exited 0). Each insert costs about 18 ms of CPU
+    acknowledged (the client exited 0). An insert gets 10 s: one in flight
+    when a partition starts would otherwise wait for ever for an answer
+    that never comes. Each insert costs about 18 ms of CPU
     (a client process and a TLS handshake): every 50 ms, the writers of the
     suite took an eighth of its two cores."""
 
@@ -21,7 +23,7 @@ class Writer:
         self.runner.run("client", ["bash", "-c", (
             "rm -f /tmp/stop /tmp/done-{s} /tmp/acked-{s}; setsid bash -c 'i=0; "
             "while [ ! -f /tmp/stop ]; do i=$((i+1)); "
-            "mariadb --defaults-file=/tmp/client.cnf -h mysql-primary --connect-timeout=2 "
+            "timeout 10 mariadb --defaults-file=/tmp/client.cnf -h mysql-primary --connect-timeout=2 "
             "-e \"INSERT INTO app.events VALUES (\\\"{s}\\\", $i)\" 2>/dev/null && echo $i >> /tmp/acked-{s}; "
             "sleep 0.1; done; touch /tmp/done-{s}' </dev/null >/dev/null 2>&1 &"
         ).format(s=self.scenario)])

@@ -316,6 +316,21 @@ def test_a_primary_that_answers_again_after_a_silence_restarts_the_count():
     assert leader.round(40.1)["state"] == autopilot.FAILOVER  # still cut off from them after failover_after
 
 
+def test_a_majority_that_answers_again_restarts_the_count():
+    """The primary and a replica frozen, then thawed: the thawed primary
+    misses the first read, but the count starts again with the majority."""
+    cluster = FakeCluster()
+    leader = controller(cluster)
+    cluster.primary_lost()
+    frozen = cluster.answering.pop("mysql-1")
+    assert leader.round(0)["state"] == autopilot.SUSPECT
+    assert leader.round(30)["state"] == autopilot.LOST and FakeMove.runs == []
+    cluster.answering["mysql-1"] = frozen  # back, and it lost the primary too
+    assert leader.round(31)["state"] == autopilot.SUSPECT
+    assert leader.round(40)["state"] == autopilot.SUSPECT and FakeMove.runs == []
+    assert leader.round(41.1)["state"] == autopilot.FAILOVER  # silent failover_after seconds in the majority's sight
+
+
 def test_a_primary_that_falls_silent_keeps_the_count():
     """Cut off, then crashed by its own guard: the count goes on."""
     cluster = FakeCluster()
