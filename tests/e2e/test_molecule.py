@@ -1,5 +1,5 @@
 """The molecule scenario (molecule/default): deploy, idempotence, verify,
-scale out and canary, verify, destroy. It runs as one more e2e module so it
+destroy. It runs as one more e2e module so it
 takes a worker's turn like the others instead of running alone after them,
 with one of the two cores idle (`make molecule` still runs it by itself)."""
 import os
