@@ -1209,6 +1209,16 @@ def run_guard(pod, tmp_path, looks, seconds, body="guard & command sleep {second
     return [(int(line.split()[0]) / 1e6 - started, line.split(" ", 1)[1]) for line in fenced]
 
 
+@pytest.mark.parametrize("changes,every", [({}, 1), ({"mariadb_autopilot": False}, 10)])
+def test_the_guard_looks_every_second_and_checks_every_ten_while_it_has_nothing_to_guard(pod, tmp_path, changes, every):
+    write_settings(tmp_path, **changes)
+    (tmp_path / "looks").write_text("replica 0 no 2 3\n")
+    body = GUARD_STUB + 'sleep() { printf "%s\\n" "$1" >> "$T/slept"; command sleep 0.2; }; guard & command sleep 1; kill $!'
+    assert pod("self-fence.sh", body).rc == 0
+    asked = [float(seconds) for seconds in (tmp_path / "slept").read_text().split()]
+    assert asked and all(every - 0.5 < seconds <= every for seconds in asked), asked
+
+
 def test_the_guard_fences_a_primary_outvoted_for_fence_after_seconds(pod, tmp_path):
     fenced = run_guard(pod, tmp_path, ["primary 0 yes 2 3"] + ["primary 0 yes 0 3"], 5)
     ((at, why),) = fenced

@@ -31,6 +31,9 @@ shopt -s inherit_errexit
 # autopilot (role.sh crash).
 PEER_TIMEOUT=1
 LOOK_TIMEOUT=3
+# Seconds between two checks of whether to guard at all (the autopilot off,
+# or fewer than 3 pods): the check is all that runs then, on every pod.
+IDLE_EVERY=10
 
 # recorded_setting NAME: its value in the mounted settings record
 # (mariadb/tasks/record_settings.yml: JSON with sorted keys), "" when
@@ -145,12 +148,12 @@ fence_self() {
 }
 
 guard() {
-  local started line state epoch named reached pods lost_since='' lost_for served_epoch='' now due left late stalled=''
+  local started line state epoch named reached pods lost_since='' lost_for served_epoch='' now every due left late stalled=''
   log "guard started: it acts while the autopilot runs and this pod acts as the primary"
   while true; do
     started=$(now_us)
-    line=idle
-    if guarded; then line=$(look_bounded "$served_epoch" ${stalled:+stalled}); fi
+    line=idle every=$IDLE_EVERY
+    if guarded; then line=$(look_bounded "$served_epoch" ${stalled:+stalled}) every=1; fi
     # A look runs at most LOOK_TIMEOUT + 1 s (timeout's kill): longer, this
     # guard stood still; looked at again at once, the answer is current.
     if [ $(($(now_us) - started)) -gt $(((LOOK_TIMEOUT + 1) * 1000000 + $(stall_limit_us))) ]; then
@@ -184,7 +187,7 @@ guard() {
         fi
       fi
     fi
-    stalled='' now=$(now_us) due=$((started + 1000000))
+    stalled='' now=$(now_us) due=$((started + every * 1000000))
     if [ "$now" -gt "$due" ]; then due=$now; fi
     left=$((due - now))
     if [ "$left" -gt 0 ]; then sleep "$((left / 1000000)).$(printf '%06d' $((left % 1000000)))"; fi
