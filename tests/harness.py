@@ -92,6 +92,18 @@ def autopilot_copies(core, namespace):
             if not pod.metadata.deletion_timestamp}
 
 
+def current_uid(read, name, namespace):
+    """The UID of what read (a CoreV1Api read_namespaced_* method) returns;
+    None while it does not exist, as between a deletion and the object made
+    again in its place."""
+    try:
+        return read(name, namespace).metadata.uid
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
 def destroy_pod_and_volume(core, namespace, pod):
     """The pod and its volume gone for good (SIGKILL, no clean shutdown): the
     StatefulSet brings the pod back on an empty volume."""

@@ -15,9 +15,9 @@ from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 
 from tests.e2e.writes import Writer, check_nothing_lost, checksum, create_events_table, recorded_primary, rows
-from tests.harness import (AUTOPILOT, autopilot_copies, container_pid, destroy_pod_and_volume, drop_namespaces, freeze,
-                           freezer_state, fresh_namespaces, is_local_cluster, netns_drop, pod_exec, pod_freezer, pod_netns,
-                           run_playbook, server_pid, sql, start_client, wait_until)
+from tests.harness import (AUTOPILOT, autopilot_copies, container_pid, current_uid, destroy_pod_and_volume, drop_namespaces,
+                           freeze, freezer_state, fresh_namespaces, is_local_cluster, netns_drop, pod_exec, pod_freezer,
+                           pod_netns, run_playbook, server_pid, sql, start_client, wait_until)
 
 NS = "autopilot"
 BASE = {"mariadb_namespace": NS, "replicas": 3}
@@ -387,7 +387,7 @@ def test_evicting_or_deleting_the_primary_switches_over_before_it_stops(api, cor
             # its preStop hook until the primary had moved away.
             held = core.read_namespaced_pod(old, NS).metadata
             assert held.uid == uid and held.deletion_timestamp is not None
-            wait_until(old + " back as a replica", lambda: core.read_namespaced_pod(old, NS).metadata.uid != uid
+            wait_until(old + " back as a replica", lambda: current_uid(core.read_namespaced_pod, old, NS) not in (None, uid)
                        and read_only(pod_exec(api, NS, "mariadb"), old), timeout=180, interval=2)
             moves.append("%s %s: %s recorded after %.1f s" % (how, old, new, seconds))
             time.sleep(2)
@@ -407,16 +407,8 @@ def test_a_replica_whose_position_is_gone_is_recloned_by_itself(api, core, runne
     sql(runner, primary + ".mysql", "PURGE BINARY LOGS TO '%s'" % current)
     started = time.monotonic()
     server.run(replica, LOCAL_SQL + ["START SLAVE"])
-
-    def new_volume():
-        try:
-            return core.read_namespaced_persistent_volume_claim("data-" + replica, NS).metadata.uid != claim
-        except client.ApiException as exc:  # between the old claim's deletion and the new one
-            if exc.status == 404:
-                return False
-            raise
-
-    wait_until(replica + " on a new volume", new_volume, timeout=60, interval=1)
+    wait_until(replica + " on a new volume", lambda: current_uid(
+        core.read_namespaced_persistent_volume_claim, "data-" + replica, NS) not in (None, claim), timeout=60, interval=1)
     # Control: the primary refused the position (as after a scale-in whose
     # volume came back late), which the autopilot read before acting.
     assert "re-cloning %s (its position is gone from the primary's binary logs)" % replica in autopilot_log(core)
