@@ -78,9 +78,11 @@ bash "$(dirname "${BASH_SOURCE[0]}")/self-fence.sh" &
 guard=$!
 trap 'kill -TERM "$server" 2>/dev/null' TERM INT
 # wait returns early when a signal is trapped: wait again until it is gone.
-status=0
-while kill -0 "$server" 2>/dev/null; do
+# At least once: bash may have reaped a server that exited at once, and
+# only wait still knows its status.
+while :; do
   wait "$server" && status=0 || status=$?
+  kill -0 "$server" 2>/dev/null || break
 done
 kill "$guard" 2>/dev/null || true
 exit "$status"
