@@ -192,6 +192,12 @@ class Playbook:
         self.changed = int(recap.group(2)) if recap else None
 
     @property
+    def text(self):
+        """The output with each run of white space one space: the YAML callback
+        folds a long message at any space."""
+        return " ".join(self.output.split())
+
+    @property
     def changed_tasks(self):
         """The names of the tasks that reported a change (what an idempotence
         assertion shows when it fails)."""
