@@ -19,7 +19,7 @@ STORE_SECRET = "backup-store"
 BACKUP_MIB = 256
 BACKUP_REPLICAS = 3
 # backup.yml's "Report the backup." message: its id, donor and the manifest's seconds.
-BACKUP_REPORT = re.compile(r"Backup (\d{8}T\d{6}Z) of \S+: .*? from (\S+) \(MariaDB .*? in (\d+) s\.")
+BACKUP_REPORT = re.compile(r"Backup (\d{8}T\d{6}Z-[a-z0-9]+) of \S+: .*? from (\S+) \(MariaDB .*? in (\d+) s\.")
 
 
 def backup_names(mib):
@@ -144,7 +144,7 @@ def streaming_backups(bench):
     for ordinal in range(BACKUP_REPLICAS):
         pod = "mysql-%d" % ordinal
         text = bench.core.read_namespaced_pod_log(pod, BACKUP_NS, container="sidecar", tail_lines=200)
-        found.update((pod, backup_id) for backup_id in re.findall(r"\] backup (\d{8}T\d{6}Z): streaming to ", text))
+        found.update((pod, backup_id) for backup_id in re.findall(r"\] backup (\d{8}T\d{6}Z-[a-z0-9]+): streaming to ", text))
     return found
 
 

@@ -7,6 +7,12 @@ marker (ARCHIVED) and divergence (DIVERGED), each a JSON document. Paths are
 relative to the cluster's root, TIMELINE/backups/ID/..., TIMELINE/binlogs/...
 and TIMELINE/divergences/EPOCH.json.
 
+A timeline is one cluster's identity (the record's key timeline: each
+cluster deploy.yml or restore.yml creates has its own), and a backup's id,
+TIME-TIMELINE, carries it: clusters that share a store path (staging and
+production, a DR region) never share an id, and a restore takes one
+timeline's backups and logs only.
+
 The cluster writes one GTID domain, so the sequence number orders every
 transaction of a timeline (gtid_strict_mode), whichever pod wrote it. Until
 a primary archived transactions that no replica received and a replica took
@@ -68,13 +74,15 @@ def parse_time(text):
 
 
 def backups(catalog):
-    """Every backup, oldest first, with its state: complete, damaged or incomplete."""
+    """Every backup, oldest first, with its state: complete, damaged or incomplete.
+    Ids of an earlier release lack the timeline: the same one can be in two."""
     found = {}
     for path in catalog["objects"]:
-        match = re.match(r"^([a-z0-9]+)/backups/(\d{8}T\d{6}Z)/backup\.mbstream$", path)
+        match = re.match(r"^([a-z0-9]+)/backups/(\d{8}T\d{6}Z(-[a-z0-9]+)?)/backup\.mbstream$", path)
         if match:
-            found[match.group(2)] = {"id": match.group(2), "timeline": match.group(1),
-                                     "state": "incomplete (no manifest: still running, or it failed)"}
+            found[(match.group(2), match.group(1))] = {
+                "id": match.group(2), "timeline": match.group(1),
+                "state": "incomplete (no manifest: still running, or it failed)"}
     for manifest in catalog["manifests"]:
         entry = dict(manifest, finished_utc=utc(manifest["finished"]), state="complete")
         size = catalog["objects"].get("%s/%s" % (manifest["timeline"], manifest["object"]))
@@ -82,7 +90,7 @@ def backups(catalog):
             entry["state"] = "damaged: its object is missing"
         elif size != manifest["size"]:
             entry["state"] = "damaged: its object is %d bytes, the manifest says %d" % (size, manifest["size"])
-        found[manifest["id"]] = entry
+        found[(manifest["id"], manifest["timeline"])] = entry
     return [found[key] for key in sorted(found)]
 
 
@@ -157,13 +165,29 @@ def _version(text):
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def plan(catalog, backup_id="", point_in_time="", server_version=""):
+def _timelines(complete):
+    """'TIMELINE (N backups, the newest finished ... UTC)' for each timeline of COMPLETE."""
+    found = {}
+    for b in complete:
+        found.setdefault(b["timeline"], []).append(b)
+    return "; ".join("%s (%d backups, the newest finished %s UTC)" % (t, len(found[t]), found[t][-1]["finished_utc"])
+                     for t in sorted(found))
+
+
+def plan(catalog, backup_id="", point_in_time="", server_version="", timeline=""):
     """The restore to run: the backup, the binary logs in order and the stop time.
 
     backup_id picks the backup; otherwise the newest complete one that
-    finished before point_in_time. Raises PlanError naming the variable.
+    finished before point_in_time, of the one timeline the store holds, or
+    of TIMELINE. Raises PlanError naming the variable.
     """
-    complete = [b for b in backups(catalog) if b["state"] == "complete"]
+    every = backups(catalog)
+    if timeline:
+        if not any(b["timeline"] == timeline for b in every):
+            raise PlanError("source=.../%s: the store holds no backup of timeline %s; it holds those of %s"
+                            % (timeline, timeline, _timelines([b for b in every if b["state"] == "complete"]) or "none"))
+        every = [b for b in every if b["timeline"] == timeline]
+    complete = [b for b in every if b["state"] == "complete"]
     until = None
     if point_in_time:
         try:
@@ -171,14 +195,21 @@ def plan(catalog, backup_id="", point_in_time="", server_version=""):
         except ValueError:
             raise PlanError("point_in_time=%s is not a UTC time 'YYYY-MM-DD HH:MM:SS'" % point_in_time)
     if backup_id:
-        chosen = [b for b in backups(catalog) if b["id"] == backup_id]
+        chosen = [b for b in every if b["id"] == backup_id]
         if not chosen:
             raise PlanError("backup=%s: no such backup in the store; it holds %s"
                             % (backup_id, ", ".join(b["id"] for b in complete) or "no complete backup"))
+        if len(chosen) > 1:
+            raise PlanError("backup=%s is the id of a backup of each of the timelines %s: name the one to restore, "
+                            "-e source=NAMESPACE/NAME/TIMELINE" % (backup_id, ", ".join(b["timeline"] for b in chosen)))
         backup = chosen[0]
         if backup["state"] != "complete":
             raise PlanError("backup=%s is %s: nothing was restored" % (backup_id, backup["state"]))
     elif until is not None:
+        if len({b["timeline"] for b in complete}) > 1:
+            raise PlanError("point_in_time=%s: the store holds the backups of several clusters or timelines, %s: "
+                            "name the one to restore, -e source=NAMESPACE/NAME/TIMELINE, or a backup, -e backup=<id>"
+                            % (point_in_time, _timelines(complete)))
         before = [b for b in complete if b["finished"] <= until]
         if not before:
             raise PlanError("point_in_time=%s is before the oldest complete backup%s: nothing to restore from"
@@ -239,20 +270,24 @@ def report(catalog):
     return entries
 
 
-def summary(entries):
-    """One line per backup of report(), for people."""
+def summary(entries, timeline=""):
+    """One line per backup of report(), for people; with TIMELINE (the
+    cluster's own), the other timelines' backups are marked."""
     lines = []
     for b in entries:
         if b["state"] != "complete":
-            lines.append("%s  %s" % (b["id"], b["state"]))
-            continue
-        line = "%s  complete  MariaDB %s  %.1f MiB from %s at GTID %s, finished %s UTC; point-in-time recovery up to %s UTC" % (
-            b["id"], b.get("server_version", "?"), b["size"] / 1048576.0, b.get("donor", "?"),
-            b.get("gtid") or "(empty)", b["finished_utc"], b["pitr_until_utc"])
-        if b["gap"]:
-            line += " (the archive lacks the transactions after sequence number %d)" % b["gap"]["after_seq"]
-        elif b.get("diverged"):
-            line += " (the archive holds two histories after sequence number %d: epoch %d diverged)" % (
-                b["diverged"]["after_seq"], b["diverged"]["epoch"])
+            line = "%s  %s" % (b["id"], b["state"])
+        else:
+            line = "%s  complete  MariaDB %s  %.1f MiB from %s at GTID %s, finished %s UTC; point-in-time recovery up to %s UTC" % (
+                b["id"], b.get("server_version", "?"), b["size"] / 1048576.0, b.get("donor", "?"),
+                b.get("gtid") or "(empty)", b["finished_utc"], b["pitr_until_utc"])
+            if b["gap"]:
+                line += " (the archive lacks the transactions after sequence number %d)" % b["gap"]["after_seq"]
+            elif b.get("diverged"):
+                line += " (the archive holds two histories after sequence number %d: epoch %d diverged)" % (
+                    b["diverged"]["after_seq"], b["diverged"]["epoch"])
+        if timeline and b["timeline"] != timeline:
+            line += " [timeline %s, of another cluster or of the one this cluster was restored from: retention leaves it]" \
+                % b["timeline"]
         lines.append(line)
     return lines

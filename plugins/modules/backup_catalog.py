@@ -39,7 +39,21 @@ options:
     elements: str
     required: true
   backup:
-    description: The id of the backup to restore (C(YYYYMMDDTHHMMSSZ)).
+    description:
+      - The id of the backup to restore, C(YYYYMMDDTHHMMSSZ-TIMELINE) (C(YYYYMMDDTHHMMSSZ) for a backup
+        of an earlier release).
+    type: str
+    default: ""
+  timeline:
+    description:
+      - Plan from the backups and binary logs of this timeline only, one cluster's identity (the third
+        part of C(restore.yml -e source=NAMESPACE/NAME/TIMELINE)).
+      - Without it, a restore by O(point_in_time) alone is refused when the store holds the backups of
+        several timelines (two clusters sharing a store path, or a cluster and the one it was restored from).
+    type: str
+    default: ""
+  cluster_timeline:
+    description: The listing cluster's own timeline; RV(summary) marks the backups of every other one.
     type: str
     default: ""
   point_in_time:
@@ -71,7 +85,7 @@ backups:
   type: list
   elements: dict
   sample:
-    - id: 20261201T102000Z
+    - id: 20261201T102000Z-k3x9q2m1a0bc
       timeline: k3x9q2m1a0bc
       state: complete
       gtid: 0-101-1234
@@ -121,6 +135,8 @@ def main():
             backup=dict(type="str", default=""),
             point_in_time=dict(type="str", default=""),
             server_version=dict(type="str", default=""),
+            timeline=dict(type="str", default=""),
+            cluster_timeline=dict(type="str", default=""),
         ),
         supports_check_mode=True,
     )
@@ -130,11 +146,11 @@ def main():
         report = backup_catalog.report(catalog)
     except (ValueError, KeyError, TypeError) as error:
         module.fail_json(msg="the object store's listing could not be read: %s" % error)
-    result = dict(changed=False, backups=report, summary=backup_catalog.summary(report))
+    result = dict(changed=False, backups=report, summary=backup_catalog.summary(report, params["cluster_timeline"]))
     if params["backup"] or params["point_in_time"]:
         try:
             result["plan"] = backup_catalog.plan(catalog, params["backup"], params["point_in_time"],
-                                                 params["server_version"])
+                                                 params["server_version"], params["timeline"])
         except backup_catalog.PlanError as error:
             module.fail_json(msg=str(error), **result)
     module.exit_json(**result)

@@ -6,7 +6,10 @@ holds exactly the rows written before the time; retention (run by the
 scheduled Job) deletes what it should and nothing else; a damaged backup and
 a missing binary log are refused with the target untouched; on 11.8 too; a
 write archived by a primary that no replica received is found by the new
-primary as a divergence, which no restore crosses."""
+primary as a divergence, which no restore crosses; another cluster writing to
+the same store path keeps every object and no restore takes its backups
+unnamed; a replica far behind declines a backup; a second GTID domain stops
+backups and the archive."""
 import datetime
 import json
 import re
@@ -171,7 +174,7 @@ def test_backup_from_a_replica_under_the_writer_restores_every_table(report, run
         sampler.join()
     backup = manifests(store)[-1]
     assert backup["donor"] in ("mysql-1", "mysql-2") and backup["server_version"].startswith("10.11.")
-    assert "Backup %s of backup/mysql" % backup["id"] in taken.output
+    assert "Backup %s of backup/mysql" % backup["id"] in taken.text
     donor_ready = [sample[backup["donor"]] for sample in samples]
     assert donor_ready and all(donor_ready), "the donor was not Ready throughout the backup: %s" % donor_ready
     assert {p: core.read_namespaced_pod(p, NS).status.container_statuses[0].restart_count for p in PODS} == restarts
@@ -211,13 +214,21 @@ def test_point_in_time_across_a_switchover_holds_exactly_the_earlier_rows(report
     point = int(time.time())
     time.sleep(1.5)
     sql(runner, "mysql-primary", "INSERT INTO app.events VALUES ('pitr', 2)")
-    expected = set(sql(runner, "mysql-primary", "SELECT CONCAT(scenario, ':', seq) FROM app.events").split()) - {"pitr:2"}
+    # A statement that started before the time and committed after pitr:2,
+    # which started after it (the event time is the statement's start).
+    sql(runner, "mysql-primary", "SET TIMESTAMP = %d; INSERT INTO app.events VALUES ('pitr', 3)" % (point - 1))
+    last_gtid = sql(runner, "mysql-primary", "SELECT @@gtid_binlog_pos")
+    expected = set(sql(runner, "mysql-primary", "SELECT CONCAT(scenario, ':', seq) FROM app.events").split()) \
+        - {"pitr:2", "pitr:3"}
     timeline = core.read_namespaced_config_map("mysql-topology", NS).data["timeline"]
     marker = ROOT + timeline + "/binlogs/archived-until.json"
     wait_until("the archive past the point in time", lambda: json.loads(store.get(marker))["time"] > point + 2, timeout=60)
-    # The new primary archived the transaction the restore stops after.
+    # The new primary archived the transaction the restore stops after, and
+    # pitr:3 last in its log, whose last time is then before the point.
     assert any(i["pod"] == "mysql-1" and seq(i["first_gtid"]) <= seq(before_gtid) <= seq(i["last_gtid"])
                for i in binlog_indexes(store)), binlog_indexes(store)
+    assert any(i["last_gtid"] == last_gtid and i["last_time"] == point - 1 for i in binlog_indexes(store)), \
+        binlog_indexes(store)
 
     # One pod: the restored primary is what the point in time is about (the
     # first test shows the other pods cloning from it).
@@ -228,9 +239,11 @@ def test_point_in_time_across_a_switchover_holds_exactly_the_earlier_rows(report
     run_playbook("verify.yml", {"mariadb_namespace": TARGET}).check()
     core.delete_namespaced_pod("client", TARGET, grace_period_seconds=0)
     run_playbook("teardown.yml", {"mariadb_namespace": TARGET, "delete_data": True}).check()
-    report.backup("restore.yml -e point_in_time between two writes, after a switchover to mysql-1",
-                  "app.events on the restored primary vs the source's rows minus the write after the time",
-                  "exactly the %d earlier rows; the write after the time absent" % len(expected))
+    report.backup("restore.yml -e point_in_time between two writes, after a switchover to mysql-1; a third write "
+                  "committed after the second with a start time before the point",
+                  "app.events on the restored primary vs the source's rows minus the writes committed after the first "
+                  "that started after the time",
+                  "exactly the %d earlier rows; both later writes absent" % len(expected))
 
 
 @pytest.mark.parametrize("extra,message", [
@@ -242,7 +255,7 @@ def test_point_in_time_across_a_switchover_holds_exactly_the_earlier_rows(report
 ])
 def test_bad_restores_are_refused_naming_the_variable(report, runner, core, apps, extra, message):
     refused = restore(**extra)
-    assert refused.rc != 0 and message in refused.output, refused.output[-3000:]
+    assert refused.rc != 0 and message in refused.text, refused.output[-3000:]
     assert target_untouched(core, apps)
     report.bad_input("restore.yml -e %s" % " -e ".join("%s=%s" % item for item in extra.items()), message, True)
 
@@ -284,7 +297,7 @@ def test_damaged_backups_are_refused_with_the_target_untouched(report, runner, a
     key = ROOT + older["timeline"] + "/" + older["object"]
     store.truncate(key, older["size"] // 2)
     refused = restore(backup=older["id"])
-    assert refused.rc != 0 and "backup=%s is damaged" % older["id"] in refused.output
+    assert refused.rc != 0 and "backup=%s is damaged" % older["id"] in refused.text
     assert target_untouched(core, apps)
     # The same size with other bytes: the restore Job's checksum tells.
     key = ROOT + newer["timeline"] + "/" + newer["object"]
@@ -293,7 +306,7 @@ def test_damaged_backups_are_refused_with_the_target_untouched(report, runner, a
     store.put(key, bytes(data))
     corrupted = restore(backup=newer["id"])
     # mbstream's own chunk checksums catch it as it streams, else the sha256.
-    assert corrupted.rc != 0 and "it is damaged or incomplete" in corrupted.output
+    assert corrupted.rc != 0 and "it is damaged or incomplete" in corrupted.text
     assert target_untouched(core, apps)
     report.backup("restore.yml -e backup=<truncated backup>, then of a backup with one byte changed",
                   "the target namespace: StatefulSet, volumes, pods, Jobs",
@@ -315,9 +328,9 @@ def test_a_missing_binlog_is_reported_and_refused(report, runner, api, core, app
     assert len(after_backup) >= 2, after_backup
     store.delete(ROOT + timeline + "/" + after_backup[0]["object"])
     listed = play("backup.yml", list=True).check()
-    assert "the archive lacks the transactions after sequence number" in listed.output
+    assert "the archive lacks the transactions after sequence number" in listed.text
     refused = restore(point_in_time=utc(point))
-    assert refused.rc != 0 and "point_in_time=%s is past a gap in the archive" % utc(point) in refused.output
+    assert refused.rc != 0 and "point_in_time=%s is past a gap in the archive" % utc(point) in refused.text
     assert target_untouched(core, apps)
     report.backup("restore.yml -e point_in_time with one archived binary log deleted",
                   "backup.yml -e list=true, then the target namespace",
@@ -331,7 +344,7 @@ def test_an_118_backup_restores_on_118_only(report, runner, api, core, apps, sto
     assert backup["server_version"].startswith("11.8.")
     refused = restore(backup=backup["id"])  # a new cluster runs 10.11 unless told
     assert refused.rc != 0 and "mariadb_version: the backup %s is of MariaDB %s" % (backup["id"], backup["server_version"]) \
-        in refused.output
+        in refused.text
     assert target_untouched(core, apps)
     with JobPodSecrets(core, TARGET) as job_pods:
         restore(backup=backup["id"], version="11.8", replicas=1).check()
@@ -377,15 +390,122 @@ def test_an_archived_write_no_replica_received_is_a_divergence_no_restore_crosse
     assert (divergence["pod"], divergence["archived_gtid"]) == (new, lost) and divergence["after_seq"] < seq(lost)
 
     listed = play("backup.yml", list=True).check()
-    assert "the archive holds two histories after sequence number %d" % divergence["after_seq"] in listed.output
+    assert "the archive holds two histories after sequence number %d" % divergence["after_seq"] in listed.text
     point = utc(time.time() + 1)
     time.sleep(2)
     # The earlier tests may have upgraded the cluster: restore with the backup's own version.
     refused = restore(backup=before["id"], point_in_time=point, version=".".join(before["server_version"].split(".")[:2]))
     assert refused.rc != 0 and "point_in_time=%s crosses a divergence in the archive of timeline %s after sequence number %d" \
-        % (point, timeline, divergence["after_seq"]) in refused.output, refused.output[-3000:]
+        % (point, timeline, divergence["after_seq"]) in refused.text, refused.output[-3000:]
     assert target_untouched(core, apps)
     report.backup("the primary archived a write no replica received (IO threads stopped), was destroyed; failover.yml",
                   "the store's divergence record, backup.yml -e list=true, restore.yml -e point_in_time from the backup before",
                   "divergence after sequence number %d recorded by %s; listed; the restore across it refused naming "
                   "point_in_time; target untouched" % (divergence["after_seq"], new))
+
+
+def test_a_cluster_sharing_the_store_path_keeps_its_backups_and_restores_only_when_named(report, runner, api, core, apps,
+                                                                                        store):
+    """Another cluster writes to this one's store path (staging and production
+    under one namespace and name, a DR region): retention deletes none of its
+    objects and counts none of its backups, a backup of the same second keeps
+    an id of its own, and a restore by time alone is refused until the user
+    names whose backups to use."""
+    own = core.read_namespaced_config_map("mysql-topology", NS).data["timeline"]
+    other = "e2eother%d" % (time.time() % 10000)
+    ours = [m for m in manifests(store) if m["timeline"] == own]
+    assert len(ours) == 2, ours  # mariadb_backup_keep=2
+    # The other cluster's objects: a backup of the same second as our newest,
+    # one newer than every backup we will take, their binary log and marker.
+    stamp = ours[-1]["id"].split("-")[0]
+    theirs = {}
+    for backup_id, finished in ((stamp + "-" + other, ours[-1]["finished"]), ("20991231T000000Z-" + other, 4102358400)):
+        stream = b"their stream " * 64
+        theirs[ROOT + other + "/backups/%s/backup.mbstream" % backup_id] = stream
+        theirs[ROOT + other + "/backups/%s/manifest.json" % backup_id] = (json.dumps(dict(
+            ours[-1], id=backup_id, timeline=other, object="backups/%s/backup.mbstream" % backup_id, finished=finished,
+            gtid="0-900-5", size=len(stream), sha256="0" * 64)) + "\n").encode()
+    log = "binlogs/%020d-%020d.mysql-0.mysql-bin.000001" % (1, 5)
+    theirs[ROOT + other + "/" + log] = b"their binary log"
+    theirs[ROOT + other + "/" + log + ".json"] = json.dumps({
+        "timeline": other, "object": log, "pod": "mysql-0", "file": "mysql-bin.000001", "first_gtid": "0-900-1",
+        "last_gtid": "0-900-5", "first_time": ours[0]["finished"], "last_time": ours[0]["finished"], "size": 16,
+        "sha256": "0" * 64}).encode() + b"\n"
+    for key, data in theirs.items():
+        store.put(key, data)
+    # Control: both clusters' backups are in one store path, one id's second shared.
+    assert set(theirs) <= set(store.list(ROOT)) and stamp + "-" + own == ours[-1]["id"]
+
+    play("backup.yml").check()
+    now = [m for m in manifests(store) if m["timeline"] == own]
+    assert [m["id"] for m in now][:1] == [ours[-1]["id"]] and len(now) == 2, now
+    assert {key: store.get(key) for key in theirs} == theirs
+    listed = play("backup.yml", list=True).check()
+    for backup_id in (ours[-1]["id"], stamp + "-" + other):
+        assert backup_id + " complete" in listed.text
+    assert "[timeline %s, of another cluster or of the one this cluster was restored from: retention leaves it]" % other \
+        in listed.text
+
+    point = utc(time.time())
+    refused = restore(point_in_time=point)
+    assert refused.rc != 0 and "point_in_time=%s: the store holds the backups of several clusters or timelines" % point \
+        in refused.text, refused.output[-3000:]
+    assert target_untouched(core, apps)
+    for key in theirs:
+        store.delete(key)
+    report.backup("another cluster's backups (one of the same second as ours, one newer) and archive in this cluster's "
+                  "store path; backup.yml with mariadb_backup_keep=2, backup.yml -e list=true, restore.yml -e point_in_time",
+                  "the other cluster's objects byte for byte; our backups; the listing; the refusal; the target",
+                  "theirs untouched and not counted (ours: the newest 2 kept); both same-second ids listed, theirs marked; "
+                  "the restore by time alone refused naming source; target untouched")
+
+
+def slave_status_field(api, pod, name):
+    status = pod_exec(api, NS, "sidecar").run(pod, ["bash", "-c", '. /opt/mariadb-k8s/common.sh; sql -e "SHOW SLAVE STATUS\\G"'])
+    return next(line.split(":", 1)[1].strip() for line in status.splitlines() if line.strip().startswith(name + ":"))
+
+
+def test_a_replica_far_behind_its_primary_declines_to_donate_a_backup(report, runner, api, core, store):
+    primary = recorded_primary(core, NS)
+    first, second = sorted((pod for pod in PODS if pod != primary), reverse=True)  # the Job asks first first
+    # first applies the write below only 2 hours after its timestamp, an hour ago: it lags an hour.
+    local_sql(api, NS, first, "STOP SLAVE; CHANGE MASTER TO MASTER_DELAY = 7200; START SLAVE")
+    try:
+        sql(runner, "mysql-primary", "SET TIMESTAMP = UNIX_TIMESTAMP() - 3600; INSERT INTO app.events VALUES ('lag', 1)")
+        # Control: first is Ready (replicating) and an hour behind.
+        wait_until("%s an hour behind" % first,
+                   lambda: int(slave_status_field(api, first, "Seconds_Behind_Master").replace("NULL", "0")) > 3000,
+                   timeout=60)
+        assert slave_status_field(api, first, "Slave_SQL_Running") == "Yes"
+        taken = play("backup.yml").check()
+        backup = manifests(store)[-1]
+        log = core.read_namespaced_pod_log(first, NS, container="sidecar", since_seconds=300)
+    finally:
+        local_sql(api, NS, first, "STOP SLAVE; CHANGE MASTER TO MASTER_DELAY = 0; START SLAVE")
+    assert "Backup %s of backup/mysql" % backup["id"] in taken.text and backup["donor"] == second
+    assert re.search(r"declined backup \S+: this replica is \d+ s behind its primary \(at most 60\)", log), log[-2000:]
+    wait_until("%s caught up" % first, lambda: slave_status_field(api, first, "Seconds_Behind_Master") == "0", timeout=60)
+    report.backup("backup.yml while the first replica asked is an hour behind (MASTER_DELAY, a write an hour old)",
+                  "the backup's donor; the lagging replica's sidecar log",
+                  "%s declined (its lag logged), %s took the backup" % (first, second))
+
+
+def test_a_second_gtid_domain_stops_backups_and_the_archive_naming_it(report, runner, api, core, store):
+    """Last in the module: the cluster's binary logs keep the second domain."""
+    timeline = core.read_namespaced_config_map("mysql-topology", NS).data["timeline"]
+    marker = ROOT + timeline + "/binlogs/archived-until.json"
+    primary = recorded_primary(core, NS)
+    sql(runner, "mysql-primary", "SET SESSION gtid_domain_id = 5; INSERT INTO app.events VALUES ('domain-5', 1)")
+    # Control: the primary's binary logs hold both domains.
+    position = sql(runner, "mysql-primary", "SELECT @@gtid_binlog_pos")
+    assert re.match(r"^0-\d+-\d+,5-\d+-\d+$", position), position
+    refused = play("backup.yml")
+    assert refused.rc != 0 and "spans several GTID domains (0 5)" in refused.text, refused.output[-3000:]
+    wait_until("the archiver refusing the second domain", lambda: "hold transactions of several GTID domains (0 5, at " in
+               core.read_namespaced_pod_log(primary, NS, container="sidecar", since_seconds=120), timeout=60)
+    second_domain = re.compile(r"(^|,)5-")
+    assert not second_domain.search(json.loads(store.get(marker))["gtid"])
+    assert not [i for i in binlog_indexes(store) if second_domain.search(i["first_gtid"] + "," + i["last_gtid"])]
+    report.backup("a transaction in GTID domain 5 (SET SESSION gtid_domain_id) on the primary, then backup.yml and "
+                  "archive rounds", "backup.yml's result; the archiver's log; the archive's marker and indexes",
+                  "the backup refused naming both domains; the archiver logs the refusal; nothing of domain 5 archived")

@@ -518,3 +518,65 @@ def test_a_divergence_of_an_earlier_epoch_does_not_limit_a_later_one():
     # The epoch-0 L2 is the losing history past sequence number 5.
     assert paths(backup_catalog.chain(catalog, backup(catalog, A))[0]) == [path(l2), path(l3)]
     assert backup_catalog.divergence(catalog, backup(catalog, A)) is None
+
+
+# Two clusters sharing a store path (staging and production, a DR region):
+# OTHER's backups at the same seconds as this cluster's, its own archive.
+
+OTHER = "zz9xx8yy7ww6"
+OTHER_MANIFESTS = (manifest(A + "-" + OTHER, 12, T0 + 70, timeline=OTHER), manifest(B + "-" + OTHER, 50, T0 + 3670, timeline=OTHER))
+OTHER_LOGS = (binlog(13, 50, T0 + 200, T0 + 3000, timeline=OTHER),)
+
+
+def shared(**changes):
+    args = dict(manifests=MANIFESTS + OTHER_MANIFESTS, binlogs=(L1, L2, L3, L4) + OTHER_LOGS,
+                archived=ARCHIVED + (marker(T0 + 4800, 50, timeline=OTHER),))
+    args.update(changes)
+    return backup_catalog.parse(listing(**args))
+
+
+def test_backups_of_two_timelines_with_the_same_old_ids_are_both_listed():
+    catalog = shared(manifests=MANIFESTS + tuple(dict(m, id=m["id"][:16], object="backups/%s/backup.mbstream" % m["id"][:16])
+                                                 for m in OTHER_MANIFESTS))
+    assert [(b["id"], b["timeline"]) for b in backup_catalog.backups(catalog)] == [
+        (A, TL), (A, OTHER), (B, TL), (B, OTHER)]
+    with pytest.raises(PlanError) as error:
+        backup_catalog.plan(catalog, backup_id=A)
+    assert str(error.value) == ("backup=%s is the id of a backup of each of the timelines %s, %s: name the one to restore, "
+                                "-e source=NAMESPACE/NAME/TIMELINE" % (A, TL, OTHER))
+    assert backup_catalog.plan(catalog, backup_id=A, timeline=OTHER)["backup"]["timeline"] == OTHER
+
+
+def test_a_point_in_time_alone_over_two_timelines_is_refused_naming_source():
+    with pytest.raises(PlanError) as error:
+        backup_catalog.plan(shared(), point_in_time=at(1200))
+    assert str(error.value) == (
+        "point_in_time=2026-12-01 10:20:00: the store holds the backups of several clusters or timelines, "
+        "%s (2 backups, the newest finished 2026-12-01 11:01:00 UTC); %s (2 backups, the newest finished "
+        "2026-12-01 11:01:10 UTC): name the one to restore, -e source=NAMESPACE/NAME/TIMELINE, or a backup, "
+        "-e backup=<id>" % (TL, OTHER))
+
+
+@pytest.mark.parametrize("timeline,chosen,logs", [(TL, A, [L2, L3]), (OTHER, A + "-" + OTHER, OTHER_LOGS)])
+def test_a_named_timeline_restores_from_its_own_backups_and_logs_only(timeline, chosen, logs):
+    result = backup_catalog.plan(shared(), point_in_time=at(1200), timeline=timeline)
+    assert result["backup"]["id"] == chosen
+    assert [b["object"] for b in result["binlogs"]] == [path(L) for L in logs]
+
+
+def test_a_backup_id_names_its_timeline():
+    assert backup_catalog.plan(shared(), backup_id=B + "-" + OTHER)["backup"]["timeline"] == OTHER
+
+
+def test_a_timeline_without_backups_is_refused_naming_source():
+    with pytest.raises(PlanError) as error:
+        backup_catalog.plan(shared(), point_in_time=at(1200), timeline="aaaa1111bbbb")
+    assert str(error.value).startswith("source=.../aaaa1111bbbb: the store holds no backup of timeline aaaa1111bbbb; "
+                                       "it holds those of %s (2 backups" % TL)
+
+
+def test_the_summary_marks_the_backups_of_other_timelines():
+    lines = backup_catalog.summary(backup_catalog.report(shared()), TL)
+    assert [line.endswith("retention leaves it]") for line in lines] == [False, True, False, True]
+    assert "[timeline %s, of another cluster" % OTHER in lines[1]
+    assert backup_catalog.summary(backup_catalog.report(shared())) == [line.split(" [")[0] for line in lines]

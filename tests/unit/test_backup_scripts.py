@@ -533,6 +533,15 @@ def test_a_failed_upload_leaves_the_marker_unwritten(sh, server, store):
     assert json.loads(store.get(TL + "/binlogs/archived-until.json"))["gtid"] == "0-100-3"
 
 
+def test_a_second_gtid_domain_stops_the_archive_before_anything_is_uploaded(sh, server, store):
+    put_marker(store, "0-100-3")
+    server([("mysql-bin.000001", "4 6"), ("mysql-bin.000002", "0-100-7 5-100-1")], "0-100-7,5-100-1")
+    done = archive_round(sh)
+    assert done.rc != 0 and "several GTID domains (0 5, at 0-100-7,5-100-1)" in done.err
+    assert [c for c, _ in store.changes()] == []
+    assert json.loads(store.get(TL + "/binlogs/archived-until.json"))["gtid"] == "0-100-3"
+
+
 def test_a_failed_binary_log_listing_leaves_the_marker_unwritten(sh, server, store, tmp_path):
     put_marker(store, "0-100-3")
     server([("mysql-bin.000001", "4 6"), ("mysql-bin.000002", "7 9")], "0-100-9")
@@ -588,7 +597,16 @@ MARIADB_BACKUP_STUB = (
     'printf "mbstream bytes"\n'
     'exit "$(cat "$T/backup-exit" 2>/dev/null || echo 0)"\n'
 )
-BACKUP_ID = "20261201T111412Z"
+# The donor's server: its GTID position ($T/position) and replication lag ($T/lag; none: a primary).
+MARIADB_STUB = r"""
+case ${!#} in
+  "SELECT @@gtid_current_pos") cat "$T/position" 2>/dev/null || echo 0-100-7 ;;
+  'SHOW SLAVE STATUS\G') [ ! -e "$T/lag" ] || printf '  Slave_SQL_Running: Yes\n  Seconds_Behind_Master: %s\n' "$(cat "$T/lag")" ;;
+  *) echo "unexpected query ${!#}" >&2; exit 1 ;;
+esac
+"""
+BACKUP_TIME = "20261201T111412Z"  # the request's
+BACKUP_ID = BACKUP_TIME + "-" + TL  # the donor names the backup with its timeline
 
 
 @pytest.fixture
@@ -601,6 +619,7 @@ def donor(sh, tmp_path):
     with open(scripts / "store.sh", "a") as store_sh:
         store_sh.write("\nSTORE_SECRET=$T/store-secret\n" + STUBS + DONOR_STUBS)
     executable(tmp_path, "mariadb-backup", MARIADB_BACKUP_STUB)
+    executable(tmp_path, "mariadb", MARIADB_STUB)
     (tmp_path / "backup.log").write_text(
         "[00] 2026-12-01 11:14:12 Using server version 10.11.10-MariaDB-ubu2204-log\n"
         + BINLOG_POSITION + SLAVE_POSITION % "0-100-7" + "[00] 2026-12-01 11:14:15 completed OK!\n")
@@ -627,7 +646,7 @@ def test_a_backup_streams_to_the_store_then_writes_its_manifest_then_answers(don
     put_backup(store, "20261201T100000Z", "0-100-3")  # the oldest: retention deletes it with KEEP 1
     (tmp_path / "topology" / "epoch").write_text("4")
     before = int(time.time())
-    done = donor([BACKUP_ID, "1"])
+    done = donor([BACKUP_TIME, "1"])
     after = int(time.time())
     directory = "%s/backups/%s" % (TL, BACKUP_ID)
     assert store.get(directory + "/backup.mbstream") == "mbstream bytes", done.err
@@ -648,15 +667,15 @@ def test_a_backup_streams_to_the_store_then_writes_its_manifest_then_answers(don
 
 
 def test_a_finished_backup_exits_0_and_leaves_nothing_running_or_behind(donor, store, tmp_path):
-    done = donor([BACKUP_ID, "1"])
+    done = donor([BACKUP_TIME, "1"])
     assert done.out.splitlines()[-1].startswith("BACKUP OK ")
     assert leftovers(tmp_path) == []
     assert done.rc == 0, done.err
 
 
 @pytest.mark.parametrize("args,why", [
-    (["2026-12-01", "1"], "'2026-12-01' is not a backup id"),
-    ([BACKUP_ID, "0"], "'0' is not a number of backups to keep"),
+    (["2026-12-01", "1"], "'2026-12-01' is not a backup time"),
+    ([BACKUP_TIME, "0"], "'0' is not a number of backups to keep"),
 ])
 def test_a_bad_backup_request_fails_before_anything(donor, store, tmp_path, args, why):
     done = donor(args)
@@ -667,7 +686,7 @@ def test_a_bad_backup_request_fails_before_anything(donor, store, tmp_path, args
 def test_a_failed_mariadb_backup_answers_failed_and_writes_no_manifest(donor, store, tmp_path):
     (tmp_path / "backup-exit").write_text("1")
     (tmp_path / "backup.log").write_text("[00] 2026-12-01 11:14:12 Error: failed to execute query SHOW ENGINES\n")
-    done = donor([BACKUP_ID, "1"])
+    done = donor([BACKUP_TIME, "1"])
     assert done.rc == 1
     assert done.out.splitlines()[-1] == ("BACKUP FAILED mariadb-backup exited with 1: "
                                          "[00] 2026-12-01 11:14:12 Error: failed to execute query SHOW ENGINES")
@@ -676,15 +695,46 @@ def test_a_failed_mariadb_backup_answers_failed_and_writes_no_manifest(donor, st
 
 
 def test_a_failed_upload_answers_failed_and_writes_no_manifest(donor, store, tmp_path):
-    done = donor([BACKUP_ID, "1"], env={"FAKE_STORE_FAIL": "rcat"})
+    done = donor([BACKUP_TIME, "1"], env={"FAKE_STORE_FAIL": "rcat"})
     assert done.rc == 1 and done.out.splitlines()[-1].startswith("BACKUP FAILED uploading to the store failed")
     assert not any(k.endswith("manifest.json") for k in store.keys())
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("lag,why", [
+    ("3600", "this replica is 3600 s behind its primary (at most 60)"),
+    ("NULL", "this replica cannot tell how far behind its primary it is (not connected to it)"),
+])
+def test_a_replica_far_behind_declines_and_the_job_asks_the_next(donor, store, tmp_path, lag, why):
+    (tmp_path / "lag").write_text(lag)
+    done = donor([BACKUP_TIME, "1"])
+    assert (done.rc, done.out.splitlines()[-1]) == (0, "BACKUP DECLINED " + why), done.err
+    assert store.calls() == [] and not (tmp_path / "mariadb-backup-args").exists()
+
+
+def test_a_replica_close_enough_takes_the_backup(donor, store, tmp_path):
+    (tmp_path / "lag").write_text("60")
+    assert donor([BACKUP_TIME, "1"]).out.splitlines()[-1].startswith("BACKUP OK ")
+
+
+def test_a_second_gtid_domain_fails_the_backup_before_anything(donor, store, tmp_path):
+    (tmp_path / "position").write_text("0-100-7,5-100-1\n")
+    done = donor([BACKUP_TIME, "1"])
+    assert done.rc == 1 and done.out.splitlines()[-1].startswith(
+        "BACKUP FAILED mysql-2's GTID position 0-100-7,5-100-1 spans several GTID domains (0 5)"), done.out
+    assert store.calls() == [] and not (tmp_path / "mariadb-backup-args").exists()
+
+
+@pytest.mark.parametrize("position,domains", [("", ""), ("0-100-7", "0"), ("5-1-3,0-1-2,0-2-9", "0 5"),
+                                              ("12-1-1,3-1-1", "3 12")])
+def test_gtid_domains(sh, position, domains):
+    done = sh("common.sh", 'gtid_domains "$1"', args=[position])
+    assert (done.rc, done.out.rstrip("\n")) == (0, domains), done.err
+
+
 def test_a_failed_retention_still_answers_ok_for_a_complete_backup(donor, store):
     put_backup(store, "20261201T100000Z", "0-100-3")
-    done = donor([BACKUP_ID, "1"], env={"FAKE_STORE_FAIL": "purge"})
+    done = donor([BACKUP_TIME, "1"], env={"FAKE_STORE_FAIL": "purge"})
     assert "%s/backups/%s/manifest.json" % (TL, BACKUP_ID) in store.keys()
     assert done.out.splitlines()[-1].startswith("BACKUP OK ")
 
@@ -727,42 +777,48 @@ def test_retention_keeps_the_newest_backups_and_the_logs_they_need(sh, store):
     logs = {seqs: put_binlog(store, *seqs, number=n) for n, seqs in
             enumerate([(1, 6), (7, 15), (16, 20), (19, 25), (26, 35)], 1)}
     put_marker(store, "0-100-35")
-    # The timeline this cluster was restored from: none of its backups kept.
-    put_backup(store, "20261130T100000Z", "0-100-50", timeline=OLD_TL)
-    old_logs = [put_binlog(store, 40, 50, timeline=OLD_TL), put_binlog(store, 51, 60, timeline=OLD_TL, number=2)]
-    put_marker(store, "0-100-60", timeline=OLD_TL)
     before = store.keys()
 
     done = retention(sh, 2)
     assert done.rc == 0, done.err
     purged, files = deleted(store)
-    assert purged == {TL + "/backups/20261201T093000Z", TL + "/backups/20261201T100000Z",
-                      OLD_TL + "/backups/20261130T100000Z"}
+    assert purged == {TL + "/backups/20261201T093000Z", TL + "/backups/20261201T100000Z"}
     # LAST <= 20, the oldest kept backup's position; 19-25 holds 21..25.
-    expected = set().union(*(binlog_pair(logs[s]) for s in [(1, 6), (7, 15), (16, 20)]),
-                           *(binlog_pair(name) for name in old_logs))
+    expected = set().union(*(binlog_pair(logs[s]) for s in [(1, 6), (7, 15), (16, 20)]))
     assert files == expected
     assert store.keys() == {k for k in before if k not in files and not any(k.startswith(p + "/") for p in purged)}
-    assert {TL + "/binlogs/archived-until.json", OLD_TL + "/binlogs/archived-until.json"} <= store.keys()
+    assert TL + "/binlogs/archived-until.json" in store.keys()
     assert TL + "/backups/20261201T113000Z/backup.mbstream" in store.keys()
     lines = done.out.splitlines()
     assert sorted(line for line in lines if line.startswith("deleted backup ")) == [
-        "deleted backup 20261130T100000Z", "deleted backup 20261201T093000Z", "deleted backup 20261201T100000Z"]
+        "deleted backup 20261201T093000Z", "deleted backup 20261201T100000Z"]
     assert sorted(line for line in lines if line.startswith("deleted binary log ")) == sorted(
         "deleted binary log " + name for name in expected)
-    assert len(lines) == 3 + len(expected)
+    assert len(lines) == 2 + len(expected)
 
 
-def test_retention_keeps_each_timelines_logs_after_its_oldest_kept_backup(sh, store):
-    put_backup(store, "20261130T100000Z", "0-100-50", timeline=OLD_TL)
-    put_backup(store, "20261201T110000Z", "0-100-20")
-    put_backup(store, "20261201T120000Z", "0-100-30")
-    old = [put_binlog(store, 40, 50, timeline=OLD_TL), put_binlog(store, 45, 60, timeline=OLD_TL, number=2),
-           put_binlog(store, 61, 70, timeline=OLD_TL, number=3)]
-    new = [put_binlog(store, 1, 20), put_binlog(store, 21, 30, number=2), put_binlog(store, 31, 31, number=3)]
-    done = retention(sh, 3)
+@pytest.mark.parametrize("other", ["older", "newer"])
+def test_retention_never_touches_what_another_timeline_wrote(sh, store, other):
+    """Another cluster writing to the same store path (staging and
+    production, a DR region), or the one this cluster was restored from: its
+    backups, same-second ids included, and its logs are all kept, older or
+    newer than this cluster's, and none is counted among this cluster's."""
+    stamp = "20261130T100000Z" if other == "older" else "20261202T100000Z"
+    put_backup(store, stamp + "-" + OLD_TL, "0-100-50", timeline=OLD_TL)
+    put_backup(store, "20261201T110000Z-" + OLD_TL, "0-100-60", timeline=OLD_TL)
+    put_backup(store, "20261201T093000Z-" + OLD_TL, "", timeline=OLD_TL, complete=False)
+    put_binlog(store, 40, 50, timeline=OLD_TL)
+    put_binlog(store, 51, 60, timeline=OLD_TL, number=2)
+    put_marker(store, "0-100-60", timeline=OLD_TL)
+    put_backup(store, "20261201T100000Z-" + TL, "0-100-10")
+    put_backup(store, "20261201T110000Z-" + TL, "0-100-20")  # the same second as the other's
+    logs = [put_binlog(store, 1, 10), put_binlog(store, 11, 20, number=2)]
+    theirs = {k for k in store.keys() if k.startswith(OLD_TL + "/")}
+
+    done = retention(sh, 1)
     assert done.rc == 0, done.err
-    assert deleted(store) == (set(), binlog_pair(old[0]) | binlog_pair(new[0]))
+    assert deleted(store) == ({TL + "/backups/20261201T100000Z-" + TL}, binlog_pair(logs[0]) | binlog_pair(logs[1]))
+    assert theirs <= store.keys()
 
 
 def test_retention_with_two_kept_backups_at_the_same_position(sh, store):
@@ -1060,7 +1116,7 @@ def test_restore_applies_a_plan_of_1000_binary_logs_from_its_file(sh, tmp_path):
     variable (the old way) such a plan passed Linux's 128 KiB limit on it and
     the Job never started; now it is a file (a ConfigMap holds up to 1 MiB:
     about 7,000 logs). 1,000, not more: each log costs the stubs a few forks."""
-    plan = "".join("%s/binlogs/%020d-%020d.mysql-bin.%06d %s 0-100-%d %d\n" % (TL, n, n, n, "%064x" % n, n, 1700000000 + n)
+    plan = "".join("%s/binlogs/%020d-%020d.mysql-bin.%06d %s 0-100-%d\n" % (TL, n, n, n, "%064x" % n, n)
                    for n in range(1, 1001))
     assert len(plan.encode()) > 128 * 1024
     (tmp_path / "plan").write_text(plan)
@@ -1076,6 +1132,67 @@ sql() {
 }
 mariadb-binlog() { printf '%s\n' "${@: -1}" >> "$T/replayed"; }
 apply_binlogs
-""", env={"RESTORE_BINLOGS": str(tmp_path / "plan"), "RESTORE_STOP": "", "RESTORE_STOP_EPOCH": ""})
+""", env={"RESTORE_BINLOGS": str(tmp_path / "plan"), "RESTORE_STOP": ""})
     assert applied.rc == 0, applied.err[-2000:]
     assert (tmp_path / "fetched").read_text().split() == [line.split()[0] for line in plan.splitlines()]
+
+
+# restore.sh: the stop time resolved to the GTID of the last transaction to
+# apply. Event times are when statements started: a long one commits after
+# transactions that started later.
+
+def gtid_line(clock, gtid, day="261201"):
+    return "#%s %8s server id 100  end_log_pos 370 CRC32 0x857dbe94 \tGTID %s trans\n" % (day, clock, gtid)
+
+
+@pytest.mark.parametrize("events,after,stop,expected", [
+    ([("11:00:00", "0-100-7"), ("11:00:05", "0-100-8")], "6", "2026-12-01 11:00:03", "STOP 0-100-7"),
+    # 0-100-8 started before the stop but committed after 0-100-7, which started after it.
+    ([("11:00:05", "0-100-7"), ("10:59:58", "0-100-8")], "6", "2026-12-01 11:00:03", "STOP "),
+    # Held already (after): only what follows counts.
+    ([("11:00:05", "0-100-7"), ("10:59:58", "0-100-8")], "7", "2026-12-01 11:00:03", ""),
+    ([("9:05:03", "0-100-7"), ("10:00:00", "0-100-8")], "6", "2026-12-01 09:30:00", "STOP 0-100-7"),
+    ([("9:05:03", "0-100-7"), ("10:00:00", "0-100-8")], "6", "2026-12-01 10:00:00", "STOP 0-100-7"),
+    ([("9:05:03", "0-100-7"), ("10:00:00", "0-100-8")], "6", "2026-12-01 10:00:01", ""),
+    ([("9:05:03", "0-100-99999999999999999998"), ("9:05:04", "0-100-99999999999999999999")],
+     "99999999999999999998", "2026-12-01 09:05:04", "STOP "),
+])
+def test_the_stop_time_resolves_to_the_last_transaction_to_apply(sh, binlogs, events, after, stop, expected):
+    binlogs({"binlog.1": "".join(gtid_line(clock, gtid) for clock, gtid in events)})
+    done = sh("restore.sh", 'last_before_stop "$DATADIR/binlog.1" "$1"', args=[after], env={"RESTORE_STOP": stop})
+    assert (done.rc, done.out.rstrip("\n")) == (0, expected), done.err
+
+
+@pytest.mark.parametrize("first_log,applied,position", [
+    # Stops within the first log: the second is never read.
+    ([("11:00:00", "0-100-7"), ("11:00:05", "0-100-8")], ["--start-position=0-100-6 --stop-position=0-100-7"], "0-100-7"),
+    # The log's last transaction started before the stop time, and a
+    # transaction before it after: nothing of it, where --stop-datetime
+    # stopped at 0-100-7 and failed the restore as incomplete.
+    ([("11:00:05", "0-100-7"), ("10:59:58", "0-100-8")], [], "0-100-6"),
+])
+def test_a_restore_stops_at_the_resolved_gtid(sh, binlogs, tmp_path, first_log, applied, position):
+    binlogs({"binlog.1": "".join(gtid_line(c, g) for c, g in first_log),
+             "binlog.2": gtid_line("11:00:01", "0-100-9")})  # started before the stop: never applied
+    (tmp_path / "position").write_text("0-100-6")
+    (tmp_path / "plan").write_text("o/binlog.1 sha 0-100-8\no/binlog.2 sha 0-100-9\n")
+    done = sh("restore.sh", r"""
+STAGE=$T/stage; mkdir -p "$STAGE"; touch "$T/fetched" "$T/replayed"
+log() { :; }
+fetch() { printf '%s\n' "$1" >> "$T/fetched"; cp "$T/binlog-output/${1##*/}" "${4#of=}"; }
+sql() {
+  if [ "${*: -2:1}" != -e ]; then cat >/dev/null; return; fi  # a replay: the binlog on stdin
+  cat "$T/position"
+}
+mariadb-binlog() {
+  case $* in
+    *--st*-position=*) printf '%s\n' "${*:2:$#-2}" >> "$T/replayed"; printf '%s' "${*: -2:1}" | sed 's/.*=//' > "$T/position" ;;
+    *) cat "${@: -1}" ;;
+  esac
+}
+apply_binlogs
+""", env={"RESTORE_BINLOGS": str(tmp_path / "plan"), "RESTORE_STOP": "2026-12-01 11:00:03"})
+    assert done.rc == 0, done.err[-2000:]
+    assert (tmp_path / "fetched").read_text().split() == ["o/binlog.1"]
+    assert (tmp_path / "replayed").read_text().splitlines() == applied
+    assert (tmp_path / "position").read_text() == position

@@ -134,7 +134,7 @@ upload_binlog() {
 archive_round() {
   # A writable pod the record does not name (a thawed old primary) archives nothing.
   acting_primary && is_primary || return 0
-  local dir epoch marker marker_epoch newest state started position archived entry file size range first last first_time last_time
+  local dir epoch marker marker_epoch newest state started position domains archived entry file size range first last first_time last_time
   dir=$(store_root)/$(timeline)/binlogs
   epoch=$(recorded_epoch)
   marker=$(archive_marker "$dir")
@@ -145,6 +145,10 @@ archive_round() {
   fi
   started=$(date -u +%s)
   position=$(sql -N -e 'SELECT @@gtid_binlog_pos')
+  domains=$(gtid_domains "$position")
+  # The archive's order, its gaps and divergences are one domain's sequence
+  # numbers: nothing more is archived, and the marker stays where it is.
+  [[ $domains != *" "* ]] || die "the binary logs hold transactions of several GTID domains ($domains, at $position): nothing more is archived until one is left (README, backup limits)"
   if [ "$position" != "$(cat "$FLUSHED_AT" 2>/dev/null)" ]; then
     sql -e 'FLUSH BINARY LOGS'
     printf '%s' "$position" > "$FLUSHED_AT"

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # One backup request on the clone port (serve-backup.sh), on the donor:
-#   backup-to-store.sh ID KEEP
-# streams mariadb-backup straight to the object store (nothing is staged:
-# rclone holds a few parts in memory), records the backup's manifest, then
-# keeps the newest KEEP backups (retention.sh). stdout is the requester's
-# connection: a progress line every 10 s (which also keeps the connection
-# from idling out), then "BACKUP OK <manifest>" or "BACKUP FAILED <why>".
+#   backup-to-store.sh TIME KEEP
+# names the backup TIME-TIMELINE (the cluster's own identity: two clusters
+# writing to one store never share a backup id), streams mariadb-backup
+# straight to the object store (nothing is staged: rclone holds a few parts
+# in memory), records the backup's manifest, then keeps the newest KEEP
+# backups (retention.sh). stdout is the requester's connection: a progress
+# line every 10 s (which also keeps the connection from idling out), then
+# "BACKUP OK <manifest>", "BACKUP FAILED <why>", or "BACKUP DECLINED <why>"
+# from a replica too far behind its primary (the requester asks the next).
 #
 # In the store, under TIMELINE/backups/ID/: backup.mbstream and
 # manifest.json, written last: a backup without a manifest is incomplete.
@@ -17,6 +20,22 @@ shopt -s inherit_errexit
 . "$(dirname "${BASH_SOURCE[0]}")/store.sh"
 
 fail() { log "ERROR: backup $id: $*"; printf 'BACKUP FAILED %s\n' "$*"; exit 1; }
+
+# A backup is as old as its donor's data: a replica further behind its
+# primary than this many seconds declines one, and the Job asks the next pod.
+BACKUP_MAX_LAG=60
+
+# lag_refusal: why this server is too far behind to donate a backup, or
+# nothing (a primary, or a replica close enough).
+lag_refusal() {
+  local lag
+  lag=$(sql -e 'SHOW SLAVE STATUS\G' | sed -n 's/^ *Seconds_Behind_Master: *//p')
+  case $lag in
+    '') ;;
+    NULL) echo "this replica cannot tell how far behind its primary it is (not connected to it)" ;;
+    *) [ "$lag" -le "$BACKUP_MAX_LAG" ] || echo "this replica is $lag s behind its primary (at most $BACKUP_MAX_LAG)" ;;
+  esac
+}
 
 # backup_gtid LOG: the position the backup holds, from mariadb-backup's log:
 # a replica's gtid_slave_pos (what clone.sh starts replication from), else
@@ -38,10 +57,22 @@ progress() {
 
 main() {
   id=$1
-  local keep=$2 dir object started finished tap gtid version size sha manifest
-  [[ $id =~ ^[0-9]{8}T[0-9]{6}Z$ ]] || fail "'$id' is not a backup id (YYYYMMDDTHHMMSSZ)"
+  local keep=$2 dir object started finished tap gtid version size sha manifest position domains refusal
+  [[ $id =~ ^[0-9]{8}T[0-9]{6}Z$ ]] || fail "'$id' is not a backup time (YYYYMMDDTHHMMSSZ)"
+  id=$id-$(timeline)
   [[ $keep =~ ^[1-9][0-9]*$ ]] || fail "'$keep' is not a number of backups to keep"
   store_configured || fail "no object store is configured on $HOSTNAME (mariadb_backup_store_secret)"
+  refusal=$(lag_refusal)
+  if [ -n "$refusal" ]; then
+    log "declined backup $id: $refusal"
+    printf 'BACKUP DECLINED %s\n' "$refusal"
+    exit 0
+  fi
+  # A backup's position, its restore's roll-forward and retention follow one
+  # domain's sequence numbers.
+  position=$(sql -N -e 'SELECT @@gtid_current_pos')
+  domains=$(gtid_domains "$position")
+  [[ $domains != *" "* ]] || fail "$HOSTNAME's GTID position $position spans several GTID domains ($domains): backups and the archive follow one; remove the others (README, backup limits)"
   dir=$(store_root)/$(timeline)/backups/$id
   object=$dir/backup.mbstream
   work=$(mktemp -d /tmp/backup.XXXXXX)

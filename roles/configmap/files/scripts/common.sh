@@ -108,6 +108,13 @@ read_clone_token() {
 
 # A replication start position as clone.sh records it: a GTID list, or
 # "empty" when the donor had not executed a single transaction.
+# gtid_domains POSITION: the replication domains of a GTID position, in
+# order, space-separated: more than one and backups and the archive stop.
+gtid_domains() {
+  local entry domains=()
+  for entry in ${1//,/ }; do domains+=("${entry%%-*}"); done
+  [ "${#domains[@]}" -eq 0 ] || printf '%s\n' "${domains[@]}" | sort -un | paste -sd' '
+}
 valid_position() { [[ $1 == empty || $1 =~ ^[0-9]+-[0-9]+-[0-9]+(,[0-9]+-[0-9]+-[0-9]+)*$ ]]; }
 
 # read_only is 0/1 on 10.11 and may read OFF/ON on later releases.

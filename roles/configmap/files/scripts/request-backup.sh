@@ -33,6 +33,7 @@ main() {
       case $(tail -n 1 "$reply") in
         "BACKUP OK "*) exit 0 ;;
         "BACKUP FAILED "*) die "$donor could not take the backup" ;;
+        "BACKUP DECLINED "*) log "$donor declined the backup: $(tail -n 1 "$reply" | cut -d' ' -f3-)" ;;
         *) log "$donor did not take the backup (not fit to serve, unreachable, or gone)" ;;
       esac
     done

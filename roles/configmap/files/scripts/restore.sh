@@ -6,12 +6,11 @@
 #   RESTORE_SOURCE   NAMESPACE/NAME of the cluster the backup is of
 #   RESTORE_BACKUP   the backup's object, its RESTORE_SIZE, RESTORE_SHA256
 #                    and RESTORE_GTID (its manifest's)
-#   RESTORE_BINLOGS  a file: "OBJECT SHA256 LAST_GTID LAST_TIME" per binary
-#                    log, in order (LAST_TIME: its last transaction's, epoch
-#                    seconds)
-#   RESTORE_STOP     UTC "YYYY-MM-DD HH:MM:SS": apply the transactions
-#                    before it only; empty: every one the logs hold; and
-#                    RESTORE_STOP_EPOCH, the same time in epoch seconds
+#   RESTORE_BINLOGS  a file: "OBJECT SHA256 LAST_GTID" per binary log, in
+#                    order
+#   RESTORE_STOP     UTC "YYYY-MM-DD HH:MM:SS": apply the transactions, in
+#                    commit order, up to the first that started at or after
+#                    it; empty: every one the logs hold
 # Everything lands in a staging directory, checked, and only then becomes
 # the datadir: a backup or binary log that fails its checksum leaves the
 # volume empty.
@@ -67,26 +66,52 @@ start_server() {
   done
 }
 
+# last_before_stop FILE AFTER_SEQ: the stop time resolved to a GTID. A
+# binary log's event times are when statements started, not when they
+# committed, so they are not in the log's order: the restore applies, in
+# commit order, the transactions before the first (after sequence number
+# AFTER_SEQ, which the server holds already) that started at or after
+# RESTORE_STOP. Prints "STOP GTID", the last one to apply (GTID empty: none
+# of this log's), or nothing when every transaction of FILE started before it.
+last_before_stop() {
+  local stop
+  stop=$(date -u -d "$RESTORE_STOP" +'%y%m%d %H:%M:%S')
+  TZ=UTC mariadb-binlog --no-defaults "$1" | awk -v after="$2" -v stop="$stop" '
+    # Sequence numbers as strings: up to 2^64 - 1, past what awk counts exactly.
+    function later(a, b) { return length(a) != length(b) ? length(a) > length(b) : (a "") > (b "") }
+    /^#[0-9][0-9][0-9][0-9][0-9][0-9] .*[[:space:]]GTID [0-9]+-[0-9]+-[0-9]+/ {
+      for (i = 1; i < NF; i++) if ($i == "GTID") gtid = $(i + 1)
+      split(gtid, part, "-")
+      if (!later(part[3], after)) next
+      split($2, clock, ":")  # the hour is padded with a space
+      if (sprintf("%s %02d:%s:%s", substr($1, 2), clock[1], clock[2], clock[3]) >= stop) { print "STOP " last; exit }
+      last = gtid
+    }'
+}
+
 # Transactions of later binary logs that an earlier one held already are
-# skipped: each log is applied after the position reached so far.
+# skipped: each log is applied after the position reached so far, whole or
+# up to the stop time's GTID, and then the server must be at its last GTID.
 apply_binlogs() {
-  local object sha last last_time position file n=0
-  while read -r object sha last last_time; do
+  local object sha last position file stop n=0
+  while read -r object sha last; do
     [ -n "$object" ] || continue
     n=$((n + 1))
     file=$STAGE/binlog.$n
     fetch "$object" "$sha" dd of="$file" status=none
     position=$(sql -N -e 'SELECT @@gtid_binlog_pos')
-    log "applying $object after GTID ${position:-(none)}${RESTORE_STOP:+, up to $RESTORE_STOP UTC}"
-    TZ=UTC mariadb-binlog --no-defaults ${position:+--start-position="$position"} \
-      ${RESTORE_STOP:+--stop-datetime="$RESTORE_STOP"} "$file" | sql \
-      || die "applying $object failed"
-    rm -f "$file"
-    # A log that ends before the stop time must have been applied whole.
-    if [ -z "$RESTORE_STOP" ] || [ "$last_time" -lt "$RESTORE_STOP_EPOCH" ]; then
-      [ "$(sql -N -e 'SELECT @@gtid_binlog_pos')" = "$last" ] \
-        || die "$object ends before its last transaction $last: it is incomplete; nothing was restored"
+    stop=
+    [ -z "$RESTORE_STOP" ] || stop=$(last_before_stop "$file" "$(gtid_seq "${position:-0-0-0}")")
+    [ -z "$stop" ] || last=${stop#STOP }
+    log "applying $object after GTID ${position:-(none)}${stop:+ up to ${last:-(none of it)}, the last transaction started before $RESTORE_STOP UTC}"
+    if [ -n "$last" ]; then
+      TZ=UTC mariadb-binlog --no-defaults ${position:+--start-position="$position"} ${stop:+--stop-position="$last"} \
+        "$file" | sql || die "applying $object failed"
     fi
+    rm -f "$file"
+    [ "$(sql -N -e 'SELECT @@gtid_binlog_pos')" = "${last:-$position}" ] \
+      || die "$object ends before ${last:-$position}: it is incomplete; nothing was restored"
+    [ -z "$stop" ] || break
   done <"$RESTORE_BINLOGS"
 }
 
