@@ -1196,3 +1196,13 @@ apply_binlogs
     assert (tmp_path / "fetched").read_text().split() == ["o/binlog.1"]
     assert (tmp_path / "replayed").read_text().splitlines() == applied
     assert (tmp_path / "position").read_text() == position
+
+
+def test_a_stop_early_in_a_long_log_reads_it_to_the_end(sh, binlogs):
+    """Stopping the read at the stop would kill the parser with SIGPIPE once
+    the rest passed the pipe's buffer, and pipefail fail the restore."""
+    binlogs({"binlog.1": gtid_line("11:00:00", "0-100-7") + gtid_line("11:00:05", "0-100-8")
+             + "".join(gtid_line("11:00:06", "0-100-%d" % n) for n in range(9, 20000))})
+    done = sh("restore.sh", 'stop=$(last_before_stop "$DATADIR/binlog.1" 6); echo "$stop"',
+              env={"RESTORE_STOP": "2026-12-01 11:00:03"})
+    assert (done.rc, done.out) == (0, "STOP 0-100-7\n"), done.err

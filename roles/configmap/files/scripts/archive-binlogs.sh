@@ -34,14 +34,8 @@ FLUSHED_AT=/tmp/binlog-flushed-at
 # seconds) of the transactions in FILE; nothing when it holds none.
 binlog_range() {
   local range first last first_time last_time
-  range=$(TZ=UTC mariadb-binlog --no-defaults "$DATADIR/$1" | awk '
-    /^#[0-9][0-9][0-9][0-9][0-9][0-9] .*[[:space:]]GTID [0-9]+-[0-9]+-[0-9]+/ {
-      for (i = 1; i < NF; i++) if ($i == "GTID") gtid = $(i + 1)
-      time = "20" substr($1, 2, 2) "-" substr($1, 4, 2) "-" substr($1, 6, 2) "T" $2
-      if (first == "") { first = gtid; first_time = time }
-      last = gtid; last_time = time
-    }
-    END { if (first != "") print first, last, first_time, last_time }')
+  range=$(binlog_transactions "$DATADIR/$1" \
+    | awk 'NR == 1 { first = $1; first_time = $2 } { last = $1; last_time = $2 } END { if (NR) print first, last, first_time, last_time }')
   [ -n "$range" ] || return 0
   read -r first last first_time last_time <<<"$range"
   printf '%s %s %s %s\n' "$first" "$last" "$(date -u -d "${first_time/T/ }" +%s)" "$(date -u -d "${last_time/T/ }" +%s)"

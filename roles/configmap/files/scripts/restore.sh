@@ -75,17 +75,18 @@ start_server() {
 # of this log's), or nothing when every transaction of FILE started before it.
 last_before_stop() {
   local stop
-  stop=$(date -u -d "$RESTORE_STOP" +'%y%m%d %H:%M:%S')
-  TZ=UTC mariadb-binlog --no-defaults "$1" | awk -v after="$2" -v stop="$stop" '
+  stop=$(date -u -d "$RESTORE_STOP" +%Y-%m-%dT%H:%M:%S)
+  # Read to the end, not exit at the stop: the parser would die of SIGPIPE,
+  # and pipefail fail the restore.
+  binlog_transactions "$1" | awk -v after="$2" -v stop="$stop" '
     # Sequence numbers as strings: up to 2^64 - 1, past what awk counts exactly.
     function later(a, b) { return length(a) != length(b) ? length(a) > length(b) : (a "") > (b "") }
-    /^#[0-9][0-9][0-9][0-9][0-9][0-9] .*[[:space:]]GTID [0-9]+-[0-9]+-[0-9]+/ {
-      for (i = 1; i < NF; i++) if ($i == "GTID") gtid = $(i + 1)
-      split(gtid, part, "-")
+    found { next }
+    {
+      split($1, part, "-")
       if (!later(part[3], after)) next
-      split($2, clock, ":")  # the hour is padded with a space
-      if (sprintf("%s %02d:%s:%s", substr($1, 2), clock[1], clock[2], clock[3]) >= stop) { print "STOP " last; exit }
-      last = gtid
+      if ($2 >= stop) { print "STOP " last; found = 1; next }
+      last = $1
     }'
 }
 

@@ -59,6 +59,18 @@ json_field() { sed -n "s/.*\"$2\": *\"\{0,1\}\([^\",}]*\)\"\{0,1\}[,}].*/\1/p" <
 # up to 2^63 - 1, bash's integers, where MariaDB allows 2^64 - 1).
 gtid_seq() { printf '%s' "$((10#${1##*-}))"; }
 
+# binlog_transactions FILE: "GTID YYYY-MM-DDTHH:MM:SS" for each transaction
+# of binary log FILE, in its order (commit order); the time, UTC, is when
+# the transaction's first statement started.
+binlog_transactions() {
+  TZ=UTC mariadb-binlog --no-defaults "$1" | awk '
+    /^#[0-9][0-9][0-9][0-9][0-9][0-9] .*[[:space:]]GTID [0-9]+-[0-9]+-[0-9]+/ {
+      for (i = 1; i < NF; i++) if ($i == "GTID") gtid = $(i + 1)
+      split($2, clock, ":")  # the hour is padded with a space
+      printf "%s 20%s-%s-%sT%02d:%s:%s\n", gtid, substr($1, 2, 2), substr($1, 4, 2), substr($1, 6, 2), clock[1], clock[2], clock[3]
+    }'
+}
+
 # An archived binary log is TIMELINE/binlogs/FIRST-LAST.POD.FILE, FIRST and
 # LAST the sequence numbers of its first and last GTID in 20 digits, and
 # NAME.json its index (archive-binlogs.sh writes them, retention.sh deletes).
