@@ -255,6 +255,36 @@ def plan(catalog, backup_id="", point_in_time="", server_version="", timeline=""
     }
 
 
+def verification_plan(catalog, timeline, gtid):
+    """What a backup verification restores (verify-backup.sh): the newest
+    complete backup of TIMELINE at or before GTID, the position its source's
+    checksums were read at, and the binary logs that roll it forward to
+    exactly GTID. Raises PlanError."""
+    stop = seq(gtid)
+    complete = [b for b in backups(catalog) if b["state"] == "complete" and b["timeline"] == timeline]
+    before = [b for b in complete if seq(b.get("gtid", "")) <= stop]
+    if not before:
+        raise PlanError("the store holds no complete backup of timeline %s at or before GTID %s%s"
+                        % (timeline, gtid or "(empty)", " (the oldest is at %s)" % complete[0]["gtid"] if complete else ""))
+    backup = before[-1]
+    selected, gap = chain(catalog, backup)
+    cursor, binlogs = seq(backup.get("gtid", "")), []
+    for binlog in selected:
+        if cursor >= stop:
+            break
+        binlogs.append(binlog)
+        cursor = binlog["last_seq"]
+    if cursor < stop:
+        if gap:
+            raise PlanError("the archive of timeline %s lacks the binary logs with the transactions after sequence "
+                            "number %d and before %d: backup %s cannot be rolled forward to GTID %s"
+                            % (timeline, gap[0], gap[1], backup["id"], gtid))
+        raise PlanError("the archive of timeline %s rolls backup %s forward up to sequence number %d, not to GTID %s"
+                        % (timeline, backup["id"], cursor, gtid))
+    return {"backup": backup, "stop_gtid": gtid,
+            "binlogs": [{"object": b["path"], "sha256": b["sha256"], "last_gtid": b["last_gtid"]} for b in binlogs]}
+
+
 def report(catalog):
     """Every backup, oldest first; a complete one with how far the archive
     can roll it forward (pitr_until_utc) and the gap that stops it, if any."""
@@ -286,6 +316,9 @@ def summary(entries, timeline=""):
             elif b.get("diverged"):
                 line += " (the archive holds two histories after sequence number %d: epoch %d diverged)" % (
                     b["diverged"]["after_seq"], b["diverged"]["epoch"])
+            if b.get("verified_result"):
+                line += "; verified %s UTC at GTID %s: %s" % (
+                    utc(b["verified_time"]), b.get("verified_gtid") or "(empty)", b["verified_result"])
         if timeline and b["timeline"] != timeline:
             line += " [timeline %s, of another cluster or of the one this cluster was restored from: retention leaves it]" \
                 % b["timeline"]

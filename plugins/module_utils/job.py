@@ -17,3 +17,11 @@ def newest_pod(pods):
     if not pods:
         return None
     return max(pods, key=lambda pod: (pod["metadata"].get("creationTimestamp") or "", pod["metadata"]["name"]))["metadata"]["name"]
+
+
+def started_containers(pod):
+    """The names of POD's containers, init containers too, that have started
+    (running or terminated): those with a log."""
+    status = pod.get("status") or {}
+    every = (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
+    return [c["name"] for c in every if set((c.get("state") or {}).keys()) & {"running", "terminated"}]

@@ -36,8 +36,12 @@ options:
     type: str
     required: true
   container:
-    description: Container of the Job's pod whose log is returned; the pod's only container when left out.
-    type: str
+    description:
+      - Containers of the Job's pod whose logs are returned, joined in this order (init containers first,
+        so that the log of one that failed is told); a container that never started is left out.
+      - The pod's only container when left out.
+    type: list
+    elements: str
   timeout:
     description: Seconds to wait before failing with the Job still running.
     type: float
@@ -95,7 +99,7 @@ WATCH_SECONDS = 5
 OPTIONS = dict(
     namespace=dict(type="str", required=True),
     name=dict(type="str", required=True),
-    container=dict(type="str"),
+    container=dict(type="list", elements="str"),
     timeout=dict(type="float", default=900),
 )
 
@@ -121,14 +125,22 @@ class Cluster:
         watch.next_event(self._batch.list_namespaced_job, self._namespace, resource_version, seconds,
                          field_selector="metadata.name=" + self._name)
 
-    def log(self, container):
-        """The log lines of the Job's newest pod; [] when it has none."""
+    def log(self, containers):
+        """The log lines of the Job's newest pod, of CONTAINERS in order
+        (or of its only one); [] when it has none."""
         pods = self._core.list_namespaced_pod(self._namespace, label_selector="batch.kubernetes.io/job-name=" + self._name)
-        pod = job.newest_pod(self._api.sanitize_for_serialization(pods.items))
+        found = self._api.sanitize_for_serialization(pods.items)
+        pod = job.newest_pod(found)
         if pod is None:
             return []
-        options = dict(container=container) if container else {}
-        return self._core.read_namespaced_pod_log(pod, self._namespace, **options).splitlines()
+        if not containers:
+            return self._core.read_namespaced_pod_log(pod, self._namespace).splitlines()
+        started = job.started_containers([p for p in found if p["metadata"]["name"] == pod][0])
+        lines = []
+        for container in containers:
+            if container in started:
+                lines += self._core.read_namespaced_pod_log(pod, self._namespace, container=container).splitlines()
+        return lines
 
 
 def wait(cluster, timeout):

@@ -9,7 +9,9 @@ write archived by a primary that no replica received is found by the new
 primary as a divergence, which no restore crosses; another cluster writing to
 the same store path keeps every object and no restore takes its backups
 unnamed; a replica far behind declines a backup; a second GTID domain stops
-backups and the archive."""
+backups and the archive; verify_backup.yml (and its CronJob) restores the
+newest backup to the GTID of a replica's snapshot and finds it equal, and
+names the table of a replica that drifted from the history."""
 import datetime
 import json
 import re
@@ -261,7 +263,7 @@ def test_bad_restores_are_refused_naming_the_variable(report, runner, core, apps
 
 
 def test_scheduled_backup_keeps_the_newest_and_the_binlogs_they_need(report, runner, api, core, store):
-    play("deploy.yml", mariadb_backup_schedule="0 3 * * *", mariadb_backup_keep=2).check()
+    play("deploy.yml", mariadb_backup_schedule="0 3 * * *", mariadb_backup_keep=2, mariadb_backup_verify_schedule="0 5 * * 0").check()
     batch = client.BatchV1Api(api)
     cron = batch.read_namespaced_cron_job("mysql-backup", NS)
     assert cron.spec.schedule == "0 3 * * *"
@@ -289,6 +291,88 @@ def test_scheduled_backup_keeps_the_newest_and_the_binlogs_they_need(report, run
                   "objects in the store before and after",
                   "deleted exactly the oldest backup and the %d binary-log objects it alone needed; kept %d objects"
                   % (len([k for k in expected_gone if "/binlogs/" in k]), len(after & before)))
+
+
+def verified_metric(core, pod):
+    """mariadb_backup_verified_timestamp on the pod's own metrics page (the sidecar's), or None."""
+    response = core.connect_get_namespaced_pod_proxy_with_path("%s:9105" % pod, NS, "metrics", _preload_content=False)
+    found = re.search(r"^mariadb_backup_verified_timestamp (\d+)$", response.data.decode(), re.M)
+    return int(found.group(1)) if found else None
+
+
+def test_verify_backup_restores_the_newest_backup_equal_to_the_cluster_under_the_writer(report, runner, api, core, store):
+    play("backup.yml").check()
+    backup = manifests(store)[-1]
+    # The writer runs through the verification: the source's checksums and
+    # their GTID come from one snapshot, or they would not match the restore.
+    with Writer(runner, "verify") as writer:
+        time.sleep(5)  # writes past the backup: archived logs roll it forward
+        verified = play("verify_backup.yml").check()
+    recorded = next(m for m in manifests(store) if m["id"] == backup["id"])
+    assert recorded["verified_result"] == "match", recorded
+    assert seq(recorded["verified_gtid"]) > seq(backup["gtid"]), "nothing was rolled forward: %s" % recorded
+    assert recorded["verified_tables"] >= 3
+    assert "Backup %s of backup/mysql restores: rolled forward to GTID %s" % (backup["id"], recorded["verified_gtid"]) in verified.text
+    assert len(writer.acknowledged()) > 20
+    latest = json.loads(store.get(ROOT + backup["timeline"] + "/verified.json"))
+    assert (latest["backup"], latest["gtid"]) == (backup["id"], recorded["verified_gtid"])
+    # Every pod's metrics tell it within the sidecar's minute.
+    for pod in PODS:
+        assert wait_until("%s reports the verification" % pod, lambda: (verified_metric(core, pod) or 0) >= recorded["verified_time"],
+                          timeout=90)
+    listed = play("backup.yml", list=True).check()
+    assert "verified %s UTC at GTID %s: match" % (utc(recorded["verified_time"]), recorded["verified_gtid"]) in listed.text
+    report.backup("verify_backup.yml under the writer (%d writes acknowledged)" % len(writer.acknowledged()),
+                  "backup %s (GTID %s) restored on a scratch volume and rolled forward to the GTID of a replica's snapshot"
+                  % (backup["id"], backup["gtid"]),
+                  "%d tables equal at GTID %s; the manifest, verified.json and every pod's mariadb_backup_verified_timestamp "
+                  "record it" % (recorded["verified_tables"], recorded["verified_gtid"]))
+
+
+def test_the_scheduled_verification_runs_the_same_job(report, runner, api, core, store):
+    batch = client.BatchV1Api(api)
+    cron = batch.read_namespaced_cron_job("mysql-verify-backup", NS)
+    assert cron.spec.schedule == "0 5 * * 0" and cron.spec.successful_jobs_history_limit == 0
+    sql(runner, "mysql-primary", "INSERT INTO app.events (scenario, seq) VALUES ('scheduled-verify', 1)")
+    batch.create_namespaced_job(NS, client.V1Job(metadata=client.V1ObjectMeta(name="mysql-verify-now"),
+                                                 spec=cron.spec.job_template.spec))
+    job = wait_until("the scheduled verification done", lambda: (
+        lambda status: status if (status.succeeded or status.failed) else None)(
+            batch.read_namespaced_job("mysql-verify-now", NS).status), timeout=300)
+    pod = core.list_namespaced_pod(NS, label_selector="job-name=mysql-verify-now").items[0].metadata.name
+    log = core.read_namespaced_pod_log(pod, NS, container="verify")
+    claims = [c.metadata.name for c in core.list_namespaced_persistent_volume_claim(NS).items if c.metadata.name.startswith(pod)]
+    batch.delete_namespaced_job("mysql-verify-now", NS, propagation_policy="Foreground")
+    assert job.succeeded, log[-3000:]
+    assert log.splitlines()[-1].startswith("VERIFIED MATCH ")
+    assert claims == [pod + "-data"], "the scratch volume is the pod's own: %s" % claims
+    wait_until("the scratch volume deleted with the pod", lambda: not any(
+        c.metadata.name == pod + "-data" for c in core.list_namespaced_persistent_volume_claim(NS).items), timeout=120)
+    report.backup("the CronJob of mariadb_backup_verify_schedule, its Job started now",
+                  "the Job's verdict and its scratch volume", "VERIFIED MATCH; the volume was the pod's own, deleted with it")
+
+
+def test_a_replica_drifted_from_the_history_fails_the_verification_naming_the_table(report, runner, api, core, store):
+    primary = recorded_primary(core, NS)
+    replicas = [p for p in PODS if p != primary]
+    read = "SELECT payload FROM app.static WHERE id = 7"
+    original = local_sql(api, NS, primary, read).strip()
+    # Outside the binary log: no GTID, nothing replicates, nothing archives it.
+    for pod in replicas:
+        local_sql(api, NS, pod, "SET SESSION sql_log_bin = 0; UPDATE app.static SET payload = 'drifted' WHERE id = 7")
+    try:
+        assert [local_sql(api, NS, pod, read).strip() for pod in replicas] == ["drifted"] * len(replicas)
+        assert local_sql(api, NS, primary, read).strip() == original != "drifted"
+        failed = play("verify_backup.yml")
+        assert failed.rc != 0
+        assert "MISMATCH app.static: the rows differ (20000 rows each)" in failed.text, failed.output[-3000:]
+        assert "VERIFIED MISMATCH" in failed.text
+        assert [m["verified_result"] for m in manifests(store) if m.get("verified_result")][-1:] == ["mismatch"]
+    finally:
+        for pod in replicas:
+            local_sql(api, NS, pod, "SET SESSION sql_log_bin = 0; UPDATE app.static SET payload = '%s' WHERE id = 7" % original)
+    report.backup("one row changed outside the binary log on every replica (control: they hold it, the primary does not)",
+                  "verify_backup.yml", "fails naming app.static; the manifest records the mismatch")
 
 
 def test_damaged_backups_are_refused_with_the_target_untouched(report, runner, api, core, apps, store):

@@ -41,6 +41,11 @@ CASES = [
     ("deploy.yml", {"mariadb_metrics": "sometimes"}, "argument 'mariadb_metrics' is of type str and we were unable to convert to bool"),
     ("deploy.yml", {"mariadb_pod_disruption_budget": "maybe"},
      "argument 'mariadb_pod_disruption_budget' is of type str and we were unable to convert to bool"),
+    ("deploy.yml", {"mariadb_backup_verify_schedule": "weekly"},
+     "mariadb_backup_verify_schedule must be a cron schedule such as '0 5 * * 0' or empty, got 'weekly'"),
+    ("deploy.yml", {"mariadb_backup_verify_schedule": "0 5 * * 0"},
+     "mariadb_backup_verify_schedule needs mariadb_backup_store_secret"),
+    ("verify_backup.yml", {}, "mariadb_backup_store_secret is empty: name the Secret"),
     ("deploy.yml", {"mariadb_exporter_image": "Not An Image"}, "mariadb_exporter_image must be an image reference"),
     ("deploy.yml", {"mariadb_exporter_command": [""]}, "mariadb_exporter_command must be a list of strings"),
     # A new cluster: on this TLS one, turning TLS off is refused first.

@@ -580,3 +580,10 @@ def test_the_summary_marks_the_backups_of_other_timelines():
     assert [line.endswith("retention leaves it]") for line in lines] == [False, True, False, True]
     assert "[timeline %s, of another cluster" % OTHER in lines[1]
     assert backup_catalog.summary(backup_catalog.report(shared())) == [line.split(" [")[0] for line in lines]
+
+
+def test_the_summary_tells_a_backups_verification():
+    verified = dict(MANIFESTS[1], verified_time=T0 + 7200, verified_gtid="0-101-40", verified_tables=3, verified_result="match")
+    lines = backup_catalog.summary(backup_catalog.report(store(manifests=(MANIFESTS[0], verified))))
+    assert "verified" not in lines[0]
+    assert lines[1].endswith("; verified 2026-12-01 12:00:00 UTC at GTID 0-101-40: match")

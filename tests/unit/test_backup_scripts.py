@@ -895,7 +895,7 @@ def test_complete_backups_are_the_catalogs_complete_backups(sh, store):
     put_backup(store, "20261201T130000Z", "0-100-40")
     put_backup(store, "20261130T100000Z", "0-100-50", timeline=OLD_TL)
     shell = sh("store.sh", 'complete_backups "$(store_root)"')
-    catalog = sh("catalog.sh", 'main ns/mysql')
+    catalog = sh("catalog.sh", 'catalog ns/mysql')
     assert shell.rc == 0 and catalog.rc == 0, shell.err + catalog.err
     python = [b for b in backup_catalog.backups(backup_catalog.parse(catalog.out.splitlines())) if b["state"] == "complete"]
     assert sorted(shell.out.splitlines(), reverse=True) == shell.out.splitlines()
@@ -911,7 +911,7 @@ def test_the_catalog_holds_the_divergences_the_archiver_recorded(sh, server, sto
     server([("mysql-bin.000001", "1 6"), ("mysql-bin.000002", "0-101-7 0-101-8"), ("mysql-bin.000003", "")], "0-101-8")
     (store.base.parent / "state").write_text("0-100-6,0-101-8\n")
     assert archive_round(sh, hostname="mysql-1", epoch=3).rc == 0
-    catalog = backup_catalog.parse(sh("catalog.sh", "main ns/mysql").out.splitlines())
+    catalog = backup_catalog.parse(sh("catalog.sh", "catalog ns/mysql").out.splitlines())
     assert [(d["epoch"], d["after_seq"], d["pod"]) for d in catalog["divergences"]] == [(3, 6, "mysql-1")]
     assert {(b["pod"], b.get("epoch", 0)) for b in catalog["binlogs"]} == {("mysql-0", 0), ("mysql-1", 3)}
 
@@ -1206,3 +1206,109 @@ def test_a_stop_early_in_a_long_log_reads_it_to_the_end(sh, binlogs):
     done = sh("restore.sh", 'stop=$(last_before_stop "$DATADIR/binlog.1" 6); echo "$stop"',
               env={"RESTORE_STOP": "2026-12-01 11:00:03"})
     assert (done.rc, done.out) == (0, "STOP 0-100-7\n"), done.err
+
+
+# verify-backup.sh: the restore up to the source's GTID, the comparison and
+# the verdict.
+
+def test_a_verification_restore_applies_the_logs_up_to_the_source_gtid(sh, tmp_path):
+    (tmp_path / "position").write_text("0-100-6")
+    (tmp_path / "plan").write_text("o/binlog.1 sha 0-100-7\no/binlog.2 sha 0-100-10\no/binlog.3 sha 0-100-12\n")
+    done = sh("restore.sh", r"""
+STAGE=$T/stage; mkdir -p "$STAGE"; touch "$T/fetched" "$T/replayed"
+log() { :; }
+fetch() { printf '%s\n' "$1" >> "$T/fetched"; printf '%s' "$(grep "^$1 " "$RESTORE_BINLOGS" | cut -d' ' -f3)" > "${4#of=}"; }
+sql() {
+  if [ "${*: -2:1}" != -e ]; then cat >/dev/null; return; fi  # a replay: the binlog on stdin
+  cat "$T/position"
+}
+# Replays up to --stop-position when given, else the whole log.
+mariadb-binlog() {
+  printf '%s\n' "${*:2:$#-2}" >> "$T/replayed"
+  case ${*: -2:1} in
+    --stop-position=*) printf '%s' "${*: -2:1}" | sed 's/.*=//' > "$T/position" ;;
+    *) cat "${@: -1}" > "$T/position" ;;
+  esac
+}
+apply_binlogs
+""", env={"RESTORE_BINLOGS": str(tmp_path / "plan"), "RESTORE_STOP": "", "RESTORE_STOP_GTID": "0-100-9"})
+    assert done.rc == 0, done.err[-2000:]
+    assert (tmp_path / "fetched").read_text().split() == ["o/binlog.1", "o/binlog.2"]
+    assert (tmp_path / "replayed").read_text().splitlines() == [
+        "--start-position=0-100-6", "--start-position=0-100-7 --stop-position=0-100-9"]
+    assert (tmp_path / "position").read_text() == "0-100-9"
+
+
+SOURCE_SUMS = "GTID 0-100-40\nTABLE app.a 3 11 12\nTABLE app.b 2 21 22\nTABLE app.c 5 31 32\nSKIPPED app.m MyISAM\nCHECKSUMS OK\n"
+
+
+@pytest.mark.parametrize("restored,found", [
+    ("GTID 0-100-40\nTABLE app.a 3 11 12\nTABLE app.b 2 21 22\nTABLE app.c 5 31 32\n", []),
+    ("GTID 0-100-40\nTABLE app.a 3 11 12\nTABLE app.b 2 21 99\nTABLE app.c 4 30 32\n",
+     ["app.b: the rows differ (2 rows each)", "app.c: 5 rows in the source, 4 restored"]),
+    ("GTID 0-100-39\nTABLE app.a 3 11 12\nTABLE app.c 5 31 32\nTABLE app.z 1 1 1\n",
+     ["app.b: missing from the restore", "app.z: only in the restore", "the restore reached GTID 0-100-39, the source 0-100-40"]),
+    ("GTID \nTABLE app.a 3 11 12\nTABLE app.b 2 21 22\nTABLE app.c 5 31 32\n",
+     ["the restore reached GTID (empty), the source 0-100-40"]),
+])
+def test_the_verification_names_each_difference(sh, tmp_path, restored, found):
+    (tmp_path / "source").write_text(SOURCE_SUMS)
+    (tmp_path / "restored").write_text(restored)
+    done = sh("verify-backup.sh", 'differences "$T/source" "$T/restored"')
+    assert (done.rc, done.out.splitlines()) == (0, sorted(found)), done.err
+
+
+def test_the_verdict_goes_into_the_manifest_and_a_match_into_verified_json(sh, store, tmp_path):
+    backup_id = "20261201T100000Z-" + TL
+    manifest = {"id": backup_id, "timeline": TL, "gtid": "0-100-10", "size": 4096}
+    store.put("%s/backups/%s/manifest.json" % (TL, backup_id), json.dumps(manifest) + "\n")
+    work = tmp_path / "verify"
+    work.mkdir()
+    (work / "source").write_text(SOURCE_SUMS)
+    record = 'WORK=$T/verify VERIFY_BACKUP_ID=%s VERIFY_MANIFEST=%s/backups/%s/manifest.json; record "$1"' % (backup_id, TL, backup_id)
+    for result in ("mismatch", "match", "match"):
+        done = sh("verify-backup.sh", record, args=[result])
+        assert done.rc == 0, done.err
+        recorded = json.loads(store.get("%s/backups/%s/manifest.json" % (TL, backup_id)))
+        assert json.loads(done.out) == recorded
+        assert {k: recorded[k] for k in manifest} == manifest
+        assert (recorded["verified_result"], recorded["verified_gtid"], recorded["verified_tables"]) == (result, "0-100-40", 3)
+        assert sorted(k for k in recorded if k.startswith("verified_")) == [
+            "verified_gtid", "verified_result", "verified_tables", "verified_time"]
+        if result == "mismatch":
+            assert "%s/verified.json" % TL not in store.keys()
+    latest = json.loads(store.get("%s/verified.json" % TL))
+    assert (latest["backup"], latest["gtid"], latest["tables"], latest["time"]) == (backup_id, "0-100-40", 3, recorded["verified_time"])
+    # What the pods' metrics read of it.
+    (tmp_path / "verified.json").write_text(store.get("%s/verified.json" % TL))
+    page = sh("metrics.sh", 'VERIFIED=$T/verified.json; backup_metrics')
+    assert page.out.splitlines()[-1] == "mariadb_backup_verified_timestamp %d" % latest["time"], page.err
+
+
+def test_no_verification_no_metric(sh):
+    page = sh("metrics.sh", 'VERIFIED=$T/none.json; backup_metrics')
+    assert (page.rc, page.out) == (0, "")
+
+
+@pytest.mark.parametrize("marker,rc,message", [
+    ("0-100-40", 0, "mysql-1.mysql: 3 tables at GTID 0-100-40"),
+    # The archive never gets there: the replica holds what the primary lacks, or nothing is archived.
+    ("0-100-39", 1, "the archive does not hold GTID 0-100-40, where mysql-1.mysql read its tables, after 63s"),
+])
+def test_the_source_step_asks_a_replica_and_waits_for_the_archive(sh, store, tmp_path, marker, rc, message):
+    executable(tmp_path, "socat", SOCAT_STUB)
+    (tmp_path / "answers").mkdir()
+    (tmp_path / "answers" / "mysql-1.mysql").write_text(SOURCE_SUMS)
+    (tmp_path / "credentials" / "clone-token").write_text("token")
+    put_marker(store, marker)
+    done = sh("verify-backup.sh", r"""
+WORK=$T/verify
+sleep() { SECONDS=$((SECONDS + $1)); }
+source_step
+""", env={"REPLICAS": "2", "ARCHIVE_INTERVAL": "1"})
+    assert done.rc == rc and message in done.err, done.err[-2000:]
+    assert (tmp_path / "sent-mysql-1.mysql").read_text() == "checksums\ntoken\n"
+    assert (tmp_path / "verify" / "timeline").read_text() == TL
+    if rc == 0:
+        assert (tmp_path / "verify" / "source").read_text() == SOURCE_SUMS
+        assert (tmp_path / "verify" / "catalog").read_text().startswith("OBJECTS ")

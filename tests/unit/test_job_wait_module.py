@@ -103,3 +103,15 @@ def test_the_newest_pod_is_the_one_created_last():
     pods = [{"metadata": {"name": name, "creationTimestamp": created}}
             for name, created in (("b", "2026-12-06T12:00:05Z"), ("a", "2026-12-06T12:00:09Z"), ("c", "2026-12-06T12:00:01Z"))]
     assert job.newest_pod(pods) == "a" and job.newest_pod([]) is None
+
+
+def test_the_containers_with_a_log_are_those_that_started():
+    pod = {"metadata": {"name": "p"}, "status": {
+        "initContainerStatuses": [{"name": "backup-tools", "state": {"terminated": {"exitCode": 0}}},
+                                  {"name": "source", "state": {"terminated": {"exitCode": 1}}},
+                                  {"name": "plan", "state": {"waiting": {"reason": "PodInitializing"}}}],
+        "containerStatuses": [{"name": "verify", "state": {"waiting": {"reason": "PodInitializing"}}}]}}
+    assert job.started_containers(pod) == ["backup-tools", "source"]
+    running = {"metadata": {"name": "p"}, "status": {"containerStatuses": [{"name": "verify", "state": {"running": {}}}]}}
+    assert job.started_containers(running) == ["verify"]
+    assert job.started_containers({"metadata": {"name": "p"}}) == []

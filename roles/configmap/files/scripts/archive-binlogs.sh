@@ -51,31 +51,6 @@ cached_range() {
   cat "$cache"
 }
 
-# archive_marker DIR: the timeline's archived-until.json, nothing when there is none.
-archive_marker() {
-  if [ -n "$(store lsf --files-only --include archived-until.json "$1/")" ]; then
-    store cat "$1/archived-until.json"
-  fi
-}
-
-# archived_max_seq DIR [MARKER]: the highest sequence number the timeline's
-# archive holds, 0 when empty: its newest log, or its marker's position
-# (MARKER when the caller read it already), since retention may have
-# deleted every log the kept backups hold already.
-archived_max_seq() {
-  local marker=${2-} listing name last max=0
-  [ $# -ge 2 ] || marker=$(archive_marker "$1")
-  # An assignment, not a process substitution: a failed listing stops here.
-  listing=$(store lsf --files-only --include '*.json' "$1/")
-  while IFS= read -r name; do
-    last=$(binlog_last_seq "$name") || continue
-    [ "$last" -le "$max" ] || max=$last
-  done <<<"$listing"
-  marker=$(json_field "$marker" gtid)
-  marker=$([ -n "$marker" ] && gtid_seq "$marker" || echo 0)
-  printf '%s' "$((max > marker ? max : marker))"
-}
-
 # history_holds STATE GTID: a server whose @@gtid_binlog_state is STATE holds
 # GTID D-S-N (its last transaction from D-S reaches N).
 history_holds() {

@@ -12,7 +12,8 @@ shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/store.sh"
 
-main() {
+# catalog NAMESPACE/NAME: the lines above (verify-backup.sh runs it too).
+catalog() {
   local root
   store_configured || die "no object store is configured (mariadb_backup_store_secret)"
   root=$(store_root "$1")
@@ -23,4 +24,4 @@ main() {
   store cat --include '*/divergences/*.json' "$root" | sed 's/^/DIVERGED /'
 }
 
-[ "${BASH_SOURCE[0]}" != "$0" ] || main "$@"
+[ "${BASH_SOURCE[0]}" != "$0" ] || catalog "$@"

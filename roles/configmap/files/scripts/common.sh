@@ -204,6 +204,44 @@ clone_connect_address() {
   fi
 }
 
+# ask_pods REQUEST REPLY WHAT: send REQUEST and the clone token to the
+# cluster's pods on the clone port (serve-backup.sh), replicas highest
+# ordinal first, the primary only when it is the only pod (env REPLICAS),
+# until one gives its verdict, a last line "<WORD> OK ..." or "<WORD> FAILED
+# ...": its answer is in REPLY (and on stdout) and ASKED_POD names it. A pod
+# not fit to serve answers nothing and one that declines ("<WORD> DECLINED
+# <why>") is passed over. Three rounds, as a network policy controller may
+# admit a new pod's address some seconds after it starts; then it dies,
+# WHAT (e.g. "the backup") naming what no pod took.
+ask_pods() {
+  local request=$1 reply=$2 what=$3 token primary ordinal round last candidates=()
+  read_clone_token token
+  primary=$(recorded_primary)
+  for ((ordinal = REPLICAS - 1; ordinal >= 0; ordinal--)); do
+    [ "$ordinal" -eq "$primary" ] || candidates+=("$ordinal")
+  done
+  [ "${#candidates[@]}" -gt 0 ] || candidates=("$primary")
+  for round in 1 2 3; do
+    for ordinal in "${candidates[@]}"; do
+      ASKED_POD=$(pod_host "$ordinal")
+      log "asking $ASKED_POD for $what"
+      printf '%s\n%s\n' "$request" "$token" \
+        | socat -T "$CLONE_IDLE_TIMEOUT" -t 1 STDIO,ignoreeof "$(clone_connect_address "$ASKED_POD"),connect-timeout=10,$CLONE_KEEPALIVE" \
+        | tee "$reply" || true
+      last=$(tail -n 1 "$reply")
+      if [[ $last =~ ^[A-Z]+\ (OK|FAILED)(\ |$) ]]; then
+        return 0
+      elif [[ $last =~ ^[A-Z]+\ DECLINED\ (.*)$ ]]; then
+        log "$ASKED_POD declined $what: ${BASH_REMATCH[1]}"
+      else
+        log "$ASKED_POD did not take $what (not fit to serve, unreachable, or gone)"
+      fi
+    done
+    [ "$round" = 3 ] || sleep 10
+  done
+  die "no pod took $what: none of $(for o in "${candidates[@]}"; do pod_host "$o"; printf ' '; done)is fit to serve"
+}
+
 # A server that was primary becomes a replica: replication resumes after the
 # last transaction it holds, written or replicated (gtid_current_pos), and
 # it takes no more writes.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The pod's own metrics, what mysqld_exporter cannot give (it drops string
-# values such as the certificate's expiry), in Prometheus' text format.
+# values such as the certificate's expiry, and knows nothing of backups), in
+# Prometheus' text format.
 #   bash metrics.sh page      the page
 #   bash metrics.sh respond   one HTTP request on stdin and stdout: the
 #                             sidecar's listener on METRICS_PORT (socat)
@@ -8,11 +9,13 @@ set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/store.sh"
 
 # When the certificate the server presents expires (what FLUSH SSL loaded,
 # not what is mounted), and the whole days left (negative once expired).
 # Nothing without TLS.
-page() {
+tls_metrics() {
   local not_after expires left
   # The status is the session's: empty unless it speaks TLS (over the socket).
   not_after=$(sql --ssl --skip-ssl-verify-server-cert --connect-timeout=3 -N \
@@ -28,6 +31,24 @@ mariadb_tls_certificate_expiry_timestamp_seconds $expires
 # TYPE mariadb_tls_certificate_days_left gauge
 mariadb_tls_certificate_days_left $(( left >= 0 ? left / 86400 : (left - 86399) / 86400 ))
 TEXT
+}
+
+# When a backup of the cluster's timeline last restored equal to the cluster
+# (verify-backup.sh), as the sidecar last read it from the store.
+backup_metrics() {
+  local time=
+  [ -r "$VERIFIED" ] && time=$(json_field "$(<"$VERIFIED")" time)
+  [[ $time =~ ^[0-9]+$ ]] || return 0
+  cat <<TEXT
+# HELP mariadb_backup_verified_timestamp When a backup of this cluster last restored equal to the cluster (verify_backup.yml), in Unix time.
+# TYPE mariadb_backup_verified_timestamp gauge
+mariadb_backup_verified_timestamp $time
+TEXT
+}
+
+page() {
+  tls_metrics
+  backup_metrics
 }
 
 # The request's lines are read up to the blank one and not looked at: every

@@ -11,6 +11,8 @@
 #   RESTORE_STOP     UTC "YYYY-MM-DD HH:MM:SS": apply the transactions, in
 #                    commit order, up to the first that started at or after
 #                    it; empty: every one the logs hold
+#   RESTORE_STOP_GTID  or apply them up to this GTID, inclusive
+#                    (verify-backup.sh)
 # Everything lands in a staging directory, checked, and only then becomes
 # the datadir: a backup or binary log that fails its checksum leaves the
 # volume empty.
@@ -94,17 +96,22 @@ last_before_stop() {
 # skipped: each log is applied after the position reached so far, whole or
 # up to the stop time's GTID, and then the server must be at its last GTID.
 apply_binlogs() {
-  local object sha last position file stop n=0
+  local object sha last position file stop why n=0
   while read -r object sha last; do
     [ -n "$object" ] || continue
     n=$((n + 1))
     file=$STAGE/binlog.$n
     fetch "$object" "$sha" dd of="$file" status=none
     position=$(sql -N -e 'SELECT @@gtid_binlog_pos')
-    stop=
-    [ -z "$RESTORE_STOP" ] || stop=$(last_before_stop "$file" "$(gtid_seq "${position:-0-0-0}")")
+    stop='' why=''
+    if [ -n "$RESTORE_STOP" ]; then
+      stop=$(last_before_stop "$file" "$(gtid_seq "${position:-0-0-0}")")
+      why=", the last transaction started before $RESTORE_STOP UTC"
+    elif [ -n "${RESTORE_STOP_GTID:-}" ] && [ "$(gtid_seq "$last")" -ge "$(gtid_seq "$RESTORE_STOP_GTID")" ]; then
+      stop="STOP $RESTORE_STOP_GTID"
+    fi
     [ -z "$stop" ] || last=${stop#STOP }
-    log "applying $object after GTID ${position:-(none)}${stop:+ up to ${last:-(none of it)}, the last transaction started before $RESTORE_STOP UTC}"
+    log "applying $object after GTID ${position:-(none)}${stop:+ up to ${last:-(none of it)}$why}"
     if [ -n "$last" ]; then
       TZ=UTC mariadb-binlog --no-defaults ${position:+--start-position="$position"} ${stop:+--stop-position="$last"} \
         "$file" | sql || die "applying $object failed"
@@ -116,8 +123,10 @@ apply_binlogs() {
   done <"$RESTORE_BINLOGS"
 }
 
-main() {
-  local position started server
+# restore_to_stage: the backup, prepared and rolled forward in $STAGE/data,
+# its server running ($server, since $started).
+restore_to_stage() {
+  local position
   [ ! -d "$DATADIR/mysql" ] || die "the volume holds data already: a restore never overwrites it"
   clear_incomplete_datadir
   mkdir -p "$STAGE/data"
@@ -142,6 +151,11 @@ SET GLOBAL gtid_binlog_state = '$(sql_quote "$position")';
 SET GLOBAL gtid_slave_pos = '$(sql_quote "$position")';
 SQL
   apply_binlogs
+}
+
+main() {
+  local position
+  restore_to_stage
   # The accounts take this cluster's passwords, after the roll-forward: an
   # older release's rotation was binary-logged and would set the source's
   # (not binary-logged here: the replicas clone them).

@@ -3,7 +3,9 @@
 # clone token first. stdin/stdout are the TCP connection; the log goes to
 # the sidecar's stderr, the container log. A backup Job (request-backup.sh)
 # sends "backup ID KEEP" before the token: the backup then goes to the
-# object store (backup-to-store.sh) instead of the connection.
+# object store (backup-to-store.sh) instead of the connection. A backup
+# verification (verify-backup.sh) sends "checksums": it gets the tables'
+# checksums and their GTID position (table-checksums.sh).
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
@@ -15,7 +17,10 @@ read_clone_token token
 IFS= read -r -t 10 received || exit 0
 request=()
 if [[ $received =~ ^backup\ ([0-9]{8}T[0-9]{6}Z)\ ([1-9][0-9]*)$ ]]; then
-  request=("${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}")
+  request=(backup-to-store.sh "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}")
+  IFS= read -r -t 10 received || exit 0
+elif [ "$received" = checksums ]; then
+  request=(table-checksums.sh)
   IFS= read -r -t 10 received || exit 0
 fi
 if [ "$received" != "$token" ]; then
@@ -29,8 +34,8 @@ if ! unfit=$(bash "$(dirname "${BASH_SOURCE[0]}")/probe.sh"); then
   exit 0
 fi
 if [ "${#request[@]}" -gt 0 ]; then
-  log "taking backup ${request[0]} for $peer"
-  exec bash "$(dirname "${BASH_SOURCE[0]}")/backup-to-store.sh" "${request[@]}"
+  log "running ${request[*]} for $peer"
+  exec bash "$(dirname "${BASH_SOURCE[0]}")/${request[0]}" "${request[@]:1}"
 fi
 log "streaming a backup to $peer"
 # Connections can overlap: each has its own directory and log.

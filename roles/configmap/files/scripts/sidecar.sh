@@ -3,8 +3,9 @@
 # version step, point a replica at the recorded primary (a fresh clone from
 # its cloned GTID position, a former primary after its own history), then
 # serve backups to the next ordinal on the clone port, archive the binary
-# logs while this pod acts as primary, load a renewed certificate (tls.sh)
-# and serve the pod's own metrics (metrics.sh, on METRICS_PORT).
+# logs while this pod acts as primary, follow the backup verifications, load
+# a renewed certificate (tls.sh) and serve the pod's own metrics (metrics.sh,
+# on METRICS_PORT).
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
@@ -57,12 +58,24 @@ serve_metrics() {
   done
 }
 
+# The timeline's newest verified backup, for the metrics: read once a minute.
+follow_verifications() {
+  while true; do
+    if store cat "$(store_root)/$(timeline)/verified.json" > "$VERIFIED.new" 2>/dev/null; then
+      mv "$VERIFIED.new" "$VERIFIED"
+    fi
+    sleep 60
+  done
+}
+
 serve_backups() {
-  local pid archiver='' tls='' metrics=''
+  local pid archiver='' verifications='' tls='' metrics=''
   # Uploads the binary logs while this pod acts as primary (backups configured).
   if store_configured; then
     bash "$(dirname "${BASH_SOURCE[0]}")/archive-binlogs.sh" &
     archiver=$!
+    follow_verifications &
+    verifications=$!
   fi
   # Loads a certificate renewed in the Secret without a restart.
   if tls_enabled; then
@@ -74,7 +87,7 @@ serve_backups() {
     serve_metrics &
     metrics=$!
   fi
-  trap 'kill "$pid" $archiver $tls $metrics 2>/dev/null; exit 0' TERM INT
+  trap 'kill "$pid" $archiver $verifications $tls $metrics 2>/dev/null; exit 0' TERM INT
   log "serving backups on port $CLONE_PORT"
   # bash stays PID 1 and restarts the listener if it ever exits.
   while true; do

@@ -14,6 +14,10 @@ STORE_CHUNK_SIZE=${STORE_CHUNK_SIZE:-64M}
 
 store_configured() { [ -r "$STORE_SECRET/bucket" ]; }
 
+# The timeline's newest verified backup (verified.json, verify-backup.sh), as
+# the sidecar last read it from the store: the metrics report it.
+VERIFIED=/tmp/backup-verified.json
+
 store_key() {
   local value=
   if [ -r "$STORE_SECRET/$1" ]; then value=$(<"$STORE_SECRET/$1"); fi
@@ -78,6 +82,31 @@ binlog_transactions() {
 binlog_object_name() { printf '%020d-%020d.%s.%s' "$(gtid_seq "$1")" "$(gtid_seq "$2")" "$3" "$4"; }
 # binlog_last_seq NAME: LAST of such a name (or of its index), nothing for any other name.
 binlog_last_seq() { [[ $1 =~ ^[0-9]{20}-([0-9]{20})\.[a-z0-9-]+\.[^/]+$ ]] && printf '%s' "$((10#${BASH_REMATCH[1]}))"; }
+
+# archive_marker DIR: the timeline's archived-until.json, nothing when there is none.
+archive_marker() {
+  if [ -n "$(store lsf --files-only --include archived-until.json "$1/")" ]; then
+    store cat "$1/archived-until.json"
+  fi
+}
+
+# archived_max_seq DIR [MARKER]: the highest sequence number the timeline's
+# archive holds, 0 when empty: its newest log, or its marker's position
+# (MARKER when the caller read it already), since retention may have
+# deleted every log the kept backups hold already.
+archived_max_seq() {
+  local marker=${2-} listing name last max=0
+  [ $# -ge 2 ] || marker=$(archive_marker "$1")
+  # An assignment, not a process substitution: a failed listing stops here.
+  listing=$(store lsf --files-only --include '*.json' "$1/")
+  while IFS= read -r name; do
+    last=$(binlog_last_seq "$name") || continue
+    [ "$last" -le "$max" ] || max=$last
+  done <<<"$listing"
+  marker=$(json_field "$marker" gtid)
+  marker=$([ -n "$marker" ] && gtid_seq "$marker" || echo 0)
+  printf '%s' "$((max > marker ? max : marker))"
+}
 
 # A backup is TIMELINE/backups/ID/: its stream, then manifest.json, written
 # last (backup-to-store.sh). It is complete when the manifest is stored and
