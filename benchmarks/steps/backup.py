@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 
 from benchmarks.bench import BASE, commits_per_second, fill, log, playbook
@@ -18,13 +19,22 @@ BACKUP_NS, RESTORE_NS = "bench-backup", "bench-restore"
 STORE_SECRET = "backup-store"
 BACKUP_MIB = 256
 BACKUP_REPLICAS = 3
+# The write-impact options compared (mariadb_backup_throttle: MB of data
+# mariadb-backup reads per second, 0 unlimited), each a backup's time and
+# the commits during it; the first is also restored.
+THROTTLES = (0, 40, 20, 10)
 # backup.yml's "Report the backup." message: its id, donor and the manifest's seconds.
 BACKUP_REPORT = re.compile(r"Backup (\d{8}T\d{6}Z-[a-z0-9]+) of \S+: .*? from (\S+) \(MariaDB .*? in (\d+) s\.")
 
 
+def throttled(throttle):
+    return "throttle %d MB/s" % throttle if throttle else "no throttle"
+
+
 def backup_names(mib):
-    """The measurements of step backup, by key."""
-    return {
+    """The measurements of step backup, by key; per throttle (THROTTLES),
+    ("backup", t) and ("busy", t)."""
+    names = {
         "backup": "backup of %d MiB: mariadb-backup to the store (the donor's log)" % mib,
         "raw": "raw copy of the donor's datadir to the store (tar into rclone rcat)",
         "backup.yml": "backup.yml (wall time)",
@@ -36,6 +46,13 @@ def backup_names(mib):
         "quiet": "single-row commits, %d pods, no backup" % BACKUP_REPLICAS,
         "busy": "single-row commits, %d pods, during a backup" % BACKUP_REPLICAS,
     }
+    names["discarded"] = "mariadb-backup on the donor, its stream discarded (no store)"
+    names["busy discarded"] = "single-row commits, %d pods, during a backup whose stream is discarded" % BACKUP_REPLICAS
+    for throttle in THROTTLES[1:]:
+        names["backup", throttle] = "%s, %s" % (names["backup"], throttled(throttle))
+        names["busy", throttle] = "%s, %s" % (names["busy"], throttled(throttle))
+    names["backup", 0], names["busy", 0] = names["backup"], names["busy"]
+    return names
 
 
 def log_time(stamp):
@@ -94,7 +111,16 @@ def backup_cost(bench, mib=BACKUP_MIB):
                 log("commits: %.0f rows/s without a backup; measuring %d rows" % (pilot, window))
             bench.add(names["quiet"], commits_per_second(runner, "b.quiet%d" % run, window), " rows/s")
             bench.add(names["busy"], commits_during_backup(bench, runner, "b.busy%d" % run, window), " rows/s")
-        for name in names.values():
+            seconds, rate = commits_during_discarded_backup(bench, runner, backup["donor"], "b.discard%d" % run, window)
+            bench.add(names["discarded"], seconds)
+            bench.add(names["busy discarded"], rate, " rows/s")
+            for throttle in THROTTLES[1:]:
+                slow = take_backup(bench, throttle)
+                log("backup %s, %s: %.2f s" % (slow["id"], throttled(throttle), slow["seconds"]))
+                bench.add(names["backup", throttle], slow["seconds"])
+                bench.add(names["busy", throttle], commits_during_backup(
+                    bench, runner, "b.busy%d_%d" % (run, throttle), window, throttle=throttle), " rows/s")
+        for name in dict.fromkeys(names.values()):
             bench.record(name, *bench.results[name])
     finally:
         if runner:
@@ -109,9 +135,9 @@ def backup_cost(bench, mib=BACKUP_MIB):
         log("deleted the %d objects under %s/%s" % (len(left), store.bucket, prefix))
 
 
-def take_backup(bench):
+def take_backup(bench, throttle=0):
     """backup.yml; the backup's time from the donor's log, its size from the manifest's line there."""
-    result = playbook("backup.yml", mariadb_namespace=BACKUP_NS)
+    result = playbook("backup.yml", mariadb_namespace=BACKUP_NS, mariadb_backup_throttle=throttle)
     # The callback folds the message over lines.
     report = BACKUP_REPORT.search(" ".join(result.output.split()))
     assert report, "no backup report in backup.yml's output:\n" + result.output[-3000:]
@@ -179,12 +205,13 @@ def restore(bench, backup_id, rows):
     return result.seconds, int(job.group(1)), int(received.group(1))
 
 
-def commits_during_backup(bench, runner, table, rows, attempts=3):
+def commits_during_backup(bench, runner, table, rows, attempts=3, throttle=0):
     """commits_per_second() while backup.yml's backup streams: started once a donor logs
     the stream's start, kept only when that backup was still streaming at its end."""
     for attempt in range(attempts):
         seen = streaming_backups(bench)
-        busy = subprocess.Popen(["ansible-playbook", "backup.yml", "-e", json.dumps(dict(BASE, mariadb_namespace=BACKUP_NS))],
+        busy = subprocess.Popen(["ansible-playbook", "backup.yml", "-e", json.dumps(dict(
+            BASE, mariadb_namespace=BACKUP_NS, mariadb_backup_throttle=throttle))],
                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             def started():
@@ -205,6 +232,35 @@ def commits_during_backup(bench, runner, table, rows, attempts=3):
             backup_id, rows, attempt + 1, attempts, rows // 2))
         rows = max(20, rows // 2)
     raise RuntimeError("no backup outlasted the commit measurement in %d attempts" % attempts)
+
+
+def commits_during_discarded_backup(bench, runner, donor, table, rows):
+    """(seconds of one backup, commits per second) with the donor's
+    mariadb-backup run with backup-to-store.sh's options and its stream
+    thrown away: the backup's own cost, without the upload's and the store's
+    (which here shares the node's disk and cores). The data is in the page
+    cache, so one such backup is short: the commits are measured while the
+    donor runs them back to back."""
+    backup = ("mariadb-backup --defaults-file=$CNF --protocol=socket --user=mysql --backup --slave-info "
+              "--stream=mbstream --target-dir=$work --tmpdir=$work --parallel=2 2>$work/log >/dev/null "
+              "|| { tail -n 5 $work/log >&2; exit 1; }; rm -rf $work/*")
+    donor_exec = pod_exec(bench.api, BACKUP_NS, "sidecar")
+    prelude = ". /opt/mariadb-k8s/common.sh; work=/tmp/bench-discard; rm -rf $work /tmp/bench-stop; mkdir -p $work; "
+    seconds = float(donor_exec.run(donor, ["bash", "-c", prelude + "start=$(date +%s.%N); " + backup + "; "
+                                           "awk -v s=$start -v e=$(date +%s.%N) 'BEGIN { print e - s }'"], timeout=1800))
+    done = {}
+    loop = threading.Thread(target=lambda: done.update(count=donor_exec.run(donor, ["bash", "-c", (
+        prelude + "n=0; until [ -e /tmp/bench-stop ]; do " + backup + "; n=$((n + 1)); done; echo $n")], timeout=1800)))
+    loop.start()
+    time.sleep(0.5)
+    rate = commits_per_second(runner, table, rows)
+    running = loop.is_alive()
+    donor_exec.run(donor, ["touch", "/tmp/bench-stop"])
+    loop.join()
+    assert running and int(done["count"]) > 0, "the donor's backups stopped before the commit measurement did: %s" % done
+    log("discarded backups on %s: %.2f s each, %s run during %d commits at %.0f rows/s" % (
+        donor, seconds, done["count"].strip(), rows, rate))
+    return seconds, rate
 
 
 def write_backup(bench):
@@ -232,14 +288,23 @@ def write_backup(bench):
         "  (about 60% of a backup's time), without a backup and while backup.yml's backup streams: the",
         "  measurement starts once the donor logs the stream's start and counts only if the backup was still",
         "  streaming at its end (the commit block at the backup's very end, BACKUP STAGE BLOCK_COMMIT, is",
-        "  outside it). Semi-sync on; the primary archives its binary logs in both."],
-        list(names.values()), [
-        ("raw copy seconds / backup seconds (%d MiB)" % mib,
-         bench.median(names["raw"]) / bench.median(names["backup"]), "≥ 0.90"),
+        "  outside it). Semi-sync on; the primary archives its binary logs in both.",
+        "- Stream discarded: the donor's mariadb-backup with backup-to-store.sh's options, its stream",
+        "  thrown away, timed in the pod; then the same commits while the donor runs such backups back to",
+        "  back (the data is in the page cache: one is short): the backup's own cost, without the upload's",
+        "  and the store's, which here shares the node's one disk and two cores with the cluster.",
+        "- Throttles: the same backup and commit measurements with `-e mariadb_backup_throttle=N`",
+        "  (mariadb-backup's `--throttle`: at most N MB of data read per second), %s." % ", ".join(
+            str(t) for t in THROTTLES[1:])],
+        list(dict.fromkeys(names.values())), [
         ("backup / raw copy, bytes per second (%.0f vs %.0f MiB/s)" % (backup_rate, raw_rate),
          backup_rate / raw_rate, "(context, no target)"),
         ("restore.sh seconds per GiB of backup", bench.median(names["restore job"]) / gib, "(no target)"),
         ("restore.yml seconds per GiB of backup", bench.median(names["restore.yml"]) / gib, "(no target)"),
-        ("commits per second during a backup / without",
-         bench.median(names["busy"]) / bench.median(names["quiet"]), "≥ 0.90 (writes at most 10% slower)"),
-    ])
+        ("commits per second during a backup whose stream is discarded / without",
+         bench.median(names["busy discarded"]) / bench.median(names["quiet"]), "≥ 0.90 (writes at most 10% slower)"),
+    ] + [row for throttle in THROTTLES for row in (
+        ("commits per second during a backup / without, %s" % throttled(throttle),
+         bench.median(names["busy", throttle]) / bench.median(names["quiet"]), "≥ 0.90 (writes at most 10% slower)"),
+        ("raw copy seconds / backup seconds, %s" % throttled(throttle),
+         bench.median(names["raw"]) / bench.median(names["backup", throttle]), "≥ 0.90" if throttle == 0 else "(context)"))])

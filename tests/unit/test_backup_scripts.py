@@ -664,6 +664,19 @@ def test_a_backup_streams_to_the_store_then_writes_its_manifest_then_answers(don
     assert out[verdict].startswith("BACKUP OK {")
     assert json.loads(out[verdict][len("BACKUP OK "):]) == dict(manifest, started=started, finished=finished)
     assert "--slave-info" in lines(tmp_path, "mariadb-backup-args")
+    assert not any(arg.startswith("--throttle") for arg in lines(tmp_path, "mariadb-backup-args"))
+
+
+@pytest.mark.parametrize("throttle,args,verdict", [
+    ("0", [], "BACKUP OK "),
+    ("25", ["--throttle=25"], "BACKUP OK "),
+    ("fast", None, "BACKUP FAILED 'fast' is not a number of MB per second"),
+])
+def test_a_throttled_backup_reads_at_most_that_many_mb_a_second(donor, store, tmp_path, throttle, args, verdict):
+    done = donor([BACKUP_TIME, "7", throttle])
+    assert done.out.splitlines()[-1].startswith(verdict), done.err
+    if args is not None:
+        assert [a for a in lines(tmp_path, "mariadb-backup-args") if a.startswith("--throttle")] == args
 
 
 def test_a_finished_backup_exits_0_and_leaves_nothing_running_or_behind(donor, store, tmp_path):
@@ -956,12 +969,12 @@ def request_backup(sh, tmp_path):
     (tmp_path / "answers").mkdir()
     (tmp_path / "credentials" / "clone-token").write_text("t0k'en \\ x")
 
-    def run(replicas, primary, answers=None):
+    def run(replicas, primary, answers=None, env=None):
         (tmp_path / "topology" / "primary").write_text(primary)
         for host, text in (answers or {}).items():
             (tmp_path / "answers" / host).write_text(text)
         return sh("request-backup.sh", REQUEST_STUBS + "main", hostname="backup-xyz",
-                  env={"REPLICAS": str(replicas), "BACKUP_KEEP": "7"})
+                  env=dict({"REPLICAS": str(replicas), "BACKUP_KEEP": "7"}, **(env or {})))
 
     return run
 
@@ -979,11 +992,17 @@ def test_request_backup_asks_the_replicas_highest_ordinal_first(request_backup, 
     assert done.out.splitlines()[-1] == "BACKUP OK " + MANIFEST
     assert lines(tmp_path, "sleeps") == []
     request, token = (tmp_path / "sent-mysql-0.mysql").read_text().split("\n", 1)
-    assert request.split()[0::2] == ["backup", "7"] and len(request.split()) == 3
+    assert request.split()[0::2] == ["backup", "7"] and request.split()[3] == "0"
     assert len(request.split()[1]) == 16 and request.split()[1].endswith("Z")  # YYYYMMDDTHHMMSSZ
     assert token == "t0k'en \\ x\n"
     assert "mysql-2.mysql did not take the backup" in done.err
     assert lines(tmp_path, "socat-addresses")[0].startswith("TCP:mysql-2.mysql:3307,connect-timeout=10,keepalive")
+
+
+def test_request_backup_sends_the_throttle(request_backup, tmp_path):
+    done = request_backup(2, "mysql-0", {"mysql-1.mysql": "BACKUP OK %s\n" % MANIFEST}, env={"BACKUP_THROTTLE": "25"})
+    assert done.rc == 0, done.err
+    assert (tmp_path / "sent-mysql-1.mysql").read_text().split("\n")[0].split()[2:] == ["7", "25"]
 
 
 def test_request_backup_stops_at_the_first_donor_that_takes_it(request_backup, tmp_path):

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # One backup request on the clone port (serve-backup.sh), on the donor:
-#   backup-to-store.sh TIME KEEP
+#   backup-to-store.sh TIME KEEP [THROTTLE]
 # names the backup TIME-TIMELINE (the cluster's own identity: two clusters
 # writing to one store never share a backup id), streams mariadb-backup
 # straight to the object store (nothing is staged: rclone holds a few parts
 # in memory), records the backup's manifest, then keeps the newest KEEP
-# backups (retention.sh). stdout is the requester's connection: a progress
+# backups (retention.sh); mariadb-backup reads at most THROTTLE MB of data
+# per second (0: no limit). stdout is the requester's connection: a progress
 # line every 10 s (which also keeps the connection from idling out), then
 # "BACKUP OK <manifest>", "BACKUP FAILED <why>", or "BACKUP DECLINED <why>"
 # from a replica too far behind its primary (the requester asks the next).
@@ -57,10 +58,12 @@ progress() {
 
 main() {
   id=$1
-  local keep=$2 dir object started finished tap gtid version size sha manifest position domains refusal
+  local keep=$2 throttle=${3:-0} limit=() dir object started finished tap gtid version size sha manifest position domains refusal
   [[ $id =~ ^[0-9]{8}T[0-9]{6}Z$ ]] || fail "'$id' is not a backup time (YYYYMMDDTHHMMSSZ)"
   id=$id-$(timeline)
   [[ $keep =~ ^[1-9][0-9]*$ ]] || fail "'$keep' is not a number of backups to keep"
+  [[ $throttle =~ ^[0-9]+$ ]] || fail "'$throttle' is not a number of MB per second"
+  [ "$throttle" = 0 ] || limit=(--throttle="$throttle")
   store_configured || fail "no object store is configured on $HOSTNAME (mariadb_backup_store_secret)"
   refusal=$(lag_refusal)
   if [ -n "$refusal" ]; then
@@ -88,7 +91,7 @@ main() {
   started=$(date -u +%s)
   set +e
   mariadb-backup --defaults-file="$CNF" --protocol=socket --user=mysql --backup --slave-info \
-      --stream=mbstream --target-dir="$work" --tmpdir="$work" --parallel="${BACKUP_PARALLEL:-2}" 2>"$work/log" \
+      --stream=mbstream --target-dir="$work" --tmpdir="$work" --parallel="${BACKUP_PARALLEL:-2}" "${limit[@]}" 2>"$work/log" \
     | tee "$work/tap" \
     | store rcat --s3-chunk-size "$STORE_CHUNK_SIZE" --stats 10s --stats-one-line -v "$object" 2>"$work/rclone.log"
   local status=("${PIPESTATUS[@]}")

@@ -2,7 +2,7 @@
 # One clone-port connection: stream a backup only to a peer that sends the
 # clone token first. stdin/stdout are the TCP connection; the log goes to
 # the sidecar's stderr, the container log. A backup Job (request-backup.sh)
-# sends "backup ID KEEP" before the token: the backup then goes to the
+# sends "backup ID KEEP [THROTTLE]" before the token: the backup then goes to the
 # object store (backup-to-store.sh) instead of the connection. A backup
 # verification (verify-backup.sh) sends "checksums": it gets the tables'
 # checksums and their GTID position (table-checksums.sh).
@@ -16,8 +16,8 @@ token=
 read_clone_token token
 IFS= read -r -t 10 received || exit 0
 request=()
-if [[ $received =~ ^backup\ ([0-9]{8}T[0-9]{6}Z)\ ([1-9][0-9]*)$ ]]; then
-  request=(backup-to-store.sh "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}")
+if [[ $received =~ ^backup\ ([0-9]{8}T[0-9]{6}Z)\ ([1-9][0-9]*)(\ ([0-9]+))?$ ]]; then
+  request=(backup-to-store.sh "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[4]:-0}")
   IFS= read -r -t 10 received || exit 0
 elif [ "$received" = checksums ]; then
   request=(table-checksums.sh)
