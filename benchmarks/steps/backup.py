@@ -19,8 +19,8 @@ BACKUP_NS, RESTORE_NS = "bench-backup", "bench-restore"
 STORE_SECRET = "backup-store"
 BACKUP_MIB = 256
 BACKUP_REPLICAS = 3
-# The write-impact options compared (mariadb_backup_throttle: MB of data
-# mariadb-backup reads per second, 0 unlimited), each a backup's time and
+# The write-impact options compared (mariadb_backup_throttle: mariadb-backup's
+# --throttle, read-and-write operations a second, 0 unlimited), each a backup's time and
 # the commits during it; the first is also restored.
 THROTTLES = (0, 40, 20, 10)
 # backup.yml's "Report the backup." message: its id, donor and the manifest's seconds.
@@ -28,7 +28,7 @@ BACKUP_REPORT = re.compile(r"Backup (\d{8}T\d{6}Z-[a-z0-9]+) of \S+: .*? from (\
 
 
 def throttled(throttle):
-    return "throttle %d MB/s" % throttle if throttle else "no throttle"
+    return "throttle %d" % throttle if throttle else "no throttle"
 
 
 def backup_names(mib):
@@ -294,7 +294,7 @@ def write_backup(bench):
         "  back (the data is in the page cache: one is short): the backup's own cost, without the upload's",
         "  and the store's, which here shares the node's one disk and two cores with the cluster.",
         "- Throttles: the same backup and commit measurements with `-e mariadb_backup_throttle=N`",
-        "  (mariadb-backup's `--throttle`: at most N MB of data read per second), %s." % ", ".join(
+        "  (mariadb-backup's `--throttle`: at most N read-and-write operations a second), %s." % ", ".join(
             str(t) for t in THROTTLES[1:])],
         list(dict.fromkeys(names.values())), [
         ("backup / raw copy, bytes per second (%.0f vs %.0f MiB/s)" % (backup_rate, raw_rate),

@@ -46,7 +46,7 @@ def main(work):
             return handle.read()
     try:
         plan, binlogs = plan_files(read("catalog").splitlines(), read("source").splitlines(), read("timeline").strip())
-    except backup_catalog.PlanError as error:
+    except (backup_catalog.PlanError, ValueError) as error:
         sys.stdout.write("PLAN FAILED %s\n" % error)
         return 1
     for name, text in (("binlogs", binlogs), ("plan", plan)):

@@ -46,7 +46,7 @@ CASES = [
     ("deploy.yml", {"mariadb_backup_verify_schedule": "0 5 * * 0"},
      "mariadb_backup_verify_schedule needs mariadb_backup_store_secret"),
     ("verify_backup.yml", {}, "mariadb_backup_store_secret is empty: name the Secret"),
-    ("deploy.yml", {"mariadb_backup_throttle": -1}, "mariadb_backup_throttle must be a number of MB per second, 0 for no limit, got '-1'"),
+    ("deploy.yml", {"mariadb_backup_throttle": -1}, "mariadb_backup_throttle must be a number of operations a second, 0 for no limit, got '-1'"),
     ("deploy.yml", {"mariadb_exporter_image": "Not An Image"}, "mariadb_exporter_image must be an image reference"),
     ("deploy.yml", {"mariadb_exporter_command": [""]}, "mariadb_exporter_command must be a list of strings"),
     # A new cluster: on this TLS one, turning TLS off is refused first.

@@ -670,7 +670,7 @@ def test_a_backup_streams_to_the_store_then_writes_its_manifest_then_answers(don
 @pytest.mark.parametrize("throttle,args,verdict", [
     ("0", [], "BACKUP OK "),
     ("25", ["--throttle=25"], "BACKUP OK "),
-    ("fast", None, "BACKUP FAILED 'fast' is not a number of MB per second"),
+    ("fast", None, "BACKUP FAILED 'fast' is not a number of operations a second"),
 ])
 def test_a_throttled_backup_reads_at_most_that_many_mb_a_second(donor, store, tmp_path, throttle, args, verdict):
     done = donor([BACKUP_TIME, "7", throttle])
@@ -1258,16 +1258,25 @@ apply_binlogs
     assert (tmp_path / "position").read_text() == "0-100-9"
 
 
-SOURCE_SUMS = "GTID 0-100-40\nTABLE app.a 3 11 12\nTABLE app.b 2 21 22\nTABLE app.c 5 31 32\nSKIPPED app.m MyISAM\nCHECKSUMS OK\n"
+def sums(*lines):
+    """table-checksums.sh's lines: "GTID x" and TABLE/SKIPPED lines given space-separated, joined by tabs."""
+    return "".join((line.replace(" ", "\t") if line.split()[0] in ("TABLE", "SKIPPED") else line) + "\n" for line in lines)
+
+
+SOURCE_SUMS = sums("GTID 0-100-40", "TABLE app.a 3 11 12", "TABLE app.b 2 21 22", "TABLE app.c 5 31 32",
+                   "SKIPPED app.m engine_MyISAM", "PROGRESS reading the tables", "CHECKSUMS OK")
 
 
 @pytest.mark.parametrize("restored,found", [
-    ("GTID 0-100-40\nTABLE app.a 3 11 12\nTABLE app.b 2 21 22\nTABLE app.c 5 31 32\n", []),
-    ("GTID 0-100-40\nTABLE app.a 3 11 12\nTABLE app.b 2 21 99\nTABLE app.c 4 30 32\n",
+    (sums("GTID 0-100-40", "TABLE app.a 3 11 12", "TABLE app.b 2 21 22", "TABLE app.c 5 31 32"), []),
+    (sums("GTID 0-100-40", "TABLE app.a 3 11 12", "TABLE app.b 2 21 99", "TABLE app.c 4 30 32"),
      ["app.b: the rows differ (2 rows each)", "app.c: 5 rows in the source, 4 restored"]),
-    ("GTID 0-100-39\nTABLE app.a 3 11 12\nTABLE app.c 5 31 32\nTABLE app.z 1 1 1\n",
+    # A name with a space keeps every column of its sums.
+    ("GTID 0-100-40\nTABLE\tapp.a\t3\t11\t12\nTABLE\tapp.b\t2\t21\t22\nTABLE\tapp.c\t5\t31\t32\nTABLE\tapp.my t\t1\t1\t2\n",
+     ["app.my t: only in the restore"]),
+    (sums("GTID 0-100-39", "TABLE app.a 3 11 12", "TABLE app.c 5 31 32", "TABLE app.z 1 1 1"),
      ["app.b: missing from the restore", "app.z: only in the restore", "the restore reached GTID 0-100-39, the source 0-100-40"]),
-    ("GTID \nTABLE app.a 3 11 12\nTABLE app.b 2 21 22\nTABLE app.c 5 31 32\n",
+    (sums("GTID ", "TABLE app.a 3 11 12", "TABLE app.b 2 21 22", "TABLE app.c 5 31 32"),
      ["the restore reached GTID (empty), the source 0-100-40"]),
 ])
 def test_the_verification_names_each_difference(sh, tmp_path, restored, found):
@@ -1331,3 +1340,53 @@ source_step
     if rc == 0:
         assert (tmp_path / "verify" / "source").read_text() == SOURCE_SUMS
         assert (tmp_path / "verify" / "catalog").read_text().startswith("OBJECTS ")
+
+
+# table-checksums.sh: one snapshot, the table list the same before and after
+# it, a failure never told as a result, a lagging replica declines.
+CHECKSUM_SQL_STUB = r"""
+sql() {
+  case "$*" in
+    *"SHOW SLAVE STATUS"*) cat "$T/slave-status" 2>/dev/null || true ;;
+    *--raw*)
+      cat >/dev/null
+      n=$(( $(cat "$T/listings" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$T/listings"
+      if [ -e "$T/listing.$n" ]; then cat "$T/listing.$n"; else cat "$T/listing"; fi ;;
+    *)
+      cat > "$T/snapshot.sql"
+      if [ -e "$T/snapshot-fails" ]; then echo "ERROR 1146 (42S02) at line 5: Table 'app.b' doesn't exist" >&2; return 1; fi
+      printf 'GTID\t0-100-40\napp.a\t3\t11\t12\n' ;;
+  esac
+}
+"""
+LISTING = "SELECT 'app.a', COUNT(*), 1, 2 FROM `app`.`a`;\nSKIPPED\tapp.m\tengine MyISAM: no snapshot holds its rows still\n"
+
+
+@pytest.mark.parametrize("setup,rc,last,listings", [
+    ({}, 0, "CHECKSUMS OK", 2),
+    # A table created between the listing and the snapshot: read again.
+    ({"listing.2": "SELECT 'app.new' ...;\n" + LISTING}, 0, "CHECKSUMS OK", 4),
+    ({"listing.%d" % n: "SELECT 'app.x%d';\n" % n for n in range(1, 7)}, 1,
+     "CHECKSUMS FAILED the tables changed while they were read, three times: DDL ran meanwhile", 6),
+    ({"snapshot-fails": ""}, 1, "CHECKSUMS FAILED ERROR 1146 (42S02) at line 5: Table 'app.b' doesn't exist", 1),
+    ({"slave-status": "  Seconds_Behind_Master: 7200\n"}, 0,
+     "CHECKSUMS DECLINED this replica is 7200 s behind its primary (at most 60)", 0),
+])
+def test_table_checksums_are_one_snapshot_of_one_table_list(sh, tmp_path, setup, rc, last, listings):
+    (tmp_path / "listing").write_text(LISTING)
+    for name, text in setup.items():
+        (tmp_path / name).write_text(text)
+    done = sh("table-checksums.sh", CHECKSUM_SQL_STUB + "main")
+    out = done.out.splitlines()
+    assert (done.rc, out[-1]) == (rc, last), done.err
+    if listings:
+        assert int((tmp_path / "listings").read_text()) == listings
+    else:
+        assert not (tmp_path / "listings").exists()
+    if last == "CHECKSUMS OK":
+        assert out[:-1] == ["GTID 0-100-40", "TABLE\tapp.a\t3\t11\t12",
+                            "SKIPPED\tapp.m\tengine MyISAM: no snapshot holds its rows still"]
+        snapshot = (tmp_path / "snapshot.sql").read_text()
+        assert snapshot.index("START TRANSACTION WITH CONSISTENT SNAPSHOT") < snapshot.index("BINLOG_GTID_POS") \
+            < snapshot.index("FROM `app`.`a`") < snapshot.index("COMMIT")
+        assert "SKIPPED" not in snapshot

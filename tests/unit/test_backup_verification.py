@@ -78,4 +78,7 @@ def test_main_writes_the_files_or_says_why_not(tmp_path, capsys):
     (tmp_path / "source").write_text("CHECKSUMS OK\n")
     assert backup_verification.main(str(tmp_path)) == 1
     assert capsys.readouterr().out.splitlines()[-1] == "PLAN FAILED the source's checksums hold no GTID line"
+    (tmp_path / "source").write_text("GTID 0-101-40,5-101-2\nCHECKSUMS OK\n")
+    assert backup_verification.main(str(tmp_path)) == 1
+    assert "spans several GTID domains" in capsys.readouterr().out.splitlines()[-1]
 

@@ -5,8 +5,8 @@
 # writing to one store never share a backup id), streams mariadb-backup
 # straight to the object store (nothing is staged: rclone holds a few parts
 # in memory), records the backup's manifest, then keeps the newest KEEP
-# backups (retention.sh); mariadb-backup reads at most THROTTLE MB of data
-# per second (0: no limit). stdout is the requester's connection: a progress
+# backups (retention.sh); mariadb-backup does at most THROTTLE read-and-write
+# operations a second on the InnoDB files (--throttle; 0: no limit). stdout is the requester's connection: a progress
 # line every 10 s (which also keeps the connection from idling out), then
 # "BACKUP OK <manifest>", "BACKUP FAILED <why>", or "BACKUP DECLINED <why>"
 # from a replica too far behind its primary (the requester asks the next).
@@ -21,22 +21,6 @@ shopt -s inherit_errexit
 . "$(dirname "${BASH_SOURCE[0]}")/store.sh"
 
 fail() { log "ERROR: backup $id: $*"; printf 'BACKUP FAILED %s\n' "$*"; exit 1; }
-
-# A backup is as old as its donor's data: a replica further behind its
-# primary than this many seconds declines one, and the Job asks the next pod.
-BACKUP_MAX_LAG=60
-
-# lag_refusal: why this server is too far behind to donate a backup, or
-# nothing (a primary, or a replica close enough).
-lag_refusal() {
-  local lag
-  lag=$(sql -e 'SHOW SLAVE STATUS\G' | sed -n 's/^ *Seconds_Behind_Master: *//p')
-  case $lag in
-    '') ;;
-    NULL) echo "this replica cannot tell how far behind its primary it is (not connected to it)" ;;
-    *) [ "$lag" -le "$BACKUP_MAX_LAG" ] || echo "this replica is $lag s behind its primary (at most $BACKUP_MAX_LAG)" ;;
-  esac
-}
 
 # backup_gtid LOG: the position the backup holds, from mariadb-backup's log:
 # a replica's gtid_slave_pos (what clone.sh starts replication from), else
@@ -62,7 +46,7 @@ main() {
   [[ $id =~ ^[0-9]{8}T[0-9]{6}Z$ ]] || fail "'$id' is not a backup time (YYYYMMDDTHHMMSSZ)"
   id=$id-$(timeline)
   [[ $keep =~ ^[1-9][0-9]*$ ]] || fail "'$keep' is not a number of backups to keep"
-  [[ $throttle =~ ^[0-9]+$ ]] || fail "'$throttle' is not a number of MB per second"
+  [[ $throttle =~ ^[0-9]+$ ]] || fail "'$throttle' is not a number of operations a second"
   [ "$throttle" = 0 ] || limit=(--throttle="$throttle")
   store_configured || fail "no object store is configured on $HOSTNAME (mariadb_backup_store_secret)"
   refusal=$(lag_refusal)

@@ -204,6 +204,23 @@ clone_connect_address() {
   fi
 }
 
+# A backup is as old as its donor's data, and a verification compares the
+# backup with its donor's position: a replica further behind its primary
+# than this many seconds declines either, and the Job asks the next pod.
+BACKUP_MAX_LAG=60
+
+# lag_refusal: why this server is too far behind to donate a backup or its
+# checksums, or nothing (a primary, or a replica close enough).
+lag_refusal() {
+  local lag
+  lag=$(sql -e 'SHOW SLAVE STATUS\G' | sed -n 's/^ *Seconds_Behind_Master: *//p')
+  case $lag in
+    '') ;;
+    NULL) echo "this replica cannot tell how far behind its primary it is (not connected to it)" ;;
+    *) [ "$lag" -le "$BACKUP_MAX_LAG" ] || echo "this replica is $lag s behind its primary (at most $BACKUP_MAX_LAG)" ;;
+  esac
+}
+
 # ask_pods REQUEST REPLY WHAT: send REQUEST and the clone token to the
 # cluster's pods on the clone port (serve-backup.sh), replicas highest
 # ordinal first, the primary only when it is the only pod (env REPLICAS),

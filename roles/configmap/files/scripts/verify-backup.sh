@@ -55,16 +55,16 @@ source_step() {
   [ "$(tail -n 1 "$WORK/source")" = "CHECKSUMS OK" ] \
     || die "$ASKED_POD could not read its table checksums: $(tail -n 1 "$WORK/source")"
   gtid=$(sed -n 's/^GTID //p' "$WORK/source")
-  log "$ASKED_POD: $(grep -c '^TABLE ' "$WORK/source") tables at GTID ${gtid:-(empty)}"
+  log "$ASKED_POD: $(grep -c '^TABLE' "$WORK/source") tables at GTID ${gtid:-(empty)}"
   wait_for_archive "$gtid"
   catalog "$BACKUP_PATH" > "$WORK/catalog"
 }
 
 # differences SOURCE RESTORED: one line per table whose checksums differ.
 differences() {
-  awk '
-    FNR == NR { if ($1 == "GTID") want = $2; if ($1 == "TABLE") src[$2] = $3 " " $4 " " $5; next }
-    $1 == "GTID" { got = $2 }
+  awk -F'\t' '
+    FNR == NR { if (/^GTID /) want = substr($0, 6); if ($1 == "TABLE") src[$2] = $3 " " $4 " " $5; next }
+    /^GTID / { got = substr($0, 6) }
     $1 == "TABLE" { dst[$2] = $3 " " $4 " " $5 }
     END {
       if (want != got) print "the restore reached GTID " (got == "" ? "(empty)" : got) ", the source " (want == "" ? "(empty)" : want)
@@ -85,7 +85,7 @@ differences() {
 record() {
   local path manifest now tables gtid
   now=$(date -u +%s)
-  tables=$(grep -c '^TABLE ' "$WORK/source" || true)
+  tables=$(grep -c '^TABLE' "$WORK/source" || true)
   gtid=$(sed -n 's/^GTID //p' "$WORK/source")
   path=$(store_root)/$VERIFY_MANIFEST
   manifest=$(store cat "$path")
@@ -103,22 +103,24 @@ record() {
 }
 
 restore_step() {
-  local status why found line
+  local status why found line verdict
   # shellcheck source=/dev/null
   . "$WORK/plan"
   RESTORE_SOURCE=$BACKUP_PATH RESTORE_BINLOGS=$WORK/binlogs RESTORE_STOP=
   log "verifying backup $VERIFY_BACKUP_ID: restoring it up to GTID ${RESTORE_STOP_GTID:-(empty)}"
+  # Not in a condition: there errexit would be off in the subshell too.
   set +e
   (
     set -e
     restore_to_stage
-    table_checksums > "$WORK/restored"
+    table_checksums "$WORK/restored-raw" > "$WORK/restored"
     sql -e 'SHUTDOWN'
     wait "$server" || true
     rm -rf "$STAGE"
-  ) 2> >(tee "$WORK/restore.log" >&2)
+  ) 2> "$WORK/restore.log"
   status=$?
   set -e
+  cat "$WORK/restore.log" >&2
   if [ "$status" != 0 ]; then
     why=$(sed -n 's/.*ERROR: //p' "$WORK/restore.log" | tail -n 1)
     record "restore failed" >/dev/null
@@ -126,13 +128,17 @@ restore_step() {
     exit 1
   fi
   found=$(differences "$WORK/source" "$WORK/restored")
-  grep '^SKIPPED ' "$WORK/source" | sed 's/^SKIPPED \([^ ]*\) \(.*\)/not compared: \1 (engine \2: no snapshot holds its rows still)/' >&2 || true
+  while IFS=$'\t' read -r _ line why; do
+    log "not compared: $line ($why)"
+  done < <(grep '^SKIPPED' "$WORK/source" || true)
   if [ -n "$found" ]; then
     while IFS= read -r line; do printf 'MISMATCH %s\n' "$line"; done <<<"$found"
-    printf 'VERIFIED MISMATCH %s\n' "$(record mismatch)"
+    verdict=$(record mismatch)
+    printf 'VERIFIED MISMATCH %s\n' "$verdict"
     exit 1
   fi
-  printf 'VERIFIED MATCH %s\n' "$(record match)"
+  verdict=$(record match)
+  printf 'VERIFIED MATCH %s\n' "$verdict"
 }
 
 main() {
