@@ -27,11 +27,12 @@ install_etcd() {
   local dir=$CACHE_DIR/etcd-$ETCD_DEB_VERSION
   [ -x "$dir/usr/bin/etcd" ] && return
   log "host: fetching etcd $ETCD_DEB_VERSION from Debian trixie"
-  local apt; apt=$(mktemp -d); chmod 755 "$apt"  # readable by apt's _apt user
+  local apt; apt=$(mktemp -d)
   mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial"
   echo "deb ${DEBIAN_MIRROR:-http://deb.debian.org/debian} trixie main" > "$apt/sources.list"
   local opts=(-o "Dir::Etc::sourcelist=$apt/sources.list" -o Dir::Etc::sourceparts=-
-    -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache")
+    -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache"
+    -o APT::Sandbox::User=root)  # apt works in a directory of root's
   apt-get "${opts[@]}" update -q >/dev/null
   (cd "$apt" && apt-get "${opts[@]}" download "etcd-server=$ETCD_DEB_VERSION" >/dev/null)
   mkdir -p "$CACHE_DIR"; rm -rf "$dir.tmp"; dpkg-deb -x "$apt"/etcd-server_*.deb "$dir.tmp"
@@ -39,15 +40,22 @@ install_etcd() {
   rm -rf "$apt"
 }
 
+# A main package of our own (coredns/main.go) with only the Corefile's
+# plugins, built against the release's go.mod (no replace directives).
 install_coredns() {
   local bin=$CACHE_DIR/coredns-$COREDNS_VERSION/coredns
   [ -x "$bin" ] && return
-  log "host: building CoreDNS $COREDNS_VERSION from the Go module proxy"
+  log "host: building CoreDNS $COREDNS_VERSION (the Corefile's plugins) from the Go module proxy"
   local work=$CACHE_DIR/coredns-$COREDNS_VERSION.tmp
-  rm -rf "$work"
-  with_heartbeat "building CoreDNS" \
-    env GOBIN="$work" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
-    "github.com/coredns/coredns@$COREDNS_VERSION"
+  rm -rf "$work"; mkdir -p "$work/src"
+  cp "$SCRIPTS_DIR/lib/coredns/main.go" "$work/src/"
+  printf 'module local/corednsbuild\n\ngo 1.25.0\n\nrequire github.com/coredns/coredns %s\n' \
+    "$COREDNS_VERSION" > "$work/src/go.mod"
+  (cd "$work/src" && go mod tidy && CGO_ENABLED=0 with_heartbeat "building CoreDNS" \
+    go build -trimpath -ldflags "-s -w" -o ../coredns .)
+  [[ $("$work/coredns" -version) == *"CoreDNS-${COREDNS_VERSION#v}"* ]] \
+    || die "CoreDNS does not report $COREDNS_VERSION"
+  rm -rf "$work/src"
   publish_dir "$work" "$CACHE_DIR/coredns-$COREDNS_VERSION"
 }
 
