@@ -47,13 +47,21 @@ func run() error {
 	if err := flag.Set("v", config.VLevel); err != nil {
 		return err
 	}
+	if config.HelpRequested {
+		pflag.Usage()
+		return nil
+	}
 	if config.Version {
 		version.PrintVersion(false)
 		return nil
 	}
-	if !config.RunFirewall || config.RunRouter || config.RunServiceProxy || config.RunLoadBalancer {
+	if !config.RunFirewall || config.RunRouter || config.RunServiceProxy || config.RunLoadBalancer ||
+		config.CleanupConfig {
 		return fmt.Errorf("this build runs the firewall only: --run-firewall=true --run-router=false " +
-			"--run-service-proxy=false --run-loadbalancer=false")
+			"--run-service-proxy=false --run-loadbalancer=false, no --cleanup-config")
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("kube-router needs root to run iptables and ipset")
 	}
 	if config.Kubeconfig == "" {
 		return fmt.Errorf("--kubeconfig is required")
