@@ -44,6 +44,20 @@ with_heartbeat() {
   wait "$pid"
 }
 
+# go_build_main MAIN_GO GO MODULE VERSION OUT LDFLAGS: build a main package
+# of ours against MODULE@VERSION, whose go.mod (it has no replace directives)
+# sets every dependency's version, as its release does; GO is the go
+# directive the release needs. The binary is OUT, static.
+go_build_main() {
+  local main=$1 go=$2 module=$3 version=$4 out=$5 ldflags=$6 src=$5.src
+  rm -rf "$src"; mkdir -p "$src"
+  cp "$main" "$src/"
+  printf 'module local/build\n\ngo %s\n\nrequire %s %s\n' "$go" "$module" "$version" > "$src/go.mod"
+  (cd "$src" && go mod tidy && CGO_ENABLED=0 with_heartbeat "building $(basename "$out")" \
+    go build -trimpath -ldflags "$ldflags" -o "$out" .)
+  rm -rf "$src"
+}
+
 # Atomically publish a build directory: build into DIR.tmp, then rename.
 publish_dir() { rm -rf "$2"; mv "$1" "$2"; }
 

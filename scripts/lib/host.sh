@@ -40,22 +40,17 @@ install_etcd() {
   rm -rf "$apt"
 }
 
-# A main package of our own (coredns/main.go) with only the Corefile's
-# plugins, built against the release's go.mod (no replace directives).
+# A main package of our own (coredns/main.go) with only the Corefile's plugins.
 install_coredns() {
   local bin=$CACHE_DIR/coredns-$COREDNS_VERSION/coredns
   [ -x "$bin" ] && return
   log "host: building CoreDNS $COREDNS_VERSION (the Corefile's plugins) from the Go module proxy"
   local work=$CACHE_DIR/coredns-$COREDNS_VERSION.tmp
-  rm -rf "$work"; mkdir -p "$work/src"
-  cp "$SCRIPTS_DIR/lib/coredns/main.go" "$work/src/"
-  printf 'module local/corednsbuild\n\ngo 1.25.0\n\nrequire github.com/coredns/coredns %s\n' \
-    "$COREDNS_VERSION" > "$work/src/go.mod"
-  (cd "$work/src" && go mod tidy && CGO_ENABLED=0 with_heartbeat "building CoreDNS" \
-    go build -trimpath -ldflags "-s -w" -o ../coredns .)
+  rm -rf "$work"; mkdir -p "$work"
+  go_build_main "$SCRIPTS_DIR/lib/coredns/main.go" 1.25.0 github.com/coredns/coredns "$COREDNS_VERSION" \
+    "$work/coredns" "-s -w"
   [[ $("$work/coredns" -version) == *"CoreDNS-${COREDNS_VERSION#v}"* ]] \
     || die "CoreDNS does not report $COREDNS_VERSION"
-  rm -rf "$work/src"
   publish_dir "$work" "$CACHE_DIR/coredns-$COREDNS_VERSION"
 }
 
