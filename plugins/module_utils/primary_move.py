@@ -349,10 +349,11 @@ class Move:
     def crash_done(self, old):
         """What crash_silent came to: whether the old primary was crashed."""
         (crash, mark), self.crashing = self.crashing, None
+        marking = mark.exception()  # both are bounded by CRASH_TIMEOUT: done with the crash, or nearly
         try:
             self.crashed = crash.result().split()[-1:] == ["crashing"]
         except ExecError as exc:
-            marked = "marked to start read-only" if mark.exception() is None else "not marked either (%s)" % mark.exception()
+            marked = "marked to start read-only" if marking is None else "not marked either (%s)" % marking
             self.step("could not crash %s, which does not answer (%s); %s" % (old, exc, marked))
             return
         self.step("crashed %s, which does not answer" % old if self.crashed else
