@@ -19,7 +19,8 @@ from kubernetes import client
 from benchmarks.bench import NS, Bench, log, playbook
 from benchmarks.steps.autopilot import FROZEN, delete_at_once, freeze_pod, kill, recorded_primary
 from benchmarks.steps.primary import acked_times, longest_gap, start_probe_writer
-from tests.harness import AUTOPILOT, ROOT, autopilot_copies, freeze, netns_drop, pod_netns, run_playbook, sql, wait_until
+from tests.e2e.writes import WritableChecker
+from tests.harness import AUTOPILOT, ROOT, autopilot_copies, freeze, netns_drop, pod_netns, run_playbook, sql, wait_guarded, wait_until
 
 PODS = ("mysql-0", "mysql-1", "mysql-2")
 CUT = []  # network namespaces that drop everything, healed once failed over
@@ -56,41 +57,6 @@ KINDS = {
     "primary evicted (drain)": evict,
     "leading watcher deleted with mariadbd killed": kill_with_the_watcher,
 }
-
-
-CHECKER = r"""
-while [ ! -f /tmp/stop-checker ]; do
-  t=$(date +%s.%N)
-  for pod in PODS; do
-    (mariadb --defaults-file=/tmp/client.cnf -h "$pod.mysql" --connect-timeout=1 -N -e 'SELECT @@global.read_only' \
-      2>/dev/null || echo -) > "/tmp/read-only-$pod" &
-  done
-  wait
-  line=$t
-  for pod in PODS; do line="$line $(head -c 1 "/tmp/read-only-$pod")"; done
-  echo "$line" >> /tmp/writable
-  sleep 0.1
-done
-"""
-
-
-def start_checker(runner):
-    """In the client pod: every 100 ms (plus the probes' time, at most 1 s)
-    each pod's read_only over TCP, in parallel; one line per sample: the
-    time, then 0 (writable), 1 or - (no answer) per pod."""
-    runner.run("client", ["bash", "-c", 'printf "%s" "$0" > /tmp/checker.sh', CHECKER.replace("PODS", " ".join(PODS))])
-    runner.run("client", ["bash", "-c", "rm -f /tmp/stop-checker /tmp/writable; "
-                          "setsid bash /tmp/checker.sh </dev/null >/dev/null 2>&1 &"])
-
-
-def two_writable(runner, start, end):
-    """Samples between start and end in which two pods answered writable."""
-    found = 0
-    for line in runner.run("client", ["cat", "/tmp/writable"]).splitlines():
-        fields = line.split()
-        if len(fields) == 1 + len(PODS) and start <= float(fields[0]) <= end and fields[1:].count("0") > 1:
-            found += 1
-    return found
 
 
 def lost(runner, primary):
@@ -153,7 +119,8 @@ def main():
     runner = bench.client()
     sql(runner, "mysql-primary", "CREATE DATABASE m; CREATE TABLE m.t (id INT PRIMARY KEY, at DOUBLE)")
     start_probe_writer(runner)
-    start_checker(runner)
+    checker = WritableChecker(runner, "chaos", PODS).start()
+    wait_guarded(bench.core, NS, recorded_primary(bench))
     rows = collections.defaultdict(lambda: {"faults": 0, "lost": 0, "two writable": 0, "gaps": [], "person": 0})
     started, missing_before = time.monotonic(), set()
     try:
@@ -175,7 +142,7 @@ def main():
             row = rows[kind]
             row["faults"] += 1
             row["gaps"].append(longest_gap(bench, runner, at, time.time()))
-            row["two writable"] += two_writable(runner, at, time.time())
+            row["two writable"] += len(checker.two_writable(at, time.time()))
             missing = lost(runner, recorded_primary(bench))
             row["lost"] += len(missing - missing_before)
             missing_before |= missing
@@ -185,7 +152,8 @@ def main():
             # After every fault: an interrupted run still reports what it did.
             write(rows, args, time.monotonic() - started, len(acked_times(runner)))
     finally:
-        runner.run("client", ["touch", "/tmp/stop-probe", "/tmp/stop-checker"])
+        runner.run("client", ["touch", "/tmp/stop-probe"])
+        checker.stop()
     bench.fresh()
 
 

@@ -46,6 +46,13 @@ def container_pid(core, namespace, pod, container):
     return re.search(r"^%s\s+(\d+)" % status.container_id.split("://")[1], tasks, re.M).group(1)
 
 
+def wait_guarded(core, namespace, pod):
+    """Until the pod's guard acts (self-fence.sh): a new cluster's settings
+    record reaches the pods up to a minute after deploy.yml wrote it."""
+    wait_until(pod + "'s guard acting", lambda: "guarding: the autopilot runs" in core.read_namespaced_pod_log(
+        pod, namespace, container="mariadb"), timeout=120, interval=2)
+
+
 def server_pid(core, namespace, pod):
     """The node's PID of a pod's mariadbd."""
     init = container_pid(core, namespace, pod, "mariadb")

@@ -14,10 +14,10 @@ from ansible_collections.mariadb_k8s.cluster.plugins.module_utils import gtid, r
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.cluster import CLIENT
 from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
 
-from tests.e2e.writes import Writer, check_nothing_lost, checksum, create_events_table, recorded_primary, rows
+from tests.e2e.writes import WritableChecker, Writer, check_nothing_lost, checksum, create_events_table, recorded_primary, rows
 from tests.harness import (AUTOPILOT, autopilot_copies, container_pid, current_uid, destroy_pod_and_volume, drop_namespaces,
                            freeze, freezer_state, fresh_namespaces, is_local_cluster, netns_drop, pod_exec, pod_freezer,
-                           pod_netns, run_playbook, server_pid, sql, start_client, wait_until)
+                           pod_netns, run_playbook, server_pid, sql, start_client, wait_guarded, wait_until)
 
 NS = "autopilot"
 BASE = {"mariadb_namespace": NS, "replicas": 3}
@@ -86,51 +86,6 @@ def test_the_autopilot_is_on_by_default_and_needs_python_alone(api, core, runner
         pod_exec(api, NS, "autopilot").run(leader, ["python3", "-c", "import kubernetes"])
 
 
-def test_a_frozen_primary_is_failed_over_and_fenced_once_thawed(api, core, runner, report):
-    """Every container of the primary's pod paused (its node hung): nothing
-    of the pod runs, the failover cannot reach it. Thawed, it is writable
-    until its guard, which saw that it stood still, or the autopilot
-    isolates it; meanwhile semi-sync acknowledges nothing, since no replica
-    is left to it."""
-    old = recorded_primary(core, NS)
-    freezer = pod_freezer(core, NS, old)
-    server = pod_exec(api, NS, "mariadb")
-    with Writer(runner, "frozen-primary") as writer:
-        time.sleep(2)
-        started = time.monotonic()
-        freeze(freezer)
-        try:
-            wait_until("every container of " + old + " frozen", lambda: freezer_state(freezer) == "FROZEN",
-                       timeout=10, interval=0.1)
-            new = wait_until("a new primary recorded", lambda: recorded_primary(core, NS) != old and recorded_primary(core, NS),
-                             timeout=120, interval=0.5)
-            seconds = time.monotonic() - started
-            time.sleep(3)  # writes reach the new primary
-            # Control: frozen all along, the failover included.
-            assert freezer_state(freezer) == "FROZEN"
-        finally:
-            freeze(freezer, "THAWED")
-        thawed = time.monotonic()
-        wait_until(old + " read-only", lambda: read_only(server, old), timeout=60, interval=0.2)
-        fenced = time.monotonic() - thawed
-        time.sleep(2)
-    said = previous_log(core, old) + core.read_namespaced_pod_log(old, NS, container="mariadb")
-    # Who fenced it first: its own guard (it stood still for longer than a
-    # failover needs), or the autopilot's round (a writable pod that is not
-    # the recorded primary is isolated).
-    fenced_itself = re.search(r"fencing itself: (this guard did not run for \d+ ms|the record names %s)" % new, said)
-    by = ("its guard" if fenced_itself else
-          "the autopilot" if re.search(r"(isolated|crashed) %s\b" % old, autopilot_log(core)) else None)
-    assert by, "nothing says who fenced %s: %s" % (old, said[-3000:])
-    # It rejoins without a person: what it never had acknowledged is rolled
-    # back (checked below: every pod holds the same rows, verify.yml finds
-    # nothing errant).
-    wait_until(old + " replicating from " + new, lambda: replicates_from(server, old, new), timeout=180, interval=2)
-    check_nothing_lost(report, runner, core, BASE, "primary's pod frozen (every container paused), the autopilot", writer, 3,
-                       seconds, "%s promoted without a person; thawed, %s was read-only %.1f s later (fenced by %s) and a "
-                       "replica again without a person" % (new, old, fenced, by))
-
-
 def test_a_killed_then_a_deleted_primary_takes_writes_again_without_a_person(api, core, runner, report):
     """mariadbd killed with SIGKILL from the node (it restarts in place, or
     the autopilot fails over, whichever comes first), then the primary's pod
@@ -160,6 +115,68 @@ def test_a_killed_then_a_deleted_primary_takes_writes_again_without_a_person(api
             moves.append("%s %s: writes again within %.1f s, primary %s" % (how, old, seconds, recorded_primary(core, NS)))
     check_nothing_lost(report, runner, core, BASE, "primary's mariadbd killed (SIGKILL), then its pod deleted at once, "
                        "the autopilot", writer, 3, seconds, "; ".join(moves))
+
+
+def test_a_frozen_primary_is_failed_over_and_never_answers_writable_once_thawed(api, core, runner, report):
+    """Every container of the primary's pod paused (its node hung): nothing
+    of the pod runs, the failover cannot reach it. Thawed, its stall watch
+    kills mariadbd before a client that waited on it is answered (or the
+    autopilot isolates it): a checker asking every pod every 100 ms never
+    sees two writable pods. Meanwhile semi-sync acknowledges nothing, since
+    no replica is left to it."""
+    old = recorded_primary(core, NS)
+    wait_guarded(core, NS, old)
+    pods = ["mysql-%d" % i for i in range(3)]
+    freezer = pod_freezer(core, NS, old)
+    server = pod_exec(api, NS, "mariadb")
+    checker = WritableChecker(runner, "frozen-primary", pods).start()
+    with Writer(runner, "frozen-primary") as writer:
+        time.sleep(2)
+        started, frozen_at = time.monotonic(), time.time()
+        freeze(freezer)
+        try:
+            wait_until("every container of " + old + " frozen", lambda: freezer_state(freezer) == "FROZEN",
+                       timeout=10, interval=0.1)
+            new = wait_until("a new primary recorded", lambda: recorded_primary(core, NS) != old and recorded_primary(core, NS),
+                             timeout=120, interval=0.5)
+            seconds = time.monotonic() - started
+            time.sleep(3)  # writes reach the new primary
+            # Control: frozen all along, the failover included.
+            assert freezer_state(freezer) == "FROZEN"
+        finally:
+            freeze(freezer, "THAWED")
+        thawed, thawed_at = time.monotonic(), time.time()
+        wait_until(old + " read-only", lambda: read_only(server, old), timeout=60, interval=0.2)
+        fenced = time.monotonic() - thawed
+        time.sleep(2)
+    checker.stop()
+    said = previous_log(core, old) + core.read_namespaced_pod_log(old, NS, container="mariadb")
+    # Who fenced it first: its stall watch (it stood still for longer than a
+    # failover needs), its guard (the record names the new primary), or the
+    # autopilot's round (a writable pod that is not the recorded primary is
+    # isolated).
+    fenced_itself = re.search(r"crashed mariadbd: this pod stood still for \d+ ms|fencing itself: the record names " + new, said)
+    by = ("itself" if fenced_itself else
+          "the autopilot" if re.search(r"(isolated|crashed) %s\b" % old, autopilot_log(core)) else None)
+    assert by, "nothing says who fenced %s: %s" % (old, said[-3000:])
+    # Controls: the checker saw the old primary writable before the freeze,
+    # no answer from it while frozen, and the new one writable after the
+    # failover, so two writable pods would have shown.
+    before, during, after = checker.samples(end=frozen_at), checker.samples(frozen_at, thawed_at), checker.samples(start=thawed_at)
+    assert any(answers[old] == "0" for _at, answers in before), "before the freeze: %s" % before[-5:]
+    assert any(answers[old] == "-" for _at, answers in during), "frozen: %s" % during
+    assert any(answers[new] == "0" for _at, answers in after), "after the thaw: %s" % after[:5]
+    both = checker.two_writable(start=frozen_at)
+    assert both == [], "two writable pods %.1f s after the thaw (%d samples): %s" % (
+        both[0][0] - thawed_at, len(both), said[-3000:])
+    # It rejoins without a person: what it never had acknowledged is rolled
+    # back (checked below: every pod holds the same rows, verify.yml finds
+    # nothing errant).
+    wait_until(old + " replicating from " + new, lambda: replicates_from(server, old, new), timeout=180, interval=2)
+    check_nothing_lost(report, runner, core, BASE, "primary's pod frozen (every container paused), the autopilot", writer, 3,
+                       seconds, "%s promoted without a person; thawed, %s never answered writable (%d samples of the "
+                       "checker after the thaw) and was read-only %.1f s later (fenced by %s), a replica again without "
+                       "a person" % (new, old, len(after), fenced, by))
 
 
 def test_the_primary_destroyed_with_its_volume_and_the_leading_autopilot_is_failed_over(api, core, runner, report):

@@ -42,6 +42,55 @@ class Writer:
                                                             % self.scenario]).split()}
 
 
+class WritableChecker:
+    """In the client pod: every 100 ms (plus the probes' time, at most 1 s),
+    each pod's read_only asked over TCP on a new connection, the pods in
+    parallel. A sample is its start time (the client pod's clock, the
+    node's) and, per pod, "0" (writable), "1" (read-only) or "-" (no
+    answer): an answer is counted in the sample that asked, however late it
+    came, so a server that answers a connection that waited on it while
+    its pod was frozen counts as writable then."""
+
+    SCRIPT = r"""
+while [ ! -f "$0.stop" ]; do
+  t=$(date +%s.%N)
+  for pod in "$@"; do
+    (mariadb --defaults-file=/tmp/client.cnf -h "$pod.mysql" --connect-timeout=1 -N -e 'SELECT @@global.read_only' \
+      2>/dev/null || echo -) > "$0.$pod" &
+  done
+  wait
+  line=$t
+  for pod in "$@"; do line="$line $(head -c 1 "$0.$pod")"; done
+  echo "$line" >> "$0.samples"
+  sleep 0.1
+done
+"""
+
+    def __init__(self, runner, name, pods):
+        self.runner, self.path, self.pods = runner, "/tmp/checker-" + name, list(pods)
+
+    def start(self):
+        self.runner.run("client", ["bash", "-c", 'rm -f "$1".*; printf "%s" "$0" > "$1"; setsid bash "$@" '
+                                   '</dev/null >/dev/null 2>&1 &', self.SCRIPT, self.path] + self.pods)
+        return self
+
+    def stop(self):
+        self.runner.run("client", ["touch", self.path + ".stop"])
+
+    def samples(self, start=0.0, end=float("inf")):
+        """[(time, {pod: "0" | "1" | "-"})] of the samples that started between start and end."""
+        found = []
+        for line in self.runner.run("client", ["bash", "-c", 'cat "$0.samples" 2>/dev/null || true', self.path]).splitlines():
+            fields = line.split()
+            if len(fields) == 1 + len(self.pods) and start <= float(fields[0]) <= end:
+                found.append((float(fields[0]), dict(zip(self.pods, fields[1:]))))
+        return found
+
+    def two_writable(self, start=0.0, end=float("inf")):
+        """The samples between start and end in which two pods answered writable."""
+        return [(at, answers) for at, answers in self.samples(start, end) if list(answers.values()).count("0") > 1]
+
+
 def create_events_table(runner):
     sql(runner, "mysql-primary", "CREATE DATABASE app; CREATE TABLE app.events "
         "(scenario VARCHAR(40), seq INT, PRIMARY KEY (scenario, seq))")

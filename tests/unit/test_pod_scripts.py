@@ -1187,19 +1187,17 @@ def test_a_peer_answers_with_any_server_reply_and_the_password_stays_out_of_argv
 GUARD_STUB = r"""
 look_bounded() {
   if [ -e "$T/fenced" ]; then echo idle; return; fi
-  if [ "${2:-}" = stalled ]; then echo stalled; return; fi
   local line; line=$(head -n 1 "$T/looks"); sed -i '1{$!d}' "$T/looks"
   # As look does: superseded only against the epoch the guard says it served under.
   if [[ $line =~ ^superseded\ (.*) ]] && ! [ "${1:-0}" -lt "${BASH_REMATCH[1]}" ]; then line="primary ${BASH_REMATCH[1]} no 2 3"; fi
   if [[ $line =~ ^stuck\ (.*) ]]; then sleep "${BASH_REMATCH[1]}"; echo idle; else echo "$line"; fi
 }
-# The guard's sleep, held SLEEP_STALL seconds longer once, as a frozen pod holds it.
-sleep() { if [ -e "$T/stall" ]; then rm "$T/stall"; command sleep "$SLEEP_STALL"; fi; command sleep "$@"; }
 fence_self() { printf '%s %s\n' "$(date +%s%6N)" "$*" >> "$T/fenced"; }
 """
 
 
-def run_guard(pod, tmp_path, looks, seconds, body="guard & command sleep {seconds}; kill $!"):
+def run_guard(pod, tmp_path, looks, seconds,
+              body="command sleep 60 & server=$!; guard $server & command sleep {seconds}; kill $! $server"):
     write_settings(tmp_path, mariadb_autopilot_failover_after=4)  # fence after 1 s
     (tmp_path / "looks").write_text("".join(line + "\n" for line in looks))
     started = time.time()
@@ -1209,14 +1207,21 @@ def run_guard(pod, tmp_path, looks, seconds, body="guard & command sleep {second
     return [(int(line.split()[0]) / 1e6 - started, line.split(" ", 1)[1]) for line in fenced]
 
 
-@pytest.mark.parametrize("changes,every", [({}, 1), ({"mariadb_autopilot": False}, 10)])
-def test_the_guard_looks_every_second_and_checks_every_ten_while_it_has_nothing_to_guard(pod, tmp_path, changes, every):
+@pytest.mark.parametrize("changes,every,said", [
+    ({}, 1, "guarding: the autopilot runs and the cluster has 3 pods"),
+    ({"mariadb_autopilot": False}, 10, "not guarding: the mounted settings record says the autopilot is off"),
+])
+def test_the_guard_looks_every_second_and_checks_every_ten_while_it_has_nothing_to_guard(pod, tmp_path, changes, every, said):
     write_settings(tmp_path, **changes)
     (tmp_path / "looks").write_text("replica 0 no 2 3\n")
-    body = GUARD_STUB + 'sleep() { printf "%s\\n" "$1" >> "$T/slept"; command sleep 0.2; }; guard & command sleep 1; kill $!'
-    assert pod("self-fence.sh", body).rc == 0
+    body = GUARD_STUB + ('sleep() { printf "%s\\n" "$1" >> "$T/slept"; command sleep 0.2; }; '
+                         'command sleep 60 & server=$!; guard $server & command sleep 1; kill $! $server')
+    done = pod("self-fence.sh", body)
+    assert done.rc == 0
     asked = [float(seconds) for seconds in (tmp_path / "slept").read_text().split()]
     assert asked and all(every - 0.5 < seconds <= every for seconds in asked), asked
+    # Said once, when it changes, not at every look.
+    assert [line.split("] ", 1)[1][:len(said)] for line in done.err.splitlines() if "guarding" in line] == [said], done.err
 
 
 def test_the_guard_fences_a_primary_outvoted_for_fence_after_seconds(pod, tmp_path):
@@ -1234,21 +1239,19 @@ def test_the_guard_fences_a_primary_once_the_record_names_another_at_a_newer_epo
     assert [why for _at, why in fenced] == ["the record names mysql-0 at epoch 4; this pod was the primary at epoch 3"]
 
 
-@pytest.mark.parametrize("served,epoch,stalled,looked", [
-    ("3", "4", "", "superseded 4"),  # thawed after a failover: fenced without waiting for the peers
-    ("3", "4", "stalled", "superseded 4"),
-    ("4", "4", "", "primary 4 no 0 3"),  # promoted, its mounted record not refreshed yet
-    ("", "4", "", "primary 4 no 0 3"),  # it never served under this record
-    ("4", "4", "stalled", "stalled"),  # its guard stood still: fenced without waiting for the peers
+@pytest.mark.parametrize("served,epoch,looked", [
+    ("3", "4", "superseded 4"),  # thawed after a failover: fenced without waiting for the peers
+    ("4", "4", "primary 4 no 0 3"),  # promoted, its mounted record not refreshed yet
+    ("", "4", "primary 4 no 0 3"),  # it never served under this record
 ])
-def test_a_look_names_a_newer_epoch_or_a_stall_before_asking_the_peers(pod, tmp_path, served, epoch, stalled, looked):
+def test_a_look_names_a_newer_epoch_before_asking_the_peers(pod, tmp_path, served, epoch, looked):
     write_settings(tmp_path)
     (tmp_path / "topology" / "epoch").write_text(epoch)
     (tmp_path / "read_only").write_text("0")  # acting as the primary: writable, replicating from nobody
     write_credentials(tmp_path, {"replication-password": "secret"})
     (tmp_path / "bin" / "mariadb").write_text("#!/bin/bash\ntouch \"$T/peer-asked\"; exit 1\n")
     (tmp_path / "bin" / "mariadb").chmod(0o755)
-    done = pod("self-fence.sh", SQL_STUB + 'look "$@"', args=[served, stalled])
+    done = pod("self-fence.sh", SQL_STUB + 'look "$@"', args=[served])
     assert done.out.strip() == looked, done.err
     assert (tmp_path / "peer-asked").exists() == looked.startswith("primary")
 
@@ -1263,22 +1266,36 @@ def test_the_guard_leaves_a_new_primary_whose_mounted_record_is_still_the_old_on
     assert run_guard(pod, tmp_path, ["primary 4 no 2 3"], 3) == []
 
 
-@pytest.mark.parametrize("stall,fences", [(3.5, True), (2.5, False)])  # stall limit: failover_after 4 - 1 s
-def test_the_guard_fences_a_primary_that_stood_still_for_failover_after_less_one_second(pod, tmp_path, stall, fences):
-    # Held in its sleep, as every process of a frozen pod is: a failover
-    # may have happened meanwhile.
-    (tmp_path / "stall").touch()
-    fenced = run_guard(pod, tmp_path, ["primary 3 yes 2 3"], 6, body="SLEEP_STALL=%s; guard & command sleep {seconds}; kill $!" % stall)
-    assert [why.split(" ms ")[-1] for _at, why in fenced] == (
-        ["(its pod frozen, or its node hung): another pod may have been promoted meanwhile"] if fences else [])
+# The guard and its stall watch stopped (SIGSTOP, as a frozen pod's every
+# process stands still) for STALL seconds, 2 s after they started; SERVER
+# stands for mariadbd.
+STALL_BODY = GUARD_STUB + r"""
+command sleep 60 & server=$!
+guard "$server" & guard=$!
+command sleep 2
+stopped=("$guard" $(pgrep -P "$guard"))
+kill -STOP "${stopped[@]}"; command sleep "$STALL"; kill -CONT "${stopped[@]}"
+command sleep 0.5
+if kill -0 "$server" 2>/dev/null; then echo server-runs; kill "$server"; else echo server-killed; fi
+kill "$guard"
+"""
 
 
-def test_the_guard_looks_again_at_once_after_a_look_that_stood_still(pod, tmp_path):
-    # A look bounded at LOOK_TIMEOUT + 1 s that took longer (frozen in it).
-    fenced = run_guard(pod, tmp_path, ["primary 3 yes 2 3", "stuck 4.5", "primary 3 yes 2 3"], 7,
-                       body="LOOK_TIMEOUT=0; guard & command sleep {seconds}; kill $!")
-    assert [why.split(" ms ")[-1] for _at, why in fenced] == [
-        "(its pod frozen, or its node hung): another pod may have been promoted meanwhile"]
+@pytest.mark.parametrize("looks,stall,killed", [
+    (["primary 3 yes 2 3"], 3.5, True),  # stall limit: failover_after 4 - 1 s
+    (["primary 3 yes 2 3"], 2.5, False),  # shorter than any failover
+    (["replica 3 no 2 3"], 3.5, False),  # a replica's server is never the one a failover replaces
+])
+def test_a_primary_that_stood_still_for_failover_after_less_one_second_is_killed_at_once(pod, tmp_path, looks, stall, killed):
+    write_settings(tmp_path, mariadb_autopilot_failover_after=4)
+    (tmp_path / "looks").write_text("".join(line + "\n" for line in looks))
+    done = pod("self-fence.sh", "STALL=%s\n%s" % (stall, STALL_BODY))
+    assert done.rc == 0, done.err
+    assert done.out.split() == ["server-killed" if killed else "server-runs"], done.err
+    # Marked first: it restarts read-only (server.sh).
+    assert (tmp_path / "data" / ".fenced-primary").exists() == killed
+    assert ("crashed mariadbd: this pod stood still for" in done.err) == killed, done.err
+    assert not (tmp_path / "fenced").exists()  # no SQL: the kill is all
 
 
 # tls.sh: a renewed certificate loaded without a restart.

@@ -14,13 +14,15 @@
 # 1 (its probes' timeout) + FENCE_AFTER = T + failover_after - 1, while the
 # autopilot counts failover_after from a read that ended after T, and then
 # still has to move. A pod whose mounted record names another primary at a
-# newer epoch than the one it served under isolates itself too, and so does
-# one whose guard stood still for failover_after less 1 s (its pod frozen,
-# its node hung; measured on its sleep, and on a look beyond the look's own
-# bound): another pod may have been promoted meanwhile, and the mounted
-# record, which the kubelet refreshes up to a minute late, cannot tell. The
+# newer epoch than the one it served under isolates itself too. The
 # autopilot makes a recorded primary that fenced itself writable again once
 # more than half of the pods replicate from it (autopilot.py).
+#
+# Beside the guard, its stall watch (watch_stalls) kills mariadbd when the
+# pod stood still for failover_after less 1 s while acting as the primary
+# (its pod frozen, its node hung): another pod may have been promoted
+# meanwhile, and the mounted record, which the kubelet refreshes up to a
+# minute late, cannot tell.
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
@@ -66,14 +68,13 @@ peer_answers() {
   [[ $output =~ ERROR\ ([0-9]+) ]] && ! [[ ${BASH_REMATCH[1]} =~ ^2[0-9]{3}$ ]]
 }
 
-# look [SERVED [stalled]]: one line. "idle" unless this pod acts as the
-# primary; "superseded EPOCH" when the mounted record names another pod at
-# an epoch newer than SERVED, the one this pod served under; "stalled" when
-# the guard said it stood still. Both without asking the peers: a primary
-# thawed after a failover is writable until it fences. Else "primary EPOCH
-# NAMED REACHED PODS": the mounted record's epoch, whether it names this
-# pod (yes/no), how many other pods answered, and how many pods the
-# cluster has.
+# look [SERVED]: one line. "idle" unless this pod acts as the primary;
+# "superseded EPOCH" when the mounted record names another pod at an epoch
+# newer than SERVED, the one this pod served under, without asking the
+# peers: a primary thawed after a failover is writable until it fences.
+# Else "primary EPOCH NAMED REACHED PODS": the mounted record's epoch,
+# whether it names this pod (yes/no), how many other pods answered, and how
+# many pods the cluster has.
 look() {
   local pods ordinal reached=0 named=no pid pids=() epoch
   if ! acting_primary; then
@@ -85,10 +86,6 @@ look() {
     named=yes
   elif [ -n "${1:-}" ] && [ "$epoch" -gt "$1" ]; then
     echo "superseded $epoch"
-    return
-  fi
-  if [ "${2:-}" = stalled ]; then
-    echo stalled
     return
   fi
   pods=$(recorded_setting mariadb_replicas)
@@ -120,7 +117,7 @@ before_failover_us() {
 # FENCE_AFTER: how long the primary may miss a quorum of its peers.
 fence_after_us() { before_failover_us 3; }
 
-# How long the guard may stand still: the autopilot counts failover_after
+# How long the pod may stand still: the autopilot counts failover_after
 # from a read that ended after the pod froze, so a shorter stall cannot
 # have seen a failover decided.
 stall_limit_us() { before_failover_us 1; }
@@ -128,11 +125,43 @@ stall_limit_us() { before_failover_us 1; }
 # look in a process of its own, bounded: "unknown" when it does not finish.
 look_bounded() { timeout -k 1 "$LOOK_TIMEOUT" bash "${BASH_SOURCE[0]}" look "$@" 2>/dev/null || echo unknown; }
 
-# Microseconds of a clock that never steps back (seconds since boot, to 1/100).
-now_us() {
+# clock: NOW, microseconds of a clock that never steps back (seconds since
+# boot, to 1/100). Builtins only, and no subshell: the stall watch reads it.
+clock() {
   local up
   read -r up _ < /proc/uptime
-  printf '%s' "$((${up/./} * 10000))"
+  NOW=$((10#${up/./} * 10000))
+}
+
+# watch_stalls SERVER: the loop beside the guard, told after each look
+# "primary LIMIT" (this pod acts as the primary; LIMIT is stall_limit_us) or
+# "idle" on its standard input. A frozen pod thaws all at once, and a
+# server's first answer to a client that waited on it comes 0.1-0.2 s
+# before the guard's next look could fence it: this loop's steps are all
+# builtins (its sleep is the read's timeout), so it kills mariadbd first,
+# while that client is still being greeted and authenticated. Its datadir
+# marked, the server restarts read-only (server.sh), and crash recovery
+# rolls back the commits that waited for an acknowledgement.
+watch_stalls() {
+  local server=$1 acting=idle limit=0 said said_limit last gap status
+  clock
+  last=$NOW
+  while true; do
+    if read -r -t 0.2 said said_limit; then
+      acting=$said limit=${said_limit:-0}
+    elif status=$? && [ "$status" -le 128 ]; then
+      return # the guard is gone
+    fi
+    clock
+    gap=$((NOW - last)) last=$NOW
+    if [ "$acting" = primary ] && [ "$gap" -gt "$limit" ]; then
+      : > "$DATADIR/$FENCED_MARK" || true
+      kill -KILL "$server" 2>/dev/null || true
+      acting=idle
+      log "crashed mariadbd: this pod stood still for $((gap / 1000)) ms (its pod frozen, or its node hung) while" \
+        "acting as the primary: another pod may have been promoted meanwhile; it restarts read-only"
+    fi
+  done
 }
 
 fence_self() {
@@ -148,59 +177,60 @@ fence_self() {
 }
 
 guard() {
-  local started line state epoch named reached pods lost_since='' lost_for served_epoch='' now every due left late stalled=''
-  log "guard started: it acts while the autopilot runs and this pod acts as the primary"
+  local server=$1 watch line state epoch named reached pods lost_since='' lost_for served_epoch='' started every left
+  local guarding=''
+  exec {watch}> >(watch_stalls "$server")
   while true; do
-    started=$(now_us)
-    line=idle every=$IDLE_EVERY
-    if guarded; then line=$(look_bounded "$served_epoch" ${stalled:+stalled}) every=1; fi
-    # A look runs at most LOOK_TIMEOUT + 1 s (timeout's kill): longer, this
-    # guard stood still; looked at again at once, the answer is current.
-    if [ $(($(now_us) - started)) -gt $(((LOOK_TIMEOUT + 1) * 1000000 + $(stall_limit_us))) ]; then
-      stalled=$((($(now_us) - started) / 1000))
-      continue
+    clock
+    started=$NOW line=idle every=$IDLE_EVERY
+    if guarded; then
+      [ "$guarding" = yes ] || log "guarding: the autopilot runs and the cluster has $(recorded_setting mariadb_replicas) pods"
+      guarding=yes line=$(look_bounded "$served_epoch") every=1
+    elif [ "$guarding" != no ]; then
+      # A new cluster: until deploy.yml has written the record and the kubelet refreshed the mount.
+      log "not guarding: the mounted settings record says the autopilot is off or the cluster has fewer than 3" \
+        "pods, or there is none yet"
+      guarding=no
     fi
     read -r state epoch named reached pods <<<"$line"
     if [ "$state" = superseded ]; then
+      echo idle >&"$watch"
       fence_self "the record names $STATEFULSET_NAME-$(recorded_primary) at epoch $epoch; this pod was the primary" \
         "at epoch $served_epoch"
-      lost_since='' served_epoch=''
-    elif [ "$state" = stalled ]; then
-      fence_self "this guard did not run for $stalled ms (its pod frozen, or its node hung): another pod may have" \
-        "been promoted meanwhile"
       lost_since='' served_epoch=''
     elif [ "$state" = unknown ]; then
       : # the look did not finish (the server hung): nothing learnt, nothing forgotten
     elif [ "$state" != primary ]; then
+      echo idle >&"$watch"
       lost_since='' served_epoch=''
     else
+      echo "primary $(stall_limit_us)" >&"$watch"
       if [ "$named" = yes ]; then served_epoch=$epoch; fi
       if ! outvoted "$reached" "$pods"; then
         lost_since=''
       else
         lost_since=${lost_since:-$started}
-        lost_for=$(($(now_us) - lost_since))
+        clock
+        lost_for=$((NOW - lost_since))
         if [ "$lost_for" -ge "$(fence_after_us)" ]; then
+          echo idle >&"$watch"
           fence_self "only $reached of the $((pods - 1)) other pods answered for $((lost_for / 1000)) ms:" \
             "the others could promote one of them"
           lost_since=''
         fi
       fi
     fi
-    stalled='' now=$(now_us) due=$((started + every * 1000000))
-    if [ "$now" -gt "$due" ]; then due=$now; fi
-    left=$((due - now))
+    clock
+    left=$((started + every * 1000000 - NOW))
     if [ "$left" -gt 0 ]; then sleep "$((left / 1000000)).$(printf '%06d' $((left % 1000000)))"; fi
-    # Woken that much later than it asked: this guard stood still.
-    late=$(($(now_us) - due))
-    if [ "$late" -gt "$(stall_limit_us)" ]; then stalled=$((late / 1000)); fi
   done
 }
 
 main() {
   case ${1:-} in
     look) look "${@:2}" ;;
-    *) guard ;;
+    guard) guard "$2" ;;
+    *) die "usage: self-fence.sh guard SERVER_PID | look [SERVED_EPOCH]" ;;
   esac
 }
 

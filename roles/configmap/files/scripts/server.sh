@@ -74,7 +74,7 @@ server=$!
 # The primary's guard while the autopilot runs (self-fence.sh): in this
 # container, since isolating the server may mean killing mariadbd, which
 # only this container's processes can signal.
-bash "$(dirname "${BASH_SOURCE[0]}")/self-fence.sh" &
+bash "$(dirname "${BASH_SOURCE[0]}")/self-fence.sh" guard "$server" &
 guard=$!
 trap 'kill -TERM "$server" 2>/dev/null' TERM INT
 # wait returns early when a signal is trapped: wait again until it is gone.
