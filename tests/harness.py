@@ -47,8 +47,8 @@ def container_pid(core, namespace, pod, container):
 
 
 def wait_guarded(core, namespace, pod):
-    """Until the pod's guard acts (self-fence.sh): a new cluster's settings
-    record reaches the pods up to a minute after deploy.yml wrote it."""
+    """Until the pod's guard acts (self-fence.sh): it looks for a new
+    cluster's settings record every 10 s until the kubelet has mounted it."""
     wait_until(pod + "'s guard acting", lambda: "guarding: the autopilot runs" in core.read_namespaced_pod_log(
         pod, namespace, container="mariadb"), timeout=120, interval=2)
 
