@@ -5,6 +5,7 @@ import os
 import pytest
 from kubernetes import client, config
 
+from tests.e2e import diagnostics
 from tests.e2e import report as reliability
 
 
@@ -48,6 +49,39 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep("=", "modules by total time")
         for module, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
             terminalreporter.write_line(f"{seconds:8.1f}s {module}")
+    # Last, where CI's excerpt of the output ends: the first failure's cluster.
+    for rep in terminalreporter.stats.get("failed", []):
+        for title, text in rep.sections:
+            if title == "cluster at the failure":
+                terminalreporter.write_sep("=", "cluster when %s failed" % rep.nodeid)
+                terminalreporter.write_line(text)
+                return
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failure carries the cluster as it was (tests/e2e/diagnostics.py); in
+    a module of steps (STEPS = True: each builds on the one before), it
+    marks the module failed, so later steps fail at once rather than each
+    waiting out its timeouts on a broken cluster."""
+    outcome = yield
+    rep = outcome.get_result()
+    if not rep.failed or call.when == "teardown" or getattr(item.module, "FAILED_STEP", None):
+        return
+    if getattr(item.module, "STEPS", False):
+        item.module.FAILED_STEP = item.name
+    if os.environ.get("KUBECONFIG"):
+        try:
+            config.load_kube_config()
+            rep.sections.append(("cluster at the failure", diagnostics.describe(client.CoreV1Api(client.ApiClient()))))
+        except Exception as exc:  # the cluster itself may be what failed
+            rep.sections.append(("cluster at the failure", "not described: %s: %s" % (type(exc).__name__, exc)))
+
+
+def pytest_runtest_setup(item):
+    failed = getattr(item.module, "FAILED_STEP", None)
+    if failed:
+        pytest.fail("not run: the earlier step %s failed, and this one builds on it" % failed, pytrace=False)
 
 
 def _controller(session):

@@ -18,6 +18,8 @@ from tests.harness import PODS, ROOT, SELECTOR, Playbook, fresh_namespaces, imag
     run_readme_command, sql, start_client, wait_until
 
 NS = "mysql"
+# Each test builds on the ones before it (conftest.py).
+STEPS = True
 OLD, NEW = "10.11", "11.8"
 RAN = []
 
