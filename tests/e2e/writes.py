@@ -1,5 +1,7 @@
 """A concurrent writer and the check that every write it saw acknowledged
 survived, shared by the fault and the primary-move tests."""
+from ansible_collections.mariadb_k8s.cluster.plugins.module_utils.pod_exec import ExecError
+
 from tests.harness import run_playbook, sql, wait_until
 
 # A fault test means something only over this many acknowledged writes: the
@@ -105,6 +107,16 @@ def checksum(runner, pod):
     return sql(runner, pod + ".mysql", "CHECKSUM TABLE app.events").split()[-1]
 
 
+def caught_up(runner, primary, pods):
+    """Every pod holds the primary's rows. A pod that does not answer (a
+    failover may delete an old primary's pod that was restarting, and its
+    name resolves again only once the StatefulSet made it again) has not."""
+    try:
+        return all(checksum(runner, p) == checksum(runner, primary) for p in pods)
+    except ExecError:
+        return False
+
+
 def recorded_primary(core, namespace):
     return core.read_namespaced_config_map("mysql-topology", namespace).data["primary"]
 
@@ -119,8 +131,7 @@ def check_nothing_lost(report, runner, core, base, label, writer, replicas, reco
     pods = ["mysql-%d" % i for i in range(replicas)]
     on_primary = rows(runner, primary, scenario)
     assert acked <= on_primary, "acknowledged writes missing on the primary %s: %s" % (primary, sorted(acked - on_primary)[:10])
-    wait_until("replicas caught up", lambda: all(checksum(runner, p) == checksum(runner, primary) for p in pods),
-               timeout=60, interval=1)
+    wait_until("replicas caught up", lambda: caught_up(runner, primary, pods), timeout=180, interval=1)
     found = {p: len(rows(runner, p, scenario)) for p in pods}
     assert all(rows(runner, p, scenario) == on_primary for p in pods)
     run_playbook("verify.yml", dict(base, replicas=replicas)).check()
