@@ -49,7 +49,8 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep("=", "modules by total time")
         for module, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
             terminalreporter.write_line(f"{seconds:8.1f}s {module}")
-    # Last, where CI's excerpt of the output ends: the first failure's cluster.
+    # The first failure's cluster, at the end of the output (only pytest's
+    # one-line summary of each failure follows), where CI's excerpt ends.
     for rep in terminalreporter.stats.get("failed", []):
         for title, text in rep.sections:
             if title == "cluster at the failure":

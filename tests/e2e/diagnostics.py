@@ -4,8 +4,10 @@ server container logged about its role. Taken at the failure, since the
 next test changes it, and kept short: CI shows the end of its output."""
 from kubernetes import client
 
+from tests.harness import AUTOPILOT
+
+# Every cluster's database pods, whatever its name (harness.PODS selects the cluster mysql only).
 DATABASE = "app.kubernetes.io/name=mariadb"
-AUTOPILOT = "app.kubernetes.io/component=autopilot"
 # What a server container logs about its role (role.sh, self-fence.sh, server.sh).
 ROLE_EVENTS = ("fenc", "crash", "promoted", "writable", "replicating from", "guarding", "stood still", "ERROR")
 
@@ -33,19 +35,19 @@ def _log_tail(core, pod, container, keep, lines):
 def describe(core):
     """Lines describing every namespace that runs a cluster of ours."""
     out = []
-    pods = core.list_pod_for_all_namespaces(label_selector=DATABASE).items
-    pods += core.list_pod_for_all_namespaces(label_selector=AUTOPILOT).items
-    for namespace in sorted({pod.metadata.namespace for pod in pods}):
-        mine = sorted((p for p in pods if p.metadata.namespace == namespace), key=lambda p: p.metadata.name)
+    servers = core.list_pod_for_all_namespaces(label_selector=DATABASE).items
+    autopilots = core.list_pod_for_all_namespaces(label_selector=AUTOPILOT).items
+    for namespace in sorted({pod.metadata.namespace for pod in servers + autopilots}):
+        def mine(pods):
+            return sorted((p for p in pods if p.metadata.namespace == namespace), key=lambda p: p.metadata.name)
         out.append("namespace %s:" % namespace)
-        out += [_pod_line(pod) for pod in mine]
-        for pod in mine:
-            if "autopilot" in pod.metadata.name:
-                out.append("  %s, last verdicts:" % pod.metadata.name)
-                out += _log_tail(core, pod, None, None, 4)
-            elif pod.status.phase == "Running":
-                events = _log_tail(core, pod, "mariadb", ROLE_EVENTS, 3)
-                if events:
-                    out.append("  %s, its role:" % pod.metadata.name)
-                    out += events
+        out += [_pod_line(pod) for pod in mine(servers) + mine(autopilots)]
+        for pod in mine(servers):
+            events = _log_tail(core, pod, "mariadb", ROLE_EVENTS, 3) if pod.status.phase == "Running" else []
+            if events:
+                out.append("  %s, its role:" % pod.metadata.name)
+                out += events
+        for pod in mine(autopilots):
+            out.append("  %s, last verdicts:" % pod.metadata.name)
+            out += _log_tail(core, pod, None, None, 4)
     return "\n".join(out)

@@ -112,7 +112,8 @@ def caught_up(runner, primary, pods):
     failover may delete an old primary's pod that was restarting, and its
     name resolves again only once the StatefulSet made it again) has not."""
     try:
-        return all(checksum(runner, p) == checksum(runner, primary) for p in pods)
+        expected = checksum(runner, primary)
+        return all(checksum(runner, p) == expected for p in pods)
     except ExecError:
         return False
 
