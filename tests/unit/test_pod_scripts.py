@@ -86,6 +86,7 @@ def pod(tmp_path):
             "set -euo pipefail; shopt -s inherit_errexit",  # as in every pod script
             ". %s" % shlex.quote(os.path.join(SCRIPTS, script)),
             "DATADIR=%s" % shlex.quote(str(tmp_path / "data")),
+            "STALL_MARK=%s" % shlex.quote(str(tmp_path / "shm-stalled")),
             "CREDENTIALS=%s" % shlex.quote(str(tmp_path / "credentials")),
             "TOPOLOGY=%s" % shlex.quote(str(tmp_path / "topology")),
             "SQL_LOG=%s SLAVE_STATUS=%s" % (shlex.quote(str(tmp_path / "sql.log")), shlex.quote(str(tmp_path / "status"))),
@@ -645,8 +646,8 @@ def server(pod, tmp_path):
     scripts = tmp_path / "scripts"
     shutil.copytree(SCRIPTS, scripts)
     with open(scripts / "common.sh", "a") as common:
-        common.write("\nDATADIR=%s CREDENTIALS=%s TOPOLOGY=%s CNF=%s\n" % tuple(
-            shlex.quote(str(tmp_path / d)) for d in ("data", "credentials", "topology", "my.cnf")))
+        common.write("\nDATADIR=%s CREDENTIALS=%s TOPOLOGY=%s CNF=%s STALL_MARK=%s\n" % tuple(
+            shlex.quote(str(tmp_path / d)) for d in ("data", "credentials", "topology", "my.cnf", "shm-stalled")))
     for name, body in SERVER_STUBS.items():
         path = tmp_path / "bin" / name
         path.write_text("#!/bin/bash\n" + body)
@@ -739,6 +740,42 @@ def test_only_the_primary_runs_the_primary_side_of_semi_sync(server, tmp_path, h
 def test_server_exits_with_the_status_of_mariadbd(server, tmp_path):
     (tmp_path / "data" / "mysql").mkdir()
     assert server("mysql-1", STUB_EXIT="137").rc == 137
+
+
+def test_server_starts_the_stall_watch_before_mariadbd_and_tells_it_the_pid(server, tmp_path):
+    """A frozen pod's processes thaw in the order they started: the watch,
+    older than mariadbd, runs again first. Told it acts as the primary with
+    a stall limit of 1 us (on its pipe, as the guard tells it), it kills the
+    server it learnt of, marked to restart read-only."""
+    (tmp_path / "data" / "mysql").mkdir()
+    proc = server("mysql-1", background=True, SERVE="1")
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text().strip():
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+            time.sleep(0.05)
+        mariadbd = int((tmp_path / "pid").read_text())
+        with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as children:
+            pids = [int(pid) for pid in children.read().split()]
+        (watch,) = [pid for pid in pids if open("/proc/%d/cmdline" % pid, "rb").read().endswith(b"self-fence.sh\0watch\0")]
+        assert watch < mariadbd
+        with open("/proc/%d/fd/0" % watch, "w") as pipe:
+            pipe.write("primary 1\n")
+        assert proc.wait(timeout=10) == 128 + signal.SIGKILL
+    finally:
+        proc.kill()
+    assert (tmp_path / "shm-stalled").exists()
+
+
+def test_a_server_the_stall_watch_killed_starts_read_only_and_keeps_the_mark_on_its_volume(server, tmp_path):
+    (tmp_path / "data" / "mysql").mkdir()
+    (tmp_path / "shm-stalled").touch()
+    write_topology(tmp_path, primary="mysql-0", initialised="true")
+    done = server("mysql-0")
+    assert done.rc == 0, done.err
+    assert mariadbd_runs(tmp_path)[0].split()[1:] == ["--read-only=ON", "--rpl-semi-sync-master-enabled=OFF",
+                                                      "--init-rpl-role=SLAVE"]
+    assert (tmp_path / "data" / ".fenced-primary").exists() and not (tmp_path / "shm-stalled").exists()
 
 
 def test_server_passes_sigterm_on_to_mariadbd_its_child(server, tmp_path):
@@ -1182,6 +1219,11 @@ def test_a_peer_answers_with_any_server_reply_and_the_password_stays_out_of_argv
     assert argv[0] == "--no-defaults" and "--host=mysql-2.mysql" in argv and "--ssl-verify-server-cert" in argv
 
 
+# As server.sh starts them: the stall watch, the server (SERVER: a sleep),
+# then the guard, in the background ($!).
+START_GUARD = 'exec {w}> >(watch); watcher=$!; command sleep 60 {w}>&- & server=$!; echo "$server" >&"$w"; guard "$w" & '
+
+
 # The guard's rounds with look_bounded answering from $T/looks, one line a
 # round ("idle" once fence_self ran: the server is read-only then).
 GUARD_STUB = r"""
@@ -1197,11 +1239,11 @@ fence_self() { printf '%s %s\n' "$(date +%s%6N)" "$*" >> "$T/fenced"; }
 
 
 def run_guard(pod, tmp_path, looks, seconds,
-              body="command sleep 60 & server=$!; guard $server & command sleep {seconds}; kill $! $server"):
+              body=START_GUARD + "command sleep {seconds}; kill $! $server"):
     write_settings(tmp_path, mariadb_autopilot_failover_after=4)  # fence after 1 s
     (tmp_path / "looks").write_text("".join(line + "\n" for line in looks))
     started = time.time()
-    done = pod("self-fence.sh", GUARD_STUB + body.format(seconds=seconds))
+    done = pod("self-fence.sh", GUARD_STUB + body.replace("{seconds}", str(seconds)))
     assert done.rc == 0, done.err
     fenced = (tmp_path / "fenced").read_text().splitlines() if (tmp_path / "fenced").exists() else []
     return [(int(line.split()[0]) / 1e6 - started, line.split(" ", 1)[1]) for line in fenced]
@@ -1215,7 +1257,7 @@ def test_the_guard_looks_every_second_and_checks_every_ten_while_it_has_nothing_
     write_settings(tmp_path, **changes)
     (tmp_path / "looks").write_text("replica 0 no 2 3\n")
     body = GUARD_STUB + ('sleep() { printf "%s\\n" "$1" >> "$T/slept"; command sleep 0.2; }; '
-                         'command sleep 60 & server=$!; guard $server & command sleep 1; kill $! $server')
+                         + START_GUARD + 'command sleep 1; kill $! $server')
     done = pod("self-fence.sh", body)
     assert done.rc == 0
     asked = [float(seconds) for seconds in (tmp_path / "slept").read_text().split()]
@@ -1269,11 +1311,9 @@ def test_the_guard_leaves_a_new_primary_whose_mounted_record_is_still_the_old_on
 # The guard and its stall watch stopped (SIGSTOP, as a frozen pod's every
 # process stands still) for STALL seconds, 2 s after they started; SERVER
 # stands for mariadbd.
-STALL_BODY = GUARD_STUB + r"""
-command sleep 60 & server=$!
-guard "$server" & guard=$!
+STALL_BODY = GUARD_STUB + START_GUARD + r"""guard=$!
 command sleep 2
-stopped=("$guard" $(pgrep -P "$guard"))
+stopped=("$guard" $(pgrep -P "$guard" || true) "$watcher" $(pgrep -P "$watcher" || true))
 kill -STOP "${stopped[@]}"; command sleep "$STALL"; kill -CONT "${stopped[@]}"
 command sleep 0.5
 if kill -0 "$server" 2>/dev/null; then echo server-runs; kill "$server"; else echo server-killed; fi
@@ -1292,8 +1332,8 @@ def test_a_primary_that_stood_still_for_failover_after_less_one_second_is_killed
     done = pod("self-fence.sh", "STALL=%s\n%s" % (stall, STALL_BODY))
     assert done.rc == 0, done.err
     assert done.out.split() == ["server-killed" if killed else "server-runs"], done.err
-    # Marked first: it restarts read-only (server.sh).
-    assert (tmp_path / "data" / ".fenced-primary").exists() == killed
+    # Marked first, in the pod's memory: it restarts read-only (server.sh).
+    assert (tmp_path / "shm-stalled").exists() == killed
     assert ("crashed mariadbd: this pod stood still for" in done.err) == killed, done.err
     assert not (tmp_path / "fenced").exists()  # no SQL: the kill is all
 

@@ -25,6 +25,12 @@ STAGE_PREFIX=.staging
 # Left by role.sh isolate: this server was a primary its replicas lost; it
 # starts read-only until a promotion removes the mark.
 FENCED_MARK=.fenced-primary
+# Left by the stall watch (self-fence.sh) the instant before it kills
+# mariadbd, for server.sh to turn into FENCED_MARK: in the pod's shared
+# memory (a tmpfs the container's restarts keep), because creating a file on
+# the data volume can wait 0.1 s on its journal, time a thawed server uses
+# to answer the clients that waited on it.
+STALL_MARK=/dev/shm/mariadb-k8s-stalled
 
 log() { printf '[%s %s] %s\n' "$(date -u +%H:%M:%S)" "${0##*/}" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

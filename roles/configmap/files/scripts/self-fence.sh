@@ -22,7 +22,8 @@
 # pod stood still for failover_after less 1 s while acting as the primary
 # (its pod frozen, its node hung): another pod may have been promoted
 # meanwhile, and the mounted record, which the kubelet refreshes up to a
-# minute late, cannot tell.
+# minute late, cannot tell. server.sh starts the watch before mariadbd
+# (self-fence.sh watch), and the guard after, telling it the watch's pipe.
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR
@@ -135,29 +136,33 @@ clock() {
 
 # watch_stalls SERVER: the loop beside the guard, told after each look
 # "primary LIMIT" (this pod acts as the primary; LIMIT is stall_limit_us) or
-# "idle" on its standard input. A frozen pod thaws all at once, and a
-# server's first answer to a client that waited on it comes 0.1-0.2 s
-# before the guard's next look could fence it: this loop's steps are all
-# builtins (its sleep is the read's timeout), so it kills mariadbd first,
-# while that client is still being greeted and authenticated. Its datadir
-# marked, the server restarts read-only (server.sh), and crash recovery
-# rolls back the commits that waited for an acknowledgement.
+# "idle" on its standard input. A frozen pod thaws all at once, and its
+# server greets a client that waited on it within 0.1 ms: this loop must
+# kill mariadbd before that client, authenticated, asks its first question.
+# It runs in a process started before mariadbd's (watch), which the freezer
+# thaws first, and its steps are builtins; but its sleep, a read's timeout,
+# sleeps again after the thaw for what it had left when the pod froze. So
+# while the pod acts as the primary it sleeps 10 ms at a time (about 1% of
+# a CPU). Marked (STALL_MARK), the server restarts read-only (server.sh),
+# and crash recovery rolls back the commits that waited for an
+# acknowledgement.
 watch_stalls() {
-  local server=$1 acting=idle limit=0 said said_limit last gap status
+  local server=$1 acting=idle limit=0 said said_limit last gap status tick=0.5
   clock
   last=$NOW
   while true; do
-    if read -r -t 0.2 said said_limit; then
-      acting=$said limit=${said_limit:-0}
+    if read -r -t "$tick" said said_limit; then
+      acting=$said limit=${said_limit:-0} tick=0.5
+      if [ "$acting" = primary ]; then tick=0.01; fi
     elif status=$? && [ "$status" -le 128 ]; then
-      return # the guard is gone
+      return # server.sh and the guard are gone
     fi
     clock
     gap=$((NOW - last)) last=$NOW
     if [ "$acting" = primary ] && [ "$gap" -gt "$limit" ]; then
-      : > "$DATADIR/$FENCED_MARK" || true
+      : > "$STALL_MARK" || true
       kill -KILL "$server" 2>/dev/null || true
-      acting=idle
+      acting=idle tick=0.5
       log "crashed mariadbd: this pod stood still for $((gap / 1000)) ms (its pod frozen, or its node hung) while" \
         "acting as the primary: another pod may have been promoted meanwhile; it restarts read-only"
     fi
@@ -176,10 +181,19 @@ fence_self() {
   fi
 }
 
+# watch: the stall watch's process; the first line on its standard input is
+# mariadbd's PID, the guard's lines follow.
+watch() {
+  local server
+  read -r server || return 0
+  watch_stalls "$server"
+}
+
+# guard WATCH: the guard's loop; WATCH is the file descriptor of the stall
+# watch's pipe.
 guard() {
-  local server=$1 watch line state epoch named reached pods lost_since='' lost_for served_epoch='' started every left
+  local watch=$1 line state epoch named reached pods lost_since='' lost_for served_epoch='' started every left
   local guarding=''
-  exec {watch}> >(watch_stalls "$server")
   while true; do
     clock
     started=$NOW line=idle every=$IDLE_EVERY
@@ -229,8 +243,9 @@ guard() {
 main() {
   case ${1:-} in
     look) look "${@:2}" ;;
+    watch) watch ;;
     guard) guard "$2" ;;
-    *) die "usage: self-fence.sh guard SERVER_PID | look [SERVED_EPOCH]" ;;
+    *) die "usage: self-fence.sh watch | guard WATCH_FD | look [SERVED_EPOCH]" ;;
   esac
 }
 

@@ -51,8 +51,15 @@ if [ ! -d "$DATADIR/mysql" ]; then
   cluster_initialised && die "this pod is the recorded primary but its volume is empty while the cluster holds data: run failover.yml to promote the most advanced replica; this pod then rejoins as a replica"
   initialize_primary
 fi
+# The stall watch's mark, kept on the data volume from now on (role.sh
+# promote and unfence remove it there).
+if [ -e "$STALL_MARK" ]; then
+  touch "$DATADIR/$FENCED_MARK"
+  rm -f "$STALL_MARK"
+fi
 # A server whose replication is configured (master.info) was a replica when
-# it stopped, and one role.sh isolate fenced was a primary its replicas lost:
+# it stopped, and one role.sh isolate or the stall watch fenced was a
+# primary its replicas lost, or that stood still long enough to be replaced:
 # either starts read-only even when the record names it, since a record
 # refreshed late would make a demoted primary writable again (role.sh
 # promote removes both).
@@ -66,15 +73,21 @@ fi
 # those a primary was still waiting to have acknowledged, and truncates the
 # log before them: an old primary then rejoins as a prefix of the new one.
 log "starting mariadbd, read_only $read_only, semi-sync primary side $semi_sync, role $role"
+# The primary's guard while the autopilot runs (self-fence.sh): in this
+# container, since isolating the server may mean killing mariadbd, which
+# only this container's processes can signal. Its stall watch is started
+# first: a frozen pod's processes thaw in the order they started, so the
+# watch runs again before any thread of mariadbd and can kill it before it
+# answers anyone. It learns mariadbd's PID on its pipe.
+fence=$(dirname "${BASH_SOURCE[0]}")/self-fence.sh
+exec {watch}> >(exec bash "$fence" watch)
 # A child, not PID 1: the kernel ignores SIGKILL sent to a PID namespace's
 # init from inside it, and role.sh isolate must be able to crash the server.
 mariadbd --defaults-file="$CNF" --read-only="$read_only" --rpl-semi-sync-master-enabled="$semi_sync" \
-  --init-rpl-role="$role" &
+  --init-rpl-role="$role" {watch}>&- &
 server=$!
-# The primary's guard while the autopilot runs (self-fence.sh): in this
-# container, since isolating the server may mean killing mariadbd, which
-# only this container's processes can signal.
-bash "$(dirname "${BASH_SOURCE[0]}")/self-fence.sh" guard "$server" &
+echo "$server" >&"$watch" || log "the stall watch is gone: a frozen pod is left to the guard and the autopilot"
+bash "$fence" guard "$watch" &
 guard=$!
 trap 'kill -TERM "$server" 2>/dev/null' TERM INT
 # wait returns early when a signal is trapped: wait again until it is gone.
