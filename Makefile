@@ -13,10 +13,11 @@ deploy: setup
 # builds nor loads it (scripts/lib/build-versitygw.sh).
 test e2e benchmark chaos: export MARIADB_K8S_OBJECT_STORE = 1
 
-# Lint and unit tests need no cluster: they run while it comes up.
+# Lint and unit tests need no cluster: they run while it comes up, beside
+# each other (each target's output printed whole once it is done).
 test: setup
 	@scripts/with-cluster true & cluster=$$!; \
-	$(MAKE) --no-print-directory lint unit; checks=$$?; \
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint unit; checks=$$?; \
 	wait $$cluster; up=$$?; \
 	[ $$checks -eq 0 ] && [ $$up -eq 0 ]
 	$(MAKE) --no-print-directory e2e
@@ -26,8 +27,9 @@ lint: setup
 	cd .venv/collections/ansible_collections/mariadb_k8s/cluster && PATH=$(CURDIR)/.venv/bin:$$PATH ansible-lint --offline --profile production
 	tests/sanity/run.sh
 
+# In 4 processes: most of the time goes to pod scripts that sleep.
 unit: setup
-	.venv/bin/pytest -q tests/unit
+	.venv/bin/pytest -q -n 4 tests/unit
 
 # Independent modules run in parallel (each in its own namespaces), longest
 # first (tests/e2e/conftest.py); the 25 slowest tests and each module's
