@@ -755,6 +755,7 @@ def test_server_starts_the_stall_watch_before_mariadbd_and_tells_it_the_pid(serv
             assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
             time.sleep(0.05)
         mariadbd = int((tmp_path / "pid").read_text())
+        time.sleep(0.5)  # after the guard's first line ("idle"; the next comes 10 s later)
         with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as children:
             pids = [int(pid) for pid in children.read().split()]
         (watch,) = [pid for pid in pids if open("/proc/%d/cmdline" % pid, "rb").read().endswith(b"self-fence.sh\0watch\0")]
@@ -1306,6 +1307,32 @@ def test_a_look_that_did_not_finish_keeps_the_epoch_the_primary_served_under(pod
 def test_the_guard_leaves_a_new_primary_whose_mounted_record_is_still_the_old_one(pod, tmp_path):
     # Promoted at epoch 5, its kubelet has not refreshed the record yet.
     assert run_guard(pod, tmp_path, ["primary 4 no 2 3"], 3) == []
+
+
+def test_a_guard_whose_stall_watch_died_still_fences(pod, tmp_path):
+    """Its writes to the watch's pipe fail (EPIPE): it goes on guarding."""
+    body = ('exec {w}> >(true); command sleep 0.3; command sleep 60 {w}>&- & server=$!; guard "$w" & '
+            'command sleep {seconds}; kill $! $server')
+    fenced = run_guard(pod, tmp_path, ["primary 0 yes 2 3"] + ["primary 0 yes 0 3"], 5, body=body)
+    assert [why[:len("only 0 of the 2")] for _at, why in fenced] == ["only 0 of the 2"], fenced
+
+
+def test_the_stall_watch_keeps_a_line_its_timeout_cut_in_two(pod, tmp_path):
+    """Ticking every 10 ms, it may time out in the middle of the guard's line."""
+    done = pod("self-fence.sh", 'exec {w}> >(watch); command sleep 60 {w}>&- & server=$!; echo "$server" >&"$w"; '
+               'echo "primary 9000000" >&"$w"; command sleep 0.1; printf prim >&"$w"; command sleep 0.1; '
+               'printf "ary 1\\n" >&"$w"; command sleep 0.5; '
+               'if kill -0 "$server" 2>/dev/null; then echo server-runs; kill "$server"; else echo server-killed; fi')
+    assert done.out.split() == ["server-killed"], done.err
+
+
+def test_the_stall_watch_stops_once_the_guard_is_gone(pod, tmp_path):
+    """Else it would keep the last state it was told, and could kill a pod
+    that no longer acts as the primary."""
+    done = pod("self-fence.sh", 'exec {w}> >(watch); watcher=$!; echo 12345 >&"$w"; echo "primary 9000000" >&"$w"; '
+               'exec {w}>&-; command sleep 1; if kill -0 "$watcher" 2>/dev/null; then echo watching; fi')
+    assert done.rc == 0 and done.out == "", done.err
+    assert "the guard is gone: no more stall watch" in done.err
 
 
 # The guard and its stall watch stopped (SIGSTOP, as a frozen pod's every

@@ -27,7 +27,8 @@ STAGE_PREFIX=.staging
 FENCED_MARK=.fenced-primary
 # Left by the stall watch (self-fence.sh) the instant before it kills
 # mariadbd, for server.sh to turn into FENCED_MARK: in the pod's shared
-# memory (a tmpfs the container's restarts keep), because creating a file on
+# memory (the tmpfs of the pod's IPC namespace, one per pod with every CRI
+# runtime, which the container's restarts keep), because creating a file on
 # the data volume can wait 0.1 s on its journal, time a thawed server uses
 # to answer the clients that waited on it.
 STALL_MARK=/dev/shm/mariadb-k8s-stalled

@@ -147,15 +147,21 @@ clock() {
 # and crash recovery rolls back the commits that waited for an
 # acknowledgement.
 watch_stalls() {
-  local server=$1 acting=idle limit=0 said said_limit last gap status tick=0.5
+  local server=$1 acting=idle limit=0 line pending='' last gap status tick=0.5
   clock
   last=$NOW
   while true; do
-    if read -r -t "$tick" said said_limit; then
-      acting=$said limit=${said_limit:-0} tick=0.5
+    # A timeout in the middle of a line keeps what was read of it.
+    if IFS= read -r -t "$tick" line; then
+      line=$pending$line pending=''
+      acting=${line%% *} limit=${line#"${line%% *}"} tick=0.5
+      limit=${limit# } limit=${limit:-0}
       if [ "$acting" = primary ]; then tick=0.01; fi
     elif status=$? && [ "$status" -le 128 ]; then
-      return # server.sh and the guard are gone
+      log "the guard is gone: no more stall watch"
+      return
+    else
+      pending+=$line
     fi
     clock
     gap=$((NOW - last)) last=$NOW
@@ -168,6 +174,9 @@ watch_stalls() {
     fi
   done
 }
+
+# tell_watch LINE: to the stall watch (the guard's $watch), if it still reads.
+tell_watch() { echo "$1" 1>&"$watch" 2>/dev/null || true; }
 
 fence_self() {
   local said
@@ -194,6 +203,7 @@ watch() {
 guard() {
   local watch=$1 line state epoch named reached pods lost_since='' lost_for served_epoch='' started every left
   local guarding=''
+  trap '' PIPE # a stall watch that died leaves the guard guarding
   while true; do
     clock
     started=$NOW line=idle every=$IDLE_EVERY
@@ -208,17 +218,17 @@ guard() {
     fi
     read -r state epoch named reached pods <<<"$line"
     if [ "$state" = superseded ]; then
-      echo idle >&"$watch"
+      tell_watch idle
       fence_self "the record names $STATEFULSET_NAME-$(recorded_primary) at epoch $epoch; this pod was the primary" \
         "at epoch $served_epoch"
       lost_since='' served_epoch=''
     elif [ "$state" = unknown ]; then
       : # the look did not finish (the server hung): nothing learnt, nothing forgotten
     elif [ "$state" != primary ]; then
-      echo idle >&"$watch"
+      tell_watch idle
       lost_since='' served_epoch=''
     else
-      echo "primary $(stall_limit_us)" >&"$watch"
+      tell_watch "primary $(stall_limit_us)"
       if [ "$named" = yes ]; then served_epoch=$epoch; fi
       if ! outvoted "$reached" "$pods"; then
         lost_since=''
@@ -227,7 +237,7 @@ guard() {
         clock
         lost_for=$((NOW - lost_since))
         if [ "$lost_for" -ge "$(fence_after_us)" ]; then
-          echo idle >&"$watch"
+          tell_watch idle
           fence_self "only $reached of the $((pods - 1)) other pods answered for $((lost_for / 1000)) ms:" \
             "the others could promote one of them"
           lost_since=''

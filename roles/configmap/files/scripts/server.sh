@@ -55,6 +55,7 @@ fi
 # promote and unfence remove it there).
 if [ -e "$STALL_MARK" ]; then
   touch "$DATADIR/$FENCED_MARK"
+  sync
   rm -f "$STALL_MARK"
 fi
 # A server whose replication is configured (master.info) was a replica when
@@ -86,9 +87,13 @@ exec {watch}> >(exec bash "$fence" watch)
 mariadbd --defaults-file="$CNF" --read-only="$read_only" --rpl-semi-sync-master-enabled="$semi_sync" \
   --init-rpl-role="$role" {watch}>&- &
 server=$!
-echo "$server" >&"$watch" || log "the stall watch is gone: a frozen pod is left to the guard and the autopilot"
+trap '' PIPE
+echo "$server" 1>&"$watch" 2>/dev/null || log "the stall watch is gone: a frozen pod is left to the guard and the autopilot"
+trap - PIPE
 bash "$fence" guard "$watch" &
 guard=$!
+# The guard alone writes to the watch now: gone, the watch stops with it.
+exec {watch}>&-
 trap 'kill -TERM "$server" 2>/dev/null' TERM INT
 # wait returns early when a signal is trapped: wait again until it is gone.
 # At least once: bash may have reaped a server that exited at once, and
