@@ -737,6 +737,15 @@ def test_only_the_primary_runs_the_primary_side_of_semi_sync(server, tmp_path, h
     assert mariadbd_runs(tmp_path)[0].split()[-2] == "--rpl-semi-sync-master-enabled=" + semi_sync
 
 
+def serving_pid(tmp_path, proc):
+    """The PID of the mariadbd stub server.sh (proc) runs with SERVE set, once it serves."""
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text().strip():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    return int((tmp_path / "pid").read_text())
+
+
 def test_server_exits_with_the_status_of_mariadbd(server, tmp_path):
     (tmp_path / "data" / "mysql").mkdir()
     assert server("mysql-1", STUB_EXIT="137").rc == 137
@@ -750,11 +759,7 @@ def test_server_starts_the_stall_watch_before_mariadbd_and_tells_it_the_pid(serv
     (tmp_path / "data" / "mysql").mkdir()
     proc = server("mysql-1", background=True, SERVE="1")
     try:
-        deadline = time.monotonic() + 20
-        while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text().strip():
-            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
-            time.sleep(0.05)
-        mariadbd = int((tmp_path / "pid").read_text())
+        mariadbd = serving_pid(tmp_path, proc)
         time.sleep(0.5)  # after the guard's first line ("idle"; the next comes 10 s later)
         with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as children:
             pids = [int(pid) for pid in children.read().split()]
@@ -785,11 +790,7 @@ def test_server_passes_sigterm_on_to_mariadbd_its_child(server, tmp_path):
     (tmp_path / "data" / "mysql").mkdir()
     proc = server("mysql-1", background=True, SERVE="1")
     try:
-        deadline = time.monotonic() + 20
-        while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text().strip():
-            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
-            time.sleep(0.05)
-        assert int((tmp_path / "pid").read_text()) != proc.pid
+        assert serving_pid(tmp_path, proc) != proc.pid
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     finally:

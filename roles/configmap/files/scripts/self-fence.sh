@@ -153,9 +153,8 @@ watch_stalls() {
   while true; do
     # A timeout in the middle of a line keeps what was read of it.
     if IFS= read -r -t "$tick" line; then
-      line=$pending$line pending=''
-      acting=${line%% *} limit=${line#"${line%% *}"} tick=0.5
-      limit=${limit# } limit=${limit:-0}
+      read -r acting limit <<<"$pending$line"
+      pending='' limit=${limit:-0} tick=0.5
       if [ "$acting" = primary ]; then tick=0.01; fi
     elif status=$? && [ "$status" -le 128 ]; then
       log "the guard is gone: no more stall watch"
