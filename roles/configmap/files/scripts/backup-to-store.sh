@@ -81,6 +81,10 @@ main() {
   local status=("${PIPESTATUS[@]}")
   set -e
   wait "$tap"
+  # Nothing left to report progress on, and the verdict must be the last line.
+  kill "$ticker" 2>/dev/null || true
+  wait "$ticker" 2>/dev/null || true
+  ticker=
   finished=$(date -u +%s)
   if [ "${status[0]}" != 0 ]; then
     tail -n 20 "$work/log" >&2
